@@ -1,0 +1,132 @@
+"""Settings: every one has a command-line flag and an ``MCP_MEMORY_*`` environment variable.
+
+Precedence is flag, then environment, then default. The flags are generated from the
+fields below (see ``cli.py``), so a new setting is one field here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInput
+
+__all__ = ["ALL_GROUPS", "Config", "default_data_dir"]
+
+ALL_GROUPS = ("artifacts", "memory", "files", "lab", "graph")
+ENV_PREFIX = "MCP_MEMORY_"
+
+
+def default_data_dir() -> Path:
+    """``$MCP_MEMORY_HOME`` if set, else the platform's user data directory."""
+    home = os.environ.get("MCP_MEMORY_HOME")
+    if home:
+        return Path(home).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("mcp-memory-server", appauthor=False))
+
+
+def _setting(default: Any, help: str, *, env: str | None = None, flag: bool = True) -> Any:
+    meta = {"help": help, "env": env, "flag": flag}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a store or server can be told. Build with :meth:`load`."""
+
+    data_dir: Path | None = _setting(None, "data directory (default: $MCP_MEMORY_HOME or the user data dir)")
+    run_id: str | None = _setting(None, "scope id stamped on every record (default: one per server start)")
+    tools: str = _setting(",".join(ALL_GROUPS), "comma-separated tool groups to enable")
+    allow_path: list[str] = _setting(
+        [], "extra root under which server-local paths may be read or written (repeatable)"
+    )
+    token: str | None = _setting(None, "bearer token required by the HTTP transports")
+    sync: str = _setting("full", "SQLite synchronous mode: full (survives power loss) or normal")
+    hot_window: int = _setting(1000, "newest events per run answered from memory")
+    max_text_bytes: int = _setting(1_048_576, "largest text/JSON field accepted, in bytes")
+    max_base64_bytes: int = _setting(16_777_216, "largest decoded base64 payload accepted, in bytes")
+    max_json_depth: int = _setting(32, "deepest JSON nesting accepted")
+    max_labels: int = _setting(64, "most labels, tags or metrics on one record")
+    max_path_bytes: int = _setting(1024, "longest file path accepted, in bytes")
+    max_page_size: int = _setting(500, "largest page a list or search returns")
+    max_response_bytes: int = _setting(262_144, "largest inline content in one response, in bytes")
+    max_request_bytes: int = _setting(33_554_432, "largest HTTP request body, in bytes")
+    embed_model: str | None = _setting(None, "sentence-transformers model name or path for search")
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+        """Resolve every setting from ``overrides`` (flags), then the environment, then defaults.
+
+        Raises:
+            InvalidInput: an environment variable or override has the wrong form.
+        """
+        environ = os.environ if environ is None else environ
+        overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v != []}
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in overrides:
+                values[f.name] = overrides[f.name]
+                continue
+            env_name = env_var(f.name)
+            if env_name in environ and environ[env_name] != "":
+                values[f.name] = _from_env(f, environ[env_name], env_name)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raises: InvalidInput: a setting is out of range."""
+        unknown = set(self.groups) - set(ALL_GROUPS)
+        if unknown:
+            raise InvalidInput(
+                f"unknown tool group(s) {sorted(unknown)}; choose from {', '.join(ALL_GROUPS)}"
+            )
+        if self.sync not in ("full", "normal"):
+            raise InvalidInput(f"sync={self.sync!r} is not valid; use 'full' or 'normal'")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.startswith("max_") or f.name == "hot_window":
+                if not isinstance(value, int) or value < 1:
+                    raise InvalidInput(f"{f.name} must be a positive integer, got {value!r}")
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(g.strip() for g in self.tools.split(",") if g.strip())
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return (Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()).resolve()
+
+    @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        """Roots under which server-local paths may be used: cwd, temp dir, and ``allow_path``."""
+        roots = [Path.cwd(), Path(tempfile.gettempdir()), *(Path(p).expanduser() for p in self.allow_path)]
+        return tuple(dict.fromkeys(r.resolve() for r in roots))
+
+
+def env_var(name: str) -> str:
+    """The environment variable of a setting, e.g. ``data_dir`` → ``MCP_MEMORY_DATA_DIR``."""
+    return ENV_PREFIX + name.upper()
+
+
+def _from_env(f: dataclasses.Field[Any], raw: str, env_name: str) -> Any:
+    kind = str(f.type)
+    if "list" in kind:
+        return [p for p in raw.split(os.pathsep) if p]
+    if kind.startswith("int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidInput(f"{env_name}={raw!r} must be an integer") from None
+    if "Path" in kind:
+        return Path(raw)
+    return raw

@@ -1,0 +1,165 @@
+"""Argument checks shared by every capability; each raises InvalidInput/LimitExceeded with a fix."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..config import Config
+from ..errors import InvalidInput, LimitExceeded
+
+LabelValue = str | int | float | bool
+
+
+def text(value: object, *, field: str, config: Config, allow_empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise InvalidInput(f"{field} must not be empty")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} contains a lone surrogate; send valid UTF-8 text") from None
+    if size > config.max_text_bytes:
+        raise LimitExceeded(
+            f"{field} is {size} bytes, over the limit of {config.max_text_bytes} "
+            "(max_text_bytes); split it or save it as an artifact file"
+        )
+    return value
+
+
+def short(value: object, *, field: str, max_chars: int = 512) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string, got {type(value).__name__}")
+    if len(value) > max_chars:
+        raise LimitExceeded(f"{field} is {len(value)} characters, over the limit of {max_chars}")
+    if "\x00" in value:
+        raise InvalidInput(f"{field} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} contains a lone surrogate; send valid UTF-8 text") from None
+    return value
+
+
+def json_value(value: Any, *, field: str, config: Config) -> str:
+    """Check a JSON value's depth and size; return its canonical JSON text."""
+    _check_depth(value, field=field, limit=config.max_json_depth)
+    try:
+        encoded = canonical_json(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{field} is not JSON-serialisable: {exc}") from None
+    text(encoded, field=field, config=config)
+    return encoded
+
+
+def _check_depth(value: Any, *, field: str, limit: int) -> None:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                raise LimitExceeded(
+                    f"{field} is nested deeper than {limit} levels (max_json_depth); flatten it"
+                )
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInput(f"{field} contains {item}, which JSON cannot represent; use null or a string")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def labels(value: Mapping[str, Any] | None, *, config: Config, field: str = "labels") -> dict[str, LabelValue]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{field} must be an object of key → string/number/bool")
+    if len(value) > config.max_labels:
+        raise LimitExceeded(f"{field} has {len(value)} entries, over the limit of {config.max_labels}")
+    out: dict[str, LabelValue] = {}
+    for key, item in value.items():
+        short(key, field=f"{field} key", max_chars=128)
+        if isinstance(item, bool | int | str):
+            out[key] = short(item, field=f"{field}[{key!r}]") if isinstance(item, str) else item
+        elif isinstance(item, float) and math.isfinite(item):
+            out[key] = item
+        else:
+            raise InvalidInput(f"{field}[{key!r}] must be a string, number or bool, got {type(item).__name__}")
+    return out
+
+
+def metrics(value: Mapping[str, Any] | None, *, config: Config, field: str = "metrics") -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{field} must be an object of name → number")
+    if len(value) > config.max_labels:
+        raise LimitExceeded(f"{field} has {len(value)} entries, over the limit of {config.max_labels}")
+    out: dict[str, float] = {}
+    for key, item in value.items():
+        short(key, field=f"{field} key", max_chars=128)
+        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
+            raise InvalidInput(f"{field}[{key!r}] must be a finite number, got {item!r}")
+        out[key] = item
+    return out
+
+
+def tags(value: Sequence[str] | None, *, config: Config, field: str = "tags") -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise InvalidInput(f"{field} must be a list of strings")
+    if len(value) > config.max_labels:
+        raise LimitExceeded(f"{field} has {len(value)} entries, over the limit of {config.max_labels}")
+    return sorted({short(tag, field=f"{field} entry", max_chars=128) for tag in value})
+
+
+def limit(value: int, *, config: Config) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"limit must be a positive integer, got {value!r}")
+    if value > config.max_page_size:
+        raise LimitExceeded(
+            f"limit={value} is over the page size limit of {config.max_page_size}; page with cursor"
+        )
+    return value
+
+
+def decode_base64(value: str, *, config: Config) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidInput("base64 must be a string")
+    if len(value) * 3 // 4 > config.max_base64_bytes + 3:
+        raise LimitExceeded(
+            f"base64 payload decodes to about {len(value) * 3 // 4} bytes, over the limit of "
+            f"{config.max_base64_bytes} (max_base64_bytes); save large files with path= instead"
+        )
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(
+            "base64 is not valid base64 (standard alphabet with padding); encode the bytes again"
+        ) from None
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"p{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None or cursor == "":
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("p"):
+            raise ValueError
+        return int(raw[1:])
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidInput(
+            f"cursor {cursor[:40]!r} is not a cursor this server issued; pass next_cursor from the last page"
+        ) from None

@@ -1,0 +1,623 @@
+"""Artifacts: a content-addressed store of text, JSON, bytes, files and directories.
+
+Bytes live in the blob store under their sha256; a record adds kind, name, labels,
+metrics, tags and scope. Saving the same content with the same metadata returns the
+existing record; otherwise a new record points at the same blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import AccessDenied, InvalidInput, NotFound
+from ..ids import new_id, utc_now
+from ..models import ArtifactContent, ArtifactPage, ArtifactRecord, DeleteReport
+from ..storage.blobs import check_digest
+from . import _validate as check
+from ._context import StoreContext
+from .local_paths import resolve_allowed, walk_regular_files
+
+__all__ = ["SCHEMA", "Artifacts", "ArtifactWriter", "ProgressFn", "Scope"]
+
+Scope = Literal["all", "run", "graph", "node"]
+ProgressFn = Callable[[int, int | None], None]
+"""Called with (bytes done, bytes total or None)."""
+
+URI_PREFIX = "cas://sha256/"
+DIR_MIME = "inode/directory"
+_PREVIEW_CHARS = 300
+_METRIC_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "=", "!=": "!="}
+
+SCHEMA = [
+    (
+        "artifacts",
+        1,
+        """
+        CREATE TABLE artifacts (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            artifact_id TEXT NOT NULL UNIQUE,
+            sha256 TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            mime TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            is_dir INTEGER NOT NULL DEFAULT 0,
+            labels TEXT NOT NULL DEFAULT '{}',
+            metrics TEXT NOT NULL DEFAULT '{}',
+            tags TEXT NOT NULL DEFAULT '[]',
+            run_id TEXT NOT NULL,
+            graph_id TEXT,
+            node_id TEXT,
+            created_at TEXT NOT NULL,
+            pinned INTEGER NOT NULL DEFAULT 0,
+            preview TEXT NOT NULL DEFAULT '',
+            dedup_key TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX artifacts_kind ON artifacts (kind, seq);
+        CREATE INDEX artifacts_sha ON artifacts (sha256);
+        CREATE INDEX artifacts_run ON artifacts (run_id, seq);
+        -- Every blob a record needs (a directory needs its manifest and each file).
+        CREATE TABLE artifact_blobs (
+            artifact_id TEXT NOT NULL REFERENCES artifacts (artifact_id) ON DELETE CASCADE,
+            sha256 TEXT NOT NULL,
+            PRIMARY KEY (artifact_id, sha256)
+        );
+        CREATE INDEX artifact_blobs_sha ON artifact_blobs (sha256);
+        """,
+    )
+]
+
+BLOB_REFERENCES = "SELECT sha256 FROM artifact_blobs"
+"""SQL listing every blob digest artifacts still need (used by gc)."""
+
+
+def parse_uri(uri: str) -> str:
+    """Return the digest of a ``cas://sha256/<hex>`` URI.
+
+    Raises:
+        InvalidInput: ``uri`` is not such a URI.
+    """
+    if not isinstance(uri, str) or not uri.startswith(URI_PREFIX):
+        raise InvalidInput(f"uri {uri!r} is not a content address; expected cas://sha256/<64 hex>")
+    return check_digest(uri[len(URI_PREFIX) :])
+
+
+def _is_textual(mime: str) -> bool:
+    return mime.startswith("text/") or mime in ("application/json", "application/xml", "application/yaml")
+
+
+class ArtifactWriter:
+    """Streams bytes into a pending artifact; see :meth:`Artifacts.writer`."""
+
+    def __init__(self, temp: Any) -> None:
+        self._temp = temp
+        self.record: ArtifactRecord | None = None
+
+    def write(self, data: bytes | str) -> int:
+        return int(self._temp.write(data.encode("utf-8") if isinstance(data, str) else data))
+
+
+class Artifacts:
+    """The artifact store of one data directory. Get it as ``MemoryStore.artifacts``."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+        self._db = ctx.db
+        self._blobs = ctx.blobs
+        self._config = ctx.config
+
+    # -- saving ----------------------------------------------------------------------------------
+
+    def save_text(self, text: str, kind: str = "text", **meta: Any) -> ArtifactRecord:
+        """Save text (UTF-8) as an artifact. ``meta``: name, labels, metrics, tags, pin, mime, graph_id, node_id."""
+        check.text(text, field="text", config=self._config)
+        meta["mime"] = meta.get("mime") or "text/plain"
+        return self.save_bytes(text.encode("utf-8"), kind, **meta)
+
+    def save_json(self, value: Any, kind: str = "json", **meta: Any) -> ArtifactRecord:
+        """Save a JSON value (stored canonically: sorted keys, compact)."""
+        encoded = check.json_value(value, field="json", config=self._config)
+        meta["mime"] = meta.get("mime") or "application/json"
+        return self.save_bytes(encoded.encode("utf-8"), kind, **meta)
+
+    def save_bytes(self, data: bytes, kind: str = "blob", **meta: Any) -> ArtifactRecord:
+        """Save raw bytes."""
+        if not isinstance(data, bytes | bytearray):
+            raise InvalidInput(f"data must be bytes, got {type(data).__name__}")
+        fields = self._check_meta(kind, meta)
+        info = self._blobs.put_bytes(bytes(data))
+        mime = fields.pop("mime") or "application/octet-stream"
+        return self._insert(info.sha256, info.size, mime, _preview(bytes(data[:2048]), mime, info.size), fields)
+
+    def save_file(
+        self,
+        path: str | os.PathLike[str],
+        kind: str = "file",
+        *,
+        progress: ProgressFn | None = None,
+        **meta: Any,
+    ) -> ArtifactRecord:
+        """Save a server-local file or directory (under the allowed roots).
+
+        Raises:
+            AccessDenied: the path is outside the allowed roots or is a special file.
+            NotFound: nothing exists at the path.
+        """
+        resolved = resolve_allowed(path, self._config.allowed_roots)
+        meta.setdefault("name", resolved.name)
+        fields = self._check_meta(kind, meta)
+        if resolved.is_dir():
+            return self._save_dir(resolved, fields, progress)
+        total = resolved.stat().st_size
+        info = self._blobs.put_file(resolved, None if progress is None else lambda done: progress(done, total))
+        mime = fields.pop("mime") or mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
+        with self._blobs.open(info.sha256) as head:
+            preview = _preview(head.read(2048), mime, info.size)
+        return self._insert(info.sha256, info.size, mime, preview, fields)
+
+    def _save_dir(self, root: Path, fields: dict[str, Any], progress: ProgressFn | None) -> ArtifactRecord:
+        files = list(walk_regular_files(root, self._config.allowed_roots))
+        total = sum(f.stat().st_size for _, f in files)
+        done = 0
+        entries = []
+        for relative, file in files:
+            info = self._blobs.put_file(file)
+            done += info.size
+            if progress is not None:
+                progress(done, total)
+            entries.append({"path": relative, "sha256": info.sha256, "bytes": info.size})
+        entries.sort(key=lambda e: e["path"])
+        manifest = _manifest_bytes(entries)
+        info = self._blobs.put_bytes(manifest)
+        fields.pop("mime")
+        names = ", ".join(e["path"] for e in entries[:10]) + (", …" if len(entries) > 10 else "")
+        preview = f"directory, {len(entries)} files, {total} bytes: {names}"
+        extra = [e["sha256"] for e in entries]
+        return self._insert(info.sha256, total, DIR_MIME, preview, fields, is_dir=True, extra_blobs=extra)
+
+    @contextmanager
+    def writer(self, kind: str = "blob", planned_ext: str = "", **meta: Any) -> Iterator[ArtifactWriter]:
+        """Stream bytes into a new artifact, committed atomically on a clean exit.
+
+        If the block raises, no record, no blob and no temp file remain. After the block,
+        ``writer.record`` holds the saved record.
+        """
+        if planned_ext and not planned_ext.startswith("."):
+            planned_ext = "." + planned_ext
+        meta.setdefault("name", f"{kind}{planned_ext}")
+        fields = self._check_meta(kind, meta)
+        temp = self._blobs.temp()
+        writer = ArtifactWriter(temp)
+        try:
+            yield writer
+        except BaseException:
+            temp.discard()
+            raise
+        info = temp.commit()
+        mime = fields.pop("mime") or mimetypes.guess_type(f"x{planned_ext}")[0] or "application/octet-stream"
+        preview = _preview(self._blobs.read(info.sha256, 0, 2048), mime, info.size)
+        writer.record = self._insert(info.sha256, info.size, mime, preview, fields)
+
+    def _check_meta(self, kind: str, meta: dict[str, Any]) -> dict[str, Any]:
+        allowed = {"name", "labels", "metrics", "tags", "pin", "mime", "graph_id", "node_id"}
+        unknown = set(meta) - allowed
+        if unknown:
+            raise InvalidInput(f"unknown artifact field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        config = self._config
+        return {
+            "kind": check.short(kind, field="kind", max_chars=128) if kind else _raise_empty("kind"),
+            "name": check.short(meta.get("name") or "", field="name"),
+            "labels": check.labels(meta.get("labels"), config=config),
+            "metrics": check.metrics(meta.get("metrics"), config=config),
+            "tags": check.tags(meta.get("tags"), config=config),
+            "pin": bool(meta.get("pin", False)),
+            "mime": check.short(meta["mime"], field="mime", max_chars=128) if meta.get("mime") else None,
+            "graph_id": check.short(meta["graph_id"], field="graph_id", max_chars=128)
+            if meta.get("graph_id")
+            else None,
+            "node_id": check.short(meta["node_id"], field="node_id", max_chars=128) if meta.get("node_id") else None,
+        }
+
+    def _insert(
+        self,
+        sha256: str,
+        size: int,
+        mime: str,
+        preview: str,
+        fields: dict[str, Any],
+        *,
+        is_dir: bool = False,
+        extra_blobs: Sequence[str] = (),
+    ) -> ArtifactRecord:
+        run_id = self._ctx.run_id
+        labels_json = check.canonical_json(fields["labels"])
+        metrics_json = check.canonical_json(fields["metrics"])
+        tags_json = check.canonical_json(fields["tags"])
+        identity = [sha256, fields["kind"], fields["name"], labels_json, metrics_json, tags_json]
+        identity += [run_id, fields["graph_id"], fields["node_id"]]
+        dedup_key = hashlib.sha256(check.canonical_json(identity).encode()).hexdigest()
+        artifact_id = new_id("art")
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO artifacts (artifact_id, sha256, kind, name, mime, bytes, is_dir, labels, metrics,"
+                " tags, run_id, graph_id, node_id, created_at, pinned, preview, dedup_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (dedup_key) DO NOTHING",
+                (
+                    artifact_id, sha256, fields["kind"], fields["name"], mime, size, int(is_dir),
+                    labels_json, metrics_json, tags_json, run_id, fields["graph_id"], fields["node_id"],
+                    utc_now(), int(fields["pin"]), preview, dedup_key,
+                ),
+            )  # fmt: skip
+            row = conn.execute("SELECT * FROM artifacts WHERE dedup_key = ?", (dedup_key,)).fetchone()
+            if fields["pin"] and not row["pinned"]:
+                conn.execute("UPDATE artifacts SET pinned = 1 WHERE seq = ?", (row["seq"],))
+                row = conn.execute("SELECT * FROM artifacts WHERE seq = ?", (row["seq"],)).fetchone()
+            conn.executemany(
+                "INSERT OR IGNORE INTO artifact_blobs (artifact_id, sha256) VALUES (?, ?)",
+                [(row["artifact_id"], digest) for digest in {sha256, *extra_blobs}],
+            )
+        return _record(row)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def get(self, ref: str | ArtifactRecord) -> ArtifactRecord:
+        """The record for an ``artifact_id`` or ``cas://`` URI (the newest record of that content).
+
+        Raises:
+            NotFound: no such record.
+            InvalidInput: ``ref`` is neither an id nor a URI.
+        """
+        if isinstance(ref, ArtifactRecord):
+            ref = ref.artifact_id
+        if not isinstance(ref, str) or not ref:
+            raise InvalidInput("give artifact_id (art_…) or uri (cas://sha256/…)")
+        if ref.startswith("cas://"):
+            rows = self._db.query(
+                "SELECT * FROM artifacts WHERE sha256 = ? ORDER BY seq DESC LIMIT 1", (parse_uri(ref),)
+            )
+        else:
+            rows = self._db.query("SELECT * FROM artifacts WHERE artifact_id = ?", (ref,))
+        if not rows:
+            raise NotFound(f"no artifact {ref!r}; search with artifact_search to find ids")
+        return _record(rows[0])
+
+    def read(
+        self,
+        ref: str | ArtifactRecord,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        encoding: Literal["auto", "text", "base64", "path"] = "auto",
+    ) -> ArtifactContent:
+        """Read content back: text inline, binary as base64 chunks, or a local path.
+
+        Responses are bounded by ``max_response_bytes``; ``next_offset`` says where to continue.
+
+        Raises:
+            NotFound: no such record. InvalidInput: bad offset/length/encoding, or text asked of binary.
+        """
+        record = self.get(ref)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInput(f"offset must be a non-negative integer, got {offset!r}")
+        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+            raise InvalidInput(f"length must be a positive integer, got {length!r}")
+        if encoding not in ("auto", "text", "base64", "path"):
+            raise InvalidInput(f"encoding={encoding!r} is not valid; use auto, text, base64 or path")
+        if encoding == "path":
+            return ArtifactContent(
+                artifact=record, encoding="path", path=str(self.as_local_file(record)), total_bytes=record.bytes
+            )
+        if record.is_dir:
+            manifest = self._blobs.read(record.sha256).decode("utf-8")
+            return ArtifactContent(
+                artifact=record,
+                encoding="manifest",
+                content=manifest,
+                length=len(manifest),
+                total_bytes=record.bytes,
+            )
+        limit = self._config.max_response_bytes
+        if encoding == "auto":
+            encoding = "text" if _is_textual(record.mime) else "base64"
+        total = record.bytes
+        if offset > total:
+            raise InvalidInput(f"offset {offset} is past the end of the content ({total} bytes)")
+        if encoding == "text":
+            want = min(length or limit, limit)
+            raw = self._blobs.read(record.sha256, offset, want)
+            text, used = _decode_prefix(raw, final=offset + len(raw) >= total)
+            if text is None:
+                raise InvalidInput(
+                    f"artifact {record.artifact_id} is not UTF-8 text at offset {offset}; read it with encoding=base64"
+                )
+            chunk_len = used
+            content = text
+        else:
+            import base64
+
+            # base64 grows 4/3, so read 3/4 of the budget to keep the response bounded.
+            want = min(length or limit, limit * 3 // 4)
+            raw = self._blobs.read(record.sha256, offset, want)
+            chunk_len = len(raw)
+            content = base64.b64encode(raw).decode("ascii")
+        end = offset + chunk_len
+        return ArtifactContent(
+            artifact=record,
+            encoding=encoding,
+            content=content,
+            offset=offset,
+            length=chunk_len,
+            total_bytes=total,
+            next_offset=end if end < total else None,
+        )
+
+    def read_bytes(self, ref: str | ArtifactRecord) -> bytes:
+        """The whole content of a file artifact (the manifest JSON for a directory)."""
+        return self._blobs.read(self.get(ref).sha256)
+
+    def as_local_file(self, ref: str | ArtifactRecord) -> Path:
+        """A local path holding the content: the read-only blob for a file, a materialised tree for a directory."""
+        record = self.get(ref)
+        if not record.is_dir:
+            return self._blobs.local_path(record.sha256)
+        target = self._ctx.data_dir / "materialized" / record.sha256
+        if not target.exists():
+            self.materialize(record, target)
+        return target
+
+    def materialize(self, ref: str | ArtifactRecord, dest: str | os.PathLike[str]) -> Path:
+        """Write a directory (or file) artifact out to ``dest``, which must not exist yet.
+
+        The tree appears atomically: it is built next to ``dest`` and renamed into place.
+
+        Raises:
+            InvalidInput: ``dest`` already exists. AccessDenied: ``dest`` is outside the allowed roots.
+        """
+        record = self.get(ref)
+        dest_path = Path(dest)
+        if not dest_path.is_relative_to(self._ctx.data_dir):
+            dest_path = resolve_allowed(dest, self._config.allowed_roots, must_exist=False)
+        if dest_path.exists():
+            raise InvalidInput(f"destination {dest_path} already exists; choose a new path")
+        dest_path.parent.mkdir(parents=True, exist_ok=True)
+        staging = dest_path.parent / f".{dest_path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            if record.is_dir:
+                staging.mkdir()
+                for entry in json.loads(self._blobs.read(record.sha256))["entries"]:
+                    target = (staging / entry["path"]).resolve()
+                    if not target.is_relative_to(staging.resolve()):
+                        raise AccessDenied(f"manifest entry {entry['path']!r} escapes the directory")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(self._blobs.local_path(entry["sha256"]), target)
+            else:
+                shutil.copyfile(self._blobs.local_path(record.sha256), staging)
+            os.replace(staging, dest_path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True) if staging.is_dir() else staging.unlink(missing_ok=True)
+            raise
+        return dest_path
+
+    # -- querying --------------------------------------------------------------------------------
+
+    def _where(
+        self,
+        *,
+        kind: str | None = None,
+        labels: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metrics: Mapping[str, Mapping[str, float]] | None = None,
+        scope: Scope = "all",
+        graph_id: str | None = None,
+        node_id: str | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if kind:
+            clauses.append("kind = ?")
+            params.append(check.short(kind, field="kind", max_chars=128))
+        for key, value in check.labels(labels, config=self._config).items():
+            path = _json_path(key, "labels")
+            if isinstance(value, bool):
+                clauses.append("json_type(labels, ?) = ?")
+                params += [path, "true" if value else "false"]
+            elif isinstance(value, int | float):
+                clauses.append("json_type(labels, ?) IN ('integer', 'real') AND json_extract(labels, ?) = ?")
+                params += [path, path, value]
+            else:
+                clauses.append("json_type(labels, ?) = 'text' AND json_extract(labels, ?) = ?")
+                params += [path, path, value]
+        for tag in check.tags(tags, config=self._config):
+            clauses.append("EXISTS (SELECT 1 FROM json_each(artifacts.tags) WHERE value = ?)")
+            params.append(tag)
+        for name, conditions in (metrics or {}).items():
+            path = _json_path(name, "metrics")
+            if not isinstance(conditions, Mapping) or not conditions:
+                raise InvalidInput(f'metrics filter for {name!r} must be like {{">=": 0.9}}')
+            for op, bound in conditions.items():
+                if op not in _METRIC_OPS:
+                    raise InvalidInput(f"metric operator {op!r} is not valid; use one of {', '.join(_METRIC_OPS)}")
+                if isinstance(bound, bool) or not isinstance(bound, int | float):
+                    raise InvalidInput(f"metric bound for {name!r} {op} must be a number, got {bound!r}")
+                clauses.append(f"json_extract(metrics, ?) {_METRIC_OPS[op]} ?")
+                params += [path, bound]
+        clauses += self._scope_clause(scope, graph_id, node_id, params)
+        return clauses, params
+
+    def _scope_clause(self, scope: str, graph_id: str | None, node_id: str | None, params: list[Any]) -> list[str]:
+        if scope == "all":
+            return []
+        if scope == "run":
+            params.append(self._ctx.run_id)
+            return ["run_id = ?"]
+        if scope == "graph":
+            if not graph_id:
+                raise InvalidInput("scope='graph' needs graph_id")
+            params.append(graph_id)
+            return ["graph_id = ?"]
+        if scope == "node":
+            if not node_id:
+                raise InvalidInput("scope='node' needs node_id")
+            params.append(node_id)
+            return ["node_id = ?"]
+        raise InvalidInput(f"scope={scope!r} is not valid; use all, run, graph or node")
+
+    def search(
+        self,
+        *,
+        kind: str | None = None,
+        labels: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metrics: Mapping[str, Mapping[str, float]] | None = None,
+        scope: Scope = "all",
+        graph_id: str | None = None,
+        node_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ArtifactPage:
+        """Records matching every filter, newest first, one page at a time (no filters lists all)."""
+        limit = check.limit(limit, config=self._config)
+        clauses, params = self._where(
+            kind=kind, labels=labels, tags=tags, metrics=metrics, scope=scope, graph_id=graph_id, node_id=node_id
+        )
+        after = check.decode_cursor(cursor)
+        if after is not None:
+            clauses.append("seq < ?")
+            params.append(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.query(f"SELECT * FROM artifacts {where} ORDER BY seq DESC LIMIT ?", (*params, limit + 1))
+        next_cursor = check.encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
+        return ArtifactPage(items=[_record(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+    def list(self, *, limit: int = 50, cursor: str | None = None) -> ArtifactPage:
+        return self.search(limit=limit, cursor=cursor)
+
+    def best(
+        self,
+        metric: str,
+        *,
+        kind: str | None = None,
+        mode: Literal["max", "min"] = "max",
+        scope: Scope = "all",
+        labels: Mapping[str, Any] | None = None,
+        graph_id: str | None = None,
+        node_id: str | None = None,
+    ) -> ArtifactRecord | None:
+        """The record with the best ``metrics[metric]``; records without it are ignored, ties go to the earliest."""
+        if mode not in ("max", "min"):
+            raise InvalidInput(f"mode={mode!r} is not valid; use max or min")
+        path = _json_path(check.short(metric, field="metric", max_chars=128), "metric")
+        clauses, params = self._where(kind=kind, labels=labels, scope=scope, graph_id=graph_id, node_id=node_id)
+        clauses.append("json_type(metrics, ?) IN ('integer', 'real')")
+        params.append(path)
+        order = "DESC" if mode == "max" else "ASC"
+        rows = self._db.query(
+            f"SELECT * FROM artifacts WHERE {' AND '.join(clauses)}"
+            f" ORDER BY json_extract(metrics, ?) {order}, seq ASC LIMIT 1",
+            (*params, path),
+        )
+        return _record(rows[0]) if rows else None
+
+    # -- changing --------------------------------------------------------------------------------
+
+    def pin(self, ref: str | ArtifactRecord, pinned: bool = True) -> ArtifactRecord:
+        """Pin (or unpin) a record; pinned records are never removed by gc or delete."""
+        record = self.get(ref)
+        with self._db.write() as conn:
+            conn.execute("UPDATE artifacts SET pinned = ? WHERE artifact_id = ?", (int(pinned), record.artifact_id))
+        return self.get(record.artifact_id)
+
+    def delete(self, ref: str | ArtifactRecord) -> DeleteReport:
+        """Delete one record (its blob goes at the next gc if nothing else uses it).
+
+        Raises:
+            NotFound: no such record. AccessDenied: the record is pinned.
+        """
+        record = self.get(ref)
+        if record.pinned:
+            raise AccessDenied(f"artifact {record.artifact_id} is pinned; unpin it (artifact_pin pinned=false) first")
+        with self._db.write() as conn:
+            deleted = conn.execute("DELETE FROM artifacts WHERE artifact_id = ?", (record.artifact_id,)).rowcount
+        return DeleteReport(
+            deleted=bool(deleted),
+            artifact_id=record.artifact_id,
+            message="deleted; its blob is freed by the next gc if nothing else references it",
+        )
+
+    def expired(self, before: str) -> list[str]:
+        """Ids of unpinned records created before ``before`` (for gc)."""
+        rows = self._db.query("SELECT artifact_id FROM artifacts WHERE pinned = 0 AND created_at < ?", (before,))
+        return [r[0] for r in rows]
+
+    def delete_many(self, conn: sqlite3.Connection, artifact_ids: Sequence[str]) -> int:
+        return sum(
+            conn.execute("DELETE FROM artifacts WHERE artifact_id = ? AND pinned = 0", (i,)).rowcount
+            for i in artifact_ids
+        )
+
+    def count(self) -> int:
+        return int(self._db.query("SELECT COUNT(*) FROM artifacts")[0][0])
+
+
+def _raise_empty(field: str) -> str:
+    raise InvalidInput(f"{field} must not be empty")
+
+
+def _json_path(key: str, field: str) -> str:
+    if '"' in key or "\\" in key:
+        raise InvalidInput(f"{field} name {key!r} must not contain quotes or backslashes")
+    return f'$."{key}"'
+
+
+def _manifest_bytes(entries: list[dict[str, Any]]) -> bytes:
+    return check.canonical_json({"type": "directory", "entries": entries}).encode("utf-8")
+
+
+def _decode_prefix(raw: bytes, *, final: bool) -> tuple[str | None, int]:
+    """Decode UTF-8, dropping an incomplete character at the cut; ``(None, 0)`` if not text."""
+    for trim in range(0, 1 if final else 4):
+        try:
+            return raw[: len(raw) - trim].decode("utf-8"), len(raw) - trim
+        except UnicodeDecodeError:
+            continue
+    return None, 0
+
+
+def _preview(head: bytes, mime: str, size: int) -> str:
+    if _is_textual(mime) or mime == "application/octet-stream":
+        text, _ = _decode_prefix(head, final=len(head) >= size)
+        if text is not None and (_is_textual(mime) or text.isprintable() or "\n" in text):
+            return text[:_PREVIEW_CHARS] + ("…" if len(text) > _PREVIEW_CHARS or size > len(head) else "")
+    return f"binary, {size} bytes ({mime})"
+
+
+def _record(row: sqlite3.Row) -> ArtifactRecord:
+    return ArtifactRecord(
+        artifact_id=row["artifact_id"],
+        uri=URI_PREFIX + row["sha256"],
+        kind=row["kind"],
+        name=row["name"],
+        mime=row["mime"],
+        sha256=row["sha256"],
+        bytes=row["bytes"],
+        labels=json.loads(row["labels"]),
+        metrics=json.loads(row["metrics"]),
+        tags=json.loads(row["tags"]),
+        run_id=row["run_id"],
+        graph_id=row["graph_id"],
+        node_id=row["node_id"],
+        created_at=row["created_at"],
+        pinned=bool(row["pinned"]),
+        preview=row["preview"],
+        is_dir=bool(row["is_dir"]),
+    )

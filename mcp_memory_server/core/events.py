@@ -1,0 +1,546 @@
+"""Event memory: a structured log of events and tool results, with a hot window in memory.
+
+The newest events (``hot_window``) answer ``recent`` and ``last_by_name`` without a
+query. The window follows other processes' commits: ``PRAGMA data_version`` tells when
+anyone else wrote, and the window then loads what it has not seen (``seq`` grows in
+commit order because writers hold the write lock while inserting).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidInput
+from ..ids import new_id, parse_timestamp, utc_now
+from ..models import Event, EventPage, ForgetReport, LastValue, Value
+from . import _validate as check
+from ._context import StoreContext
+
+__all__ = ["SCHEMA", "EventLog"]
+
+SCHEMA = [
+    (
+        "events",
+        1,
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            ts TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            topic TEXT,
+            tool TEXT,
+            text TEXT,
+            data TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            metrics TEXT NOT NULL DEFAULT '{}',
+            inputs TEXT NOT NULL DEFAULT '[]',
+            outputs TEXT NOT NULL DEFAULT '[]',
+            severity INTEGER NOT NULL DEFAULT 2,
+            run_id TEXT NOT NULL,
+            graph_id TEXT,
+            node_id TEXT
+        );
+        CREATE INDEX events_ts ON events (ts);
+        CREATE INDEX events_kind ON events (kind, seq);
+        CREATE INDEX events_tool ON events (tool, seq);
+        CREATE INDEX events_run ON events (run_id, seq);
+        CREATE TABLE event_values (
+            seq INTEGER NOT NULL,
+            event_id TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            tool TEXT,
+            ts TEXT NOT NULL
+        );
+        CREATE INDEX event_values_name ON event_values (name, seq);
+        CREATE INDEX event_values_event ON event_values (event_id);
+        -- Bumped by forget so other processes' hot windows know to rebuild.
+        CREATE TABLE event_log_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO event_log_state (key, value) VALUES ('forget_epoch', 0);
+        """,
+    )
+]
+
+_VALUE_KINDS = ("number", "string", "boolean", "object", "array", "null", "uri", "ref")
+_COLUMNS = (
+    "seq, event_id, ts, kind, topic, tool, text, data, tags, metrics, inputs, outputs, severity,"
+    " run_id, graph_id, node_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    kinds: frozenset[str] | None
+    tags: tuple[str, ...]
+    tool: str | None
+    topic: str | None
+    since: str | None
+    until: str | None
+    run_id: str | None
+    graph_id: str | None
+    node_id: str | None
+
+    def matches(self, event: Event) -> bool:
+        return (
+            (self.kinds is None or event.kind in self.kinds)
+            and all(tag in event.tags for tag in self.tags)
+            and (self.tool is None or event.tool == self.tool)
+            and (self.topic is None or event.topic == self.topic)
+            and (self.since is None or event.ts >= self.since)
+            and (self.until is None or event.ts < self.until)
+            and (self.run_id is None or event.run_id == self.run_id)
+            and (self.graph_id is None or event.graph_id == self.graph_id)
+            and (self.node_id is None or event.node_id == self.node_id)
+        )
+
+    def sql(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.kinds is not None:
+            clauses.append(f"kind IN ({','.join('?' * len(self.kinds))})")
+            params += sorted(self.kinds)
+        for tag in self.tags:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(events.tags) WHERE value = ?)")
+            params.append(tag)
+        for column in ("tool", "topic", "run_id", "graph_id", "node_id"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.since is not None:
+            clauses.append("ts >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("ts < ?")
+            params.append(self.until)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class _HotWindow:
+    """The newest events and latest named values, kept in step with the database."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+        self._size = ctx.config.hot_window
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._version = -1
+        self._epoch = -1
+        self._max_seq = 0
+        self._events: deque[tuple[int, Event]] = deque(maxlen=self._size)
+        self.complete = True  # the window holds every stored event
+
+    def _watch(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._ctx.db._connect()
+        return self._conn
+
+    def sync(self) -> None:
+        """Load whatever other connections committed since the last look."""
+        with self._lock:
+            conn = self._watch()
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._version:
+                return
+            self._version = version
+            epoch = conn.execute("SELECT value FROM event_log_state WHERE key = 'forget_epoch'").fetchone()[0]
+            if epoch != self._epoch:
+                self._epoch = epoch
+                self._events.clear()
+                self._max_seq = 0
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?", (self._size + 1,)
+                ).fetchall()
+                rows.reverse()
+                self.complete = len(rows) <= self._size
+            else:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (self._max_seq,)
+                ).fetchall()
+            self._append_rows(rows)
+
+    def _append_rows(self, rows: Iterable[sqlite3.Row]) -> None:
+        for row in rows:
+            if row["seq"] <= self._max_seq:
+                continue
+            if len(self._events) == self._size:
+                self.complete = False
+            self._events.append((row["seq"], _event(row)))
+            self._max_seq = row["seq"]
+
+    def recent(self, flt: _Filter, limit: int) -> list[Event] | None:
+        """The newest ``limit`` matches, oldest first, or None when the window cannot tell."""
+        self.sync()
+        with self._lock:
+            found: list[Event] = []
+            for _, event in reversed(self._events):
+                if flt.matches(event):
+                    found.append(event)
+                    if len(found) == limit:
+                        break
+            if len(found) < limit and not self.complete:
+                return None
+        found.reverse()
+        return found
+
+    def last_value(self, name: str, tool: str | None) -> LastValue | None | bool:
+        """The newest value named ``name``; ``False`` when it may be older than the window."""
+        self.sync()
+        with self._lock:
+            for _, event in reversed(self._events):
+                if tool is not None and event.tool != tool:
+                    continue
+                for value in reversed(event.outputs):
+                    if value.name == name:
+                        return LastValue(
+                            name=name,
+                            value=value.value,
+                            kind=value.kind or _kind_of(value.value),
+                            ts=event.ts,
+                            event_id=event.event_id,
+                            tool=event.tool,
+                        )
+            return None if self.complete else False
+
+
+class EventLog:
+    """The event log of one data directory. Get it as ``MemoryStore.events``."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+        self._db = ctx.db
+        self._config = ctx.config
+        self._window = _HotWindow(ctx)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def record(
+        self,
+        kind: str,
+        data: Any = None,
+        text: str | None = None,
+        *,
+        topic: str | None = None,
+        tool: str | None = None,
+        tags: Sequence[str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        inputs: Sequence[Mapping[str, Any] | Value] | None = None,
+        outputs: Sequence[Mapping[str, Any] | Value] | None = None,
+        severity: int = 2,
+        graph_id: str | None = None,
+        node_id: str | None = None,
+    ) -> Event:
+        """Append one event. ``text`` defaults to the JSON of ``data``; ``data`` is kept as given.
+
+        Raises:
+            InvalidInput / LimitExceeded: a field has the wrong type or size.
+        """
+        return self.record_many(
+            [
+                {
+                    "kind": kind, "data": data, "text": text, "topic": topic, "tool": tool, "tags": tags,
+                    "metrics": metrics, "inputs": inputs, "outputs": outputs, "severity": severity,
+                    "graph_id": graph_id, "node_id": node_id,
+                }
+            ]
+        )[0]  # fmt: skip
+
+    def record_tool_result(
+        self,
+        tool: str,
+        inputs: Sequence[Mapping[str, Any] | Value] | None = None,
+        outputs: Sequence[Mapping[str, Any] | Value] | None = None,
+        message: str | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        topic: str | None = None,
+        severity: int = 2,
+    ) -> Event:
+        """Record a ``tool_result`` event; each named output becomes the latest value of that name."""
+        check.short(tool, field="tool", max_chars=256)
+        return self.record(
+            "tool_result",
+            text=message,
+            topic=topic,
+            tool=tool,
+            tags=tags,
+            metrics=metrics,
+            inputs=inputs,
+            outputs=outputs,
+            severity=severity,
+        )
+
+    def record_many(self, items: Sequence[Mapping[str, Any]]) -> list[Event]:
+        """Append many events in one transaction (each item has ``record``'s arguments)."""
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            raise InvalidInput("items must be a list of event objects")
+        rows = []
+        values = []
+        events = []
+        for index, item in enumerate(items):
+            event, data_json = self._build(item, index)
+            events.append(event)
+            rows.append(_row(event, data_json))
+            for value in event.outputs:
+                values.append((event.event_id, value.name, value.kind, check.canonical_json(value.value),
+                               event.tool, event.ts))  # fmt: skip
+        with self._db.write() as conn:
+            # AUTOINCREMENT's counter never reuses a number, even after forget.
+            counter = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            first = (counter[0] if counter else 0) + 1
+            conn.executemany(
+                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(first + i, *row) for i, row in enumerate(rows)],
+            )
+            if values:
+                seq_of = {event.event_id: first + i for i, event in enumerate(events)}
+                conn.executemany(
+                    "INSERT INTO event_values (seq, event_id, name, kind, value, tool, ts)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(seq_of[v[0]], *v) for v in values],
+                )
+        return events
+
+    def _build(self, item: Mapping[str, Any], index: int) -> tuple[Event, str | None]:
+        if not isinstance(item, Mapping):
+            raise InvalidInput(f"event #{index} must be an object")
+        config = self._config
+        allowed = {"kind", "data", "text", "topic", "tool", "tags", "metrics", "inputs", "outputs",
+                   "severity", "graph_id", "node_id"}  # fmt: skip
+        unknown = set(item) - allowed
+        if unknown:
+            raise InvalidInput(f"event #{index} has unknown field(s) {sorted(unknown)}")
+        kind = item.get("kind")
+        if not isinstance(kind, str) or not kind.strip():
+            raise InvalidInput("kind must be a non-empty string, e.g. 'note', 'decision', 'observation'")
+        check.short(kind, field="kind", max_chars=128)
+        data = item.get("data")
+        data_json = None if data is None else check.json_value(data, field="data", config=config)
+        text = item.get("text")
+        if text is None:
+            text = data_json
+        else:
+            check.text(text, field="text", config=config)
+        severity = item.get("severity", 2)
+        if isinstance(severity, bool) or severity not in (1, 2, 3):
+            raise InvalidInput(f"severity must be 1, 2 or 3, got {severity!r}")
+        optional = {}
+        for name in ("topic", "tool", "graph_id", "node_id"):
+            value = item.get(name)
+            optional[name] = None if value is None else check.short(value, field=name, max_chars=256)
+        event = Event(
+            event_id=new_id("evt"),
+            ts=utc_now(),
+            kind=kind,
+            text=text,
+            data=data,
+            tags=check.tags(item.get("tags"), config=config),
+            metrics=check.metrics(item.get("metrics"), config=config),
+            inputs=_values(item.get("inputs"), "inputs", config=self._ctx),
+            outputs=_values(item.get("outputs"), "outputs", config=self._ctx),
+            severity=severity,
+            run_id=self._ctx.run_id,
+            **optional,
+        )
+        return event, data_json
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _filter(
+        self,
+        *,
+        kinds: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        tool: str | None = None,
+        topic: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        scope: str = "all",
+        graph_id: str | None = None,
+        node_id: str | None = None,
+    ) -> _Filter:
+        if kinds is not None and (isinstance(kinds, str) or not isinstance(kinds, Sequence)):
+            raise InvalidInput("kinds must be a list of strings")
+        if scope not in ("all", "run", "graph", "node"):
+            raise InvalidInput(f"scope={scope!r} is not valid; use all, run, graph or node")
+        if scope == "graph" and not graph_id:
+            raise InvalidInput("scope='graph' needs graph_id")
+        if scope == "node" and not node_id:
+            raise InvalidInput("scope='node' needs node_id")
+        return _Filter(
+            kinds=frozenset(check.short(k, field="kinds entry", max_chars=128) for k in kinds) if kinds else None,
+            tags=tuple(check.tags(tags, config=self._config)),
+            tool=check.short(tool, field="tool", max_chars=256) if tool else None,
+            topic=check.short(topic, field="topic", max_chars=256) if topic else None,
+            since=parse_timestamp(since, field="since") if since else None,
+            until=parse_timestamp(until, field="until") if until else None,
+            run_id=self._ctx.run_id if scope == "run" else None,
+            graph_id=graph_id if scope == "graph" else None,
+            node_id=node_id if scope == "node" else None,
+        )
+
+    def recent(self, *, limit: int = 50, **filters: Any) -> list[Event]:
+        """The newest ``limit`` events matching every filter, returned oldest → newest.
+
+        Filters: kinds, tags, tool, topic, since, until, scope (all|run|graph|node), graph_id, node_id.
+        """
+        limit = check.limit(limit, config=self._config)
+        flt = self._filter(**filters)
+        hot = self._window.recent(flt, limit)
+        if hot is not None:
+            return hot
+        where, params = flt.sql()
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM events{where} ORDER BY seq DESC LIMIT ?", (*params, limit))
+        return [_event(row) for row in reversed(rows)]
+
+    def recent_data(self, *, limit: int = 50, **filters: Any) -> list[Any]:
+        """The decoded payloads of :meth:`recent`: ``data``, else ``text`` parsed as JSON, else raw text."""
+        return [decoded_data(event) for event in self.recent(limit=limit, **filters)]
+
+    def recent_tool_results(self, tool: str, limit: int = 50) -> list[Event]:
+        """The newest results of one tool, oldest → newest."""
+        return self.recent(kinds=["tool_result"], tool=tool, limit=limit)
+
+    def last_by_name(self, name: str, tool: str | None = None) -> LastValue | None:
+        """The latest output value with this name (optionally of one tool), or None."""
+        check.short(name, field="name", max_chars=256)
+        hot = self._window.last_value(name, tool)
+        if hot is not False:
+            return hot  # type: ignore[return-value]
+        sql = "SELECT name, kind, value, ts, event_id, tool FROM event_values WHERE name = ?"
+        params: list[Any] = [name]
+        if tool is not None:
+            sql += " AND tool = ?"
+            params.append(tool)
+        rows = self._db.query(sql + " ORDER BY seq DESC, rowid DESC LIMIT 1", params)
+        if not rows:
+            return None
+        row = rows[0]
+        return LastValue(name=row["name"], value=json.loads(row["value"]), kind=row["kind"], ts=row["ts"],
+                         event_id=row["event_id"], tool=row["tool"])  # fmt: skip
+
+    def page(self, **kwargs: Any) -> EventPage:
+        """:meth:`recent` wrapped for the tool layer (``data_only`` adds decoded payloads only)."""
+        data_only = kwargs.pop("data_only", False)
+        events = self.recent(**kwargs)
+        if data_only:
+            return EventPage(data=[decoded_data(e) for e in events], count=len(events))
+        return EventPage(events=events, count=len(events))
+
+    def get(self, event_id: str) -> Event | None:
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+        return _event(rows[0]) if rows else None
+
+    # -- forgetting ------------------------------------------------------------------------------
+
+    def forget(
+        self,
+        *,
+        before: str | None = None,
+        kinds: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        dry_run: bool = True,
+    ) -> ForgetReport:
+        """Delete events matching every filter (``dry_run`` only counts them).
+
+        Raises:
+            InvalidInput: no filter was given (to forget everything, pass ``before`` = now).
+        """
+        if not (before or kinds or tags):
+            raise InvalidInput("give before, kinds or tags; to forget everything pass before=<now>")
+        flt = self._filter(kinds=kinds, tags=tags, until=before)
+        where, params = flt.sql()
+        with self._db.write() as conn:
+            ids = [r[0] for r in conn.execute(f"SELECT event_id FROM events{where} ORDER BY seq", params)]
+            deleted = 0
+            if not dry_run and ids:
+                deleted = conn.execute(f"DELETE FROM events{where}", params).rowcount
+                conn.execute("UPDATE event_log_state SET value = value + 1 WHERE key = 'forget_epoch'")
+        return ForgetReport(dry_run=dry_run, matched=len(ids), deleted=deleted, event_ids=ids[:100])
+
+    def count(self) -> int:
+        return int(self._db.query("SELECT COUNT(*) FROM events")[0][0])
+
+
+def decoded_data(event: Event) -> Any:
+    if event.data is not None:
+        return event.data
+    if event.text is None:
+        return None
+    try:
+        return json.loads(event.text)
+    except ValueError:
+        return event.text
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "uri" if value.startswith(("cas://", "artifact://", "memfile://", "http://", "https://")) else "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _values(items: Any, field: str, *, config: StoreContext) -> list[Value]:
+    if items is None:
+        return []
+    if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+        raise InvalidInput(f"{field} must be a list of {{name, value, kind?}} objects")
+    if len(items) > config.config.max_labels:
+        raise InvalidInput(f"{field} has {len(items)} entries, over the limit of {config.config.max_labels}")
+    out = []
+    for index, item in enumerate(items):
+        raw = item.model_dump() if isinstance(item, Value) else item
+        if not isinstance(raw, Mapping) or "name" not in raw:
+            raise InvalidInput(f"{field}[{index}] must be an object with a name and a value")
+        name = check.short(raw["name"], field=f"{field}[{index}].name", max_chars=256)
+        value = raw.get("value")
+        check.json_value(value, field=f"{field}[{index}].value", config=config.config)
+        kind = raw.get("kind") or _kind_of(value)
+        if kind not in _VALUE_KINDS:
+            raise InvalidInput(f"{field}[{index}].kind={kind!r} is not valid; use one of {', '.join(_VALUE_KINDS)}")
+        out.append(Value(name=name, kind=kind, value=value))
+    return out
+
+
+def _row(event: Event, data_json: str | None) -> tuple[Any, ...]:
+    return (
+        event.event_id, event.ts, event.kind, event.topic, event.tool, event.text, data_json,
+        check.canonical_json(event.tags), check.canonical_json(event.metrics),
+        check.canonical_json([v.model_dump() for v in event.inputs]),
+        check.canonical_json([v.model_dump() for v in event.outputs]),
+        event.severity, event.run_id, event.graph_id, event.node_id,
+    )  # fmt: skip
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(
+        event_id=row["event_id"],
+        ts=row["ts"],
+        kind=row["kind"],
+        topic=row["topic"],
+        tool=row["tool"],
+        text=row["text"],
+        data=None if row["data"] is None else json.loads(row["data"]),
+        tags=json.loads(row["tags"]),
+        metrics=json.loads(row["metrics"]),
+        inputs=[Value(**v) for v in json.loads(row["inputs"])],
+        outputs=[Value(**v) for v in json.loads(row["outputs"])],
+        severity=row["severity"],
+        run_id=row["run_id"],
+        graph_id=row["graph_id"],
+        node_id=row["node_id"],
+    )

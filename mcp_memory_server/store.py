@@ -1,0 +1,139 @@
+"""``MemoryStore``: one data directory opened as a library — the real product behind the tools and CLI."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config
+from .core import artifacts as artifacts_module
+from .core import events as events_module
+from .core._context import StoreContext
+from .core.artifacts import Artifacts
+from .core.events import EventLog
+from .errors import InvalidInput, StorageError
+from .ids import new_id
+from .models import GcReport, Stats
+from .storage import Database, LocalBlobStore, Migration
+
+__all__ = ["MemoryStore"]
+
+# Each capability owns its tables; a new capability adds its schema and blob references here.
+SCHEMAS: list[Migration] = [*artifacts_module.SCHEMA, *events_module.SCHEMA]
+BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES]
+
+# A blob younger than this may belong to a save whose record is not committed yet.
+_GC_GRACE = timedelta(hours=1)
+
+
+class MemoryStore:
+    """A data directory: ``memory.db`` (SQLite, WAL) plus ``blobs/``.
+
+    Open it with :meth:`open`; capabilities are attributes (``artifacts``, ``events``, …).
+    Several processes may open the same directory at once.
+
+    Raises:
+        StorageError: the directory cannot be created or the store is from a newer version.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.data_dir = config.resolved_data_dir
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the data directory {self.data_dir}: {exc.strerror}") from exc
+        self.run_id = config.run_id or new_id("run")
+        self.db = Database(self.data_dir / "memory.db", synchronous=config.sync)
+        self.blobs = LocalBlobStore(self.data_dir / "blobs")
+        self.blobs.remove_stale_temps()
+        self.db.migrate(SCHEMAS)
+        self.ctx = StoreContext(config, self.db, self.blobs, self.data_dir, self.run_id)
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str] | None = None, **settings: Any) -> MemoryStore:
+        """Open (creating if needed) the store in ``data_dir``; ``settings`` are :class:`Config` fields."""
+        return cls(Config.load({"data_dir": Path(data_dir) if data_dir else None, **settings}))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @cached_property
+    def artifacts(self) -> Artifacts:
+        return Artifacts(self.ctx)
+
+    @cached_property
+    def events(self) -> EventLog:
+        return EventLog(self.ctx)
+
+    # -- maintenance -----------------------------------------------------------------------------
+
+    def gc(self, *, older_than_days: float | None = None, dry_run: bool = True) -> GcReport:
+        """Delete unpinned artifact records older than the retention, then unreferenced blobs.
+
+        With ``older_than_days=None`` no record is removed; only unreferenced blobs are.
+        Pinned records are never removed. ``dry_run`` (the default) only reports.
+        """
+        if older_than_days is not None and (
+            isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float) or older_than_days < 0
+        ):
+            raise InvalidInput(f"older_than_days must be a non-negative number, got {older_than_days!r}")
+        expired: list[str] = []
+        if older_than_days is not None:
+            cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+            expired = self.artifacts.expired(cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        with self.db.write() as conn:
+            # A dry run deletes inside a savepoint and rolls back, so it sees exactly what a real run would.
+            conn.execute("SAVEPOINT gc")
+            self.artifacts.delete_many(conn, expired)
+            referenced = {row[0] for sql in BLOB_REFERENCES for row in conn.execute(sql)}
+            conn.execute("ROLLBACK TO gc" if dry_run else "RELEASE gc")
+            if dry_run:
+                conn.execute("RELEASE gc")
+        grace_start = (datetime.now(UTC) - _GC_GRACE).timestamp()
+        removed = freed = 0
+        for digest in list(self.blobs.digests()):
+            if digest in referenced:
+                continue
+            path = self.blobs.local_path(digest)
+            stat = path.stat()
+            if stat.st_mtime > grace_start:
+                continue
+            removed += 1
+            freed += stat.st_size
+            if not dry_run:
+                self.blobs.delete(digest)
+        return GcReport(
+            dry_run=dry_run, records_removed=len(expired), blobs_removed=removed, bytes_freed=freed,
+            record_ids=expired[:100],
+        )  # fmt: skip
+
+    def stats(self) -> Stats:
+        """Counts, sizes, schema versions and model status of this store."""
+        db_bytes = sum(
+            p.stat().st_size for p in self.data_dir.glob("memory.db*") if p.is_file()
+        )
+        return Stats(
+            version=__version__,
+            data_dir=str(self.data_dir),
+            run_id=self.run_id,
+            counts={
+                "artifacts": self.artifacts.count(),
+                "events": self.events.count(),
+                "blobs": sum(1 for _ in self.blobs.digests()),
+            },
+            sizes={"database_bytes": db_bytes, "blob_bytes": self.blobs.total_bytes()},
+            schema_versions=self.db.schema_versions(),
+            model={"status": "not loaded"},
+            groups=list(self.config.groups),
+        )
