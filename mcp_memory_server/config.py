@@ -61,6 +61,7 @@ class Config:
     max_response_bytes: int = _setting(262_144, "largest inline content in one response, in bytes")
     max_request_bytes: int = _setting(33_554_432, "largest HTTP request body, in bytes")
     embed_model: str | None = _setting(None, "sentence-transformers model name or path for search")
+    embed_threads: int = _setting(1, "torch threads for embedding (1 keeps single queries fast under load)")
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -94,7 +95,7 @@ class Config:
             raise InvalidInput(f"sync={self.sync!r} is not valid; use 'full' or 'normal'")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name.startswith("max_") or f.name == "hot_window":
+            if f.name.startswith("max_") or f.name in ("hot_window", "embed_threads"):
                 if not isinstance(value, int) or value < 1:
                     raise InvalidInput(f"{f.name} must be a positive integer, got {value!r}")
 

@@ -15,6 +15,7 @@ from .core import events as events_module
 from .core._context import StoreContext
 from .core.artifacts import Artifacts
 from .core.events import EventLog
+from .embeddings import Embedder
 from .errors import InvalidInput, StorageError
 from .ids import new_id
 from .models import GcReport, Stats
@@ -76,6 +77,11 @@ class MemoryStore:
     def events(self) -> EventLog:
         return EventLog(self.ctx)
 
+    @cached_property
+    def embedder(self) -> Embedder:
+        """The embedding model; created idle, loaded on first need or by ``embedder.start()``."""
+        return Embedder(self.config.embed_model, threads=self.config.embed_threads)
+
     # -- maintenance -----------------------------------------------------------------------------
 
     def gc(self, *, older_than_days: float | None = None, dry_run: bool = True) -> GcReport:
@@ -134,6 +140,6 @@ class MemoryStore:
             },
             sizes={"database_bytes": db_bytes, "blob_bytes": self.blobs.total_bytes()},
             schema_versions=self.db.schema_versions(),
-            model={"status": "not loaded"},
+            model=self.embedder.status(),
             groups=list(self.config.groups),
         )
