@@ -1,0 +1,308 @@
+"""Artifacts through the Python API, against a real SQLite file and blob folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mcp_memory_server import AccessDenied, InvalidInput, LimitExceeded, MemoryStore, NotFound
+
+
+def blob_files(store: MemoryStore) -> list[Path]:
+    return [p for p in (store.data_dir / "blobs" / "sha256").rglob("*") if p.is_file()]
+
+
+def test_identical_bytes_are_stored_once_under_one_uri(store: MemoryStore) -> None:
+    """Two records with the same bytes share one blob file and one cas:// URI."""
+    first = store.artifacts.save_text("same bytes", kind="note", name="a")
+    second = store.artifacts.save_text("same bytes", kind="note", name="b")
+    assert first.artifact_id != second.artifact_id
+    assert first.uri == second.uri == "cas://sha256/" + hashlib.sha256(b"same bytes").hexdigest()
+    assert len(blob_files(store)) == 1
+
+
+def test_resaving_identical_content_and_metadata_returns_the_existing_record(store: MemoryStore) -> None:
+    """Saving is idempotent for identical content, kind, name, labels, metrics and scope."""
+    meta = {"name": "r", "labels": {"model": "small", "seed": 1}, "metrics": {"acc": 0.5}, "tags": ["x"]}
+    first = store.artifacts.save_text("report", kind="report", **meta)
+    again = store.artifacts.save_text("report", kind="report", **meta)
+    assert again == first
+    assert store.artifacts.count() == 1
+
+
+def test_blob_files_are_read_only_and_named_by_their_digest(store: MemoryStore) -> None:
+    """A stored blob sits at blobs/sha256/ab/cd/<hex>, is read-only, and hashes to its name."""
+    record = store.artifacts.save_bytes(b"\x00\x01binary", kind="blob")
+    path = store.data_dir / "blobs" / "sha256" / record.sha256[:2] / record.sha256[2:4] / record.sha256
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == record.sha256
+    assert not os.access(path, os.W_OK) or os.geteuid() == 0
+    assert path.stat().st_mode & 0o222 == 0
+
+
+def test_directory_round_trips_to_an_identical_tree(store: MemoryStore, tmp_path: Path) -> None:
+    """A saved directory materialises back with the same relative paths and bytes."""
+    source = tmp_path / "tree"
+    (source / "sub" / "deeper").mkdir(parents=True)
+    (source / "a.txt").write_text("alpha")
+    (source / "sub" / "b.bin").write_bytes(os.urandom(5000))
+    (source / "sub" / "deeper" / "c.json").write_text('{"c": 1}')
+    (source / "empty.txt").write_bytes(b"")
+    record = store.artifacts.save_file(source, kind="dataset")
+    assert record.is_dir and record.bytes == 5 + 5000 + 8
+
+    out = store.artifacts.materialize(record, tmp_path / "copy")
+
+    def tree(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    assert tree(out) == tree(source)
+    manifest = json.loads(store.artifacts.read(record).content or "")
+    assert [e["path"] for e in manifest["entries"]] == ["a.txt", "empty.txt", "sub/b.bin", "sub/deeper/c.json"]
+    assert store.artifacts.as_local_file(record).is_dir()
+
+
+def test_directory_uri_is_the_hash_of_its_manifest(store: MemoryStore, tmp_path: Path) -> None:
+    """The same tree saved twice gives the same URI; a changed file changes it."""
+    source = tmp_path / "t"
+    source.mkdir()
+    (source / "f").write_text("1")
+    first = store.artifacts.save_file(source, kind="d")
+    assert store.artifacts.save_file(source, kind="d").uri == first.uri
+    (source / "f").write_text("2")
+    assert store.artifacts.save_file(source, kind="d").uri != first.uri
+
+
+def test_writer_commits_atomically_on_clean_exit(store: MemoryStore) -> None:
+    """Bytes streamed through writer() become one record when the block ends."""
+    with store.artifacts.writer(kind="log", planned_ext=".txt") as out:
+        out.write("line 1\n")
+        out.write(b"line 2\n")
+    assert out.record is not None
+    assert store.artifacts.read_bytes(out.record) == b"line 1\nline 2\n"
+    assert out.record.mime == "text/plain"
+
+
+def test_writer_that_raises_leaves_no_record_blob_or_temp_file(store: MemoryStore) -> None:
+    """An exception inside writer() leaves nothing behind."""
+    with pytest.raises(RuntimeError), store.artifacts.writer(kind="log") as out:
+        out.write(b"partial data")
+        raise RuntimeError("boom")
+    assert store.artifacts.count() == 0
+    assert blob_files(store) == []
+    assert list((store.data_dir / "blobs").glob(".tmp-*")) == []
+
+
+def test_best_ignores_records_without_the_metric_and_honours_mode(store: MemoryStore) -> None:
+    """best() picks max or min of a metric and skips records that lack it."""
+    store.artifacts.save_text("a", kind="ckpt", metrics={"acc": 0.7})
+    high = store.artifacts.save_text("b", kind="ckpt", metrics={"acc": 0.9})
+    low = store.artifacts.save_text("c", kind="ckpt", metrics={"acc": 0.1, "loss": 3.0})
+    store.artifacts.save_text("d", kind="ckpt", metrics={"loss": 0.01})
+    assert store.artifacts.best("acc", kind="ckpt", mode="max") == high
+    assert store.artifacts.best("acc", kind="ckpt", mode="min") == low
+    assert store.artifacts.best("f1", kind="ckpt") is None
+
+
+def test_best_breaks_ties_by_the_earliest_record(store: MemoryStore) -> None:
+    """Equal metric values go to the record saved first."""
+    first = store.artifacts.save_text("first", kind="ckpt", metrics={"acc": 0.5})
+    store.artifacts.save_text("second", kind="ckpt", metrics={"acc": 0.5})
+    assert store.artifacts.best("acc", mode="max") == first
+    assert store.artifacts.best("acc", mode="min") == first
+
+
+def test_best_with_run_scope_sees_only_the_current_run(data_dir: Path) -> None:
+    """scope='run' ignores records saved by an earlier run of the server."""
+    with MemoryStore.open(data_dir, run_id="run_old") as old:
+        old.artifacts.save_text("old", kind="ckpt", metrics={"acc": 0.99})
+    with MemoryStore.open(data_dir, run_id="run_new") as new:
+        mine = new.artifacts.save_text("new", kind="ckpt", metrics={"acc": 0.5})
+        assert new.artifacts.best("acc", scope="run") == mine
+        assert new.artifacts.best("acc", scope="all").run_id == "run_old"  # type: ignore[union-attr]
+
+
+def test_search_filters_by_kind_labels_tags_and_metrics(store: MemoryStore) -> None:
+    """Every given filter must match: exact labels, all tags, metric conditions."""
+    a = store.artifacts.save_text("a", kind="report", labels={"model": "big", "seed": 1}, tags=["x", "y"],
+                                  metrics={"acc": 0.95})  # fmt: skip
+    store.artifacts.save_text("b", kind="report", labels={"model": "small", "seed": 1}, tags=["x"],
+                              metrics={"acc": 0.80})  # fmt: skip
+    store.artifacts.save_text("c", kind="plot", labels={"model": "big"})
+    search = store.artifacts.search
+    assert [r.artifact_id for r in search(kind="report", labels={"model": "big"}).items] == [a.artifact_id]
+    assert [r.artifact_id for r in search(tags=["x", "y"]).items] == [a.artifact_id]
+    assert [r.artifact_id for r in search(metrics={"acc": {">=": 0.9}}).items] == [a.artifact_id]
+    assert len(search(labels={"seed": 1}).items) == 2
+    assert search(labels={"seed": "1"}).items == []  # a string label never equals a number
+
+
+def test_search_without_filters_lists_everything_page_by_page(store: MemoryStore) -> None:
+    """No filters lists all records newest first; cursors walk every page exactly once."""
+    saved = [store.artifacts.save_text(f"item {i}", kind="k").artifact_id for i in range(7)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = store.artifacts.search(limit=3, cursor=cursor)
+        seen += [r.artifact_id for r in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == list(reversed(saved))
+
+
+def test_pin_protects_from_delete_and_gc(store: MemoryStore) -> None:
+    """A pinned record refuses delete and survives gc; unpinned it can be deleted."""
+    record = store.artifacts.save_text("keep me", kind="k", pin=True)
+    with pytest.raises(AccessDenied, match="pinned"):
+        store.artifacts.delete(record.artifact_id)
+    report = store.gc(older_than_days=0, dry_run=False)
+    assert report.records_removed == 0
+    assert store.artifacts.get(record.artifact_id).pinned
+    store.artifacts.pin(record.artifact_id, False)
+    assert store.artifacts.delete(record.artifact_id).deleted
+    with pytest.raises(NotFound):
+        store.artifacts.get(record.artifact_id)
+
+
+def test_gc_is_a_dry_run_by_default_and_then_frees_unreferenced_blobs(store: MemoryStore) -> None:
+    """gc reports without deleting unless told; then old records and their blobs go."""
+    record = store.artifacts.save_text("temporary", kind="k")
+    kept = store.artifacts.save_text("kept", kind="k", pin=True)
+    # Age every blob past gc's grace period for in-flight saves.
+    for path in blob_files(store):
+        os.utime(path, (0, 0))
+    dry = store.gc(older_than_days=0)
+    assert dry.dry_run and dry.records_removed == 1 and dry.blobs_removed == 1
+    assert store.artifacts.get(record.artifact_id) == record
+    assert len(blob_files(store)) == 2
+    real = store.gc(older_than_days=0, dry_run=False)
+    assert (real.records_removed, real.blobs_removed) == (1, 1)
+    assert [p.name for p in blob_files(store)] == [kept.sha256]
+
+
+def test_read_returns_binary_in_bounded_base64_chunks(data_dir: Path) -> None:
+    """Binary content comes back in chunks no larger than the response limit, resumable by offset."""
+    import base64
+
+    payload = os.urandom(10_000)
+    with MemoryStore.open(data_dir, max_response_bytes=4096) as store:
+        record = store.artifacts.save_bytes(payload, kind="bin")
+        got = b""
+        offset: int | None = 0
+        while offset is not None:
+            chunk = store.artifacts.read(record, offset=offset)
+            assert chunk.encoding == "base64"
+            assert len(chunk.content or "") <= 4096
+            got += base64.b64decode(chunk.content or "")
+            offset = chunk.next_offset
+        assert got == payload
+
+
+def test_read_text_chunks_never_split_a_character(data_dir: Path) -> None:
+    """Text read in chunks reassembles exactly, even with multi-byte characters at the cut."""
+    text = "é€😀a" * 3000
+    with MemoryStore.open(data_dir, max_response_bytes=1000) as store:
+        record = store.artifacts.save_text(text, kind="t")
+        parts = []
+        offset: int | None = 0
+        while offset is not None:
+            chunk = store.artifacts.read(record, offset=offset)
+            parts.append(chunk.content or "")
+            offset = chunk.next_offset
+        assert "".join(parts) == text
+
+
+def test_read_by_path_returns_a_local_file_with_the_content(store: MemoryStore) -> None:
+    """encoding='path' returns a server-local path whose bytes are the artifact."""
+    record = store.artifacts.save_bytes(b"abc", kind="b")
+    content = store.artifacts.read(record.uri, encoding="path")
+    assert Path(content.path or "").read_bytes() == b"abc"
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda a: a.save_text(123, kind="k"), InvalidInput, "text must be a string"),
+        (lambda a: a.save_text("x", kind=""), InvalidInput, "kind must not be empty"),
+        (lambda a: a.save_text("x", kind="k", labels={"a": [1]}), InvalidInput, "labels"),
+        (lambda a: a.save_text("x", kind="k", metrics={"m": "high"}), InvalidInput, "finite number"),
+        (lambda a: a.save_text("x", kind="k", metrics={"m": float("nan")}), InvalidInput, "finite number"),
+        (lambda a: a.save_text("x", kind="k", tags=[str(i) for i in range(65)]), LimitExceeded, "limit of 64"),
+        (lambda a: a.save_json({"a": float("inf")}, kind="k"), InvalidInput, "JSON cannot represent"),
+        (lambda a: a.save_text("x", kind="k", colour="red"), InvalidInput, "unknown artifact field"),
+        (lambda a: a.get("cas://sha256/xyz"), InvalidInput, "not a sha256 digest"),
+        (lambda a: a.get("art_missing"), NotFound, "no artifact"),
+        (lambda a: a.search(cursor="bogus!"), InvalidInput, "not a cursor"),
+        (lambda a: a.search(limit=0), InvalidInput, "positive integer"),
+        (lambda a: a.search(limit=10_000), LimitExceeded, "page size limit"),
+        (lambda a: a.search(metrics={"acc": {"~": 1}}), InvalidInput, "operator"),
+        (lambda a: a.search(scope="graph"), InvalidInput, "needs graph_id"),
+        (lambda a: a.best("acc", mode="median"), InvalidInput, "use max or min"),
+    ],
+)
+def test_bad_input_is_refused_with_a_message_and_changes_nothing(
+    store: MemoryStore, call: object, error: type[Exception], message: str
+) -> None:
+    """Each bad argument raises a named error explaining itself, and nothing is stored."""
+    with pytest.raises(error, match=message):
+        call(store.artifacts)  # type: ignore[operator]
+    assert store.artifacts.count() == 0
+    assert blob_files(store) == []
+
+
+def test_too_deep_json_is_refused(store: MemoryStore) -> None:
+    """JSON nested past max_json_depth is refused before anything is written."""
+    deep: object = 1
+    for _ in range(40):
+        deep = [deep]
+    with pytest.raises(LimitExceeded, match="max_json_depth"):
+        store.artifacts.save_json(deep, kind="k")
+    assert store.artifacts.count() == 0
+
+
+def test_paths_outside_the_allowed_roots_are_refused_also_through_symlinks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file outside the allowed roots, directly or via a symlink inside one, is refused."""
+    outside = Path("/etc/hostname") if Path("/etc/hostname").exists() else Path("/etc/passwd")
+    monkeypatch.chdir(tmp_path)
+    with MemoryStore.open(tmp_path / "store") as store:
+        with pytest.raises(AccessDenied, match="outside the allowed roots"):
+            store.artifacts.save_file(outside, kind="f")
+        link = tmp_path / "link"
+        link.symlink_to(outside)
+        with pytest.raises(AccessDenied, match="outside the allowed roots"):
+            store.artifacts.save_file(link, kind="f")
+        tree = tmp_path / "tree"
+        tree.mkdir()
+        (tree / "inner").symlink_to(outside)
+        with pytest.raises(AccessDenied, match="outside the allowed roots"):
+            store.artifacts.save_file(tree, kind="d")
+        assert store.artifacts.count() == 0
+
+
+def test_fifos_and_devices_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Special files cannot be ingested even under an allowed root."""
+    monkeypatch.chdir(tmp_path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with MemoryStore.open(tmp_path / "store", allow_path=["/dev"]) as store:
+        with pytest.raises(AccessDenied, match="FIFO, socket or device"):
+            store.artifacts.save_file(fifo, kind="f")
+        with pytest.raises(AccessDenied, match="FIFO, socket or device"):
+            store.artifacts.save_file("/dev/null", kind="f")
+
+
+def test_opening_a_store_from_a_newer_version_fails_clearly(data_dir: Path) -> None:
+    """A schema version above what this program knows is refused with an upgrade hint."""
+    from mcp_memory_server import StorageError
+
+    with MemoryStore.open(data_dir) as store:
+        with store.db.write() as conn:
+            conn.execute("INSERT INTO schema_migrations VALUES ('artifacts', 99, 'now')")
+    with pytest.raises(StorageError, match="newer mcp-memory-server"):
+        MemoryStore.open(data_dir)

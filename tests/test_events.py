@@ -1,0 +1,169 @@
+"""Event memory through the Python API, against a real SQLite file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_memory_server import InvalidInput, LimitExceeded, MemoryStore
+
+
+def test_text_defaults_to_the_json_of_data_and_data_is_kept_as_given(store: MemoryStore) -> None:
+    """record() keeps any JSON data as given and derives text from it."""
+    for data in ({"b": 1, "a": [1, 2]}, [1, "x"], "plain", 3.5, True):
+        event = store.events.record("obs", data)
+        assert event.data == data
+        assert store.events.get(event.event_id) == event
+    assert store.events.record("obs", {"b": 1, "a": 2}).text == '{"a":2,"b":1}'
+
+
+def test_recent_returns_the_newest_n_oldest_first(store: MemoryStore) -> None:
+    """recent(limit=3) returns the last three events in chronological order."""
+    ids = [store.events.record("step", {"i": i}).event_id for i in range(10)]
+    assert [e.event_id for e in store.events.recent(limit=3)] == ids[-3:]
+
+
+def test_recent_filters_by_kind_tags_tool_topic_and_time(store: MemoryStore) -> None:
+    """Every filter narrows the result; tags must all be present."""
+    a = store.events.record("note", text="a", tags=["x", "y"], topic="plans")
+    store.events.record("note", text="b", tags=["x"])
+    c = store.events.record("error", text="c", tags=["y"])
+    t = store.events.record_tool_result("train", outputs=[{"name": "loss", "value": 1.0}])
+    recent = store.events.recent
+    assert [e.event_id for e in recent(kinds=["note"], tags=["x", "y"])] == [a.event_id]
+    assert [e.event_id for e in recent(kinds=["error", "tool_result"])] == [c.event_id, t.event_id]
+    assert [e.event_id for e in recent(tool="train")] == [t.event_id]
+    assert [e.event_id for e in recent(topic="plans")] == [a.event_id]
+    assert [e.event_id for e in recent(since=c.ts)] == [c.event_id, t.event_id]
+    assert [e.event_id for e in recent(until=c.ts)] == [a.event_id, store.events.recent(limit=4)[1].event_id]
+
+
+def test_recent_data_decodes_payloads(store: MemoryStore) -> None:
+    """recent_data returns data, else text parsed as JSON, else the raw text."""
+    store.events.record("k", {"x": 1})
+    store.events.record("k", text='{"y": 2}')
+    store.events.record("k", text="not json")
+    assert store.events.recent_data(limit=3) == [{"x": 1}, {"y": 2}, "not json"]
+
+
+def test_last_by_name_returns_the_latest_output_of_that_name(store: MemoryStore) -> None:
+    """Every named output becomes the latest value for its name, per tool if asked."""
+    store.events.record_tool_result("train", outputs=[{"name": "loss", "value": 2.0}])
+    store.events.record_tool_result("eval", outputs=[{"name": "loss", "value": 0.7}, {"name": "ok", "value": True}])
+    last = store.events.last_by_name("loss")
+    assert last is not None and (last.value, last.tool, last.kind) == (0.7, "eval", "number")
+    by_tool = store.events.last_by_name("loss", tool="train")
+    assert by_tool is not None and by_tool.value == 2.0
+    assert store.events.last_by_name("missing") is None
+    assert [e.tool for e in store.events.recent_tool_results("eval")] == ["eval"]
+
+
+def test_values_older_than_the_hot_window_are_still_found(data_dir: Path) -> None:
+    """With a tiny hot window, recent and last_by_name fall back to the database correctly."""
+    with MemoryStore.open(data_dir, hot_window=5) as store:
+        first = store.events.record_tool_result("t", outputs=[{"name": "rare", "value": "old"}])
+        ids = [store.events.record("fill", {"i": i}).event_id for i in range(20)]
+        last = store.events.last_by_name("rare")
+        assert last is not None and last.event_id == first.event_id
+        assert [e.event_id for e in store.events.recent(limit=8)] == ids[-8:]
+        assert [e.event_id for e in store.events.recent(kinds=["tool_result"])] == [first.event_id]
+
+
+def test_another_processs_writes_are_visible_at_once(data_dir: Path) -> None:
+    """An event written by a separate process shows in recent() and last_by_name() immediately."""
+    with MemoryStore.open(data_dir) as store:
+        store.events.record("mine", {"n": 1})
+        assert store.events.recent(limit=1)[0].kind == "mine"  # the hot window is now warm
+        script = (
+            "import sys; from mcp_memory_server import MemoryStore\n"
+            "s = MemoryStore.open(sys.argv[1])\n"
+            "e = s.events.record_tool_result('other', outputs=[{'name': 'score', 'value': 42}])\n"
+            "print(e.event_id)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", script, str(data_dir)], capture_output=True, text=True, check=True)
+        theirs = out.stdout.strip()
+        assert store.events.recent(limit=1)[0].event_id == theirs
+        last = store.events.last_by_name("score")
+        assert last is not None and (last.value, last.event_id) == (42, theirs)
+
+
+def test_forget_is_a_dry_run_by_default(store: MemoryStore) -> None:
+    """forget() only counts unless dry_run=False, then deletes exactly the matches."""
+    keep = store.events.record("keep", text="k")
+    drop = [store.events.record("drop", text=str(i)).event_id for i in range(3)]
+    report = store.events.forget(kinds=["drop"])
+    assert (report.dry_run, report.matched, report.deleted, report.event_ids) == (True, 3, 0, drop)
+    assert store.events.count() == 4
+    report = store.events.forget(kinds=["drop"], dry_run=False)
+    assert report.deleted == 3
+    assert [e.event_id for e in store.events.recent()] == [keep.event_id]
+
+
+def test_forget_in_another_process_is_seen_by_the_hot_window(data_dir: Path) -> None:
+    """Events forgotten by another process disappear from this process's recent()."""
+    with MemoryStore.open(data_dir) as store:
+        store.events.record("secret", text="s")
+        assert len(store.events.recent()) == 1
+        script = (
+            "import sys; from mcp_memory_server import MemoryStore\n"
+            "MemoryStore.open(sys.argv[1]).events.forget(kinds=['secret'], dry_run=False)\n"
+        )
+        subprocess.run([sys.executable, "-c", script, str(data_dir)], check=True)
+        assert store.events.recent() == []
+
+
+def test_record_many_commits_all_or_nothing(store: MemoryStore) -> None:
+    """A batch with one bad event stores none of them."""
+    with pytest.raises(InvalidInput, match="severity"):
+        store.events.record_many([{"kind": "ok"}, {"kind": "bad", "severity": 9}])
+    assert store.events.count() == 0
+    assert len(store.events.record_many([{"kind": "a"}, {"kind": "b"}])) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"kind": ""}, InvalidInput, "kind must be a non-empty string"),
+        ({"kind": 5}, InvalidInput, "kind must be a non-empty string"),
+        ({"kind": "k", "severity": 0}, InvalidInput, "severity must be 1, 2 or 3"),
+        ({"kind": "k", "text": "x" * 2_000_000}, LimitExceeded, "max_text_bytes"),
+        ({"kind": "k", "text": "\ud800"}, InvalidInput, "surrogate"),
+        ({"kind": "k", "tags": "notalist"}, InvalidInput, "tags must be a list"),
+        ({"kind": "k", "outputs": [{"value": 1}]}, InvalidInput, "name and a value"),
+        ({"kind": "k", "outputs": [{"name": "a", "value": 1, "kind": "weird"}]}, InvalidInput, "kind='weird'"),
+    ],
+)
+def test_bad_events_are_refused_and_nothing_is_written(
+    store: MemoryStore, kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    """Invalid event fields raise a clear error and the log stays empty."""
+    with pytest.raises(error, match=message):
+        store.events.record(**kwargs)  # type: ignore[arg-type]
+    assert store.events.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"since": "yesterday"}, "not an RFC 3339 timestamp"),
+        ({"scope": "galaxy"}, "scope='galaxy' is not valid"),
+        ({"scope": "node"}, "needs node_id"),
+        ({"limit": -1}, "positive integer"),
+        ({"kinds": "note"}, "kinds must be a list"),
+    ],
+)
+def test_bad_queries_are_refused(store: MemoryStore, kwargs: dict[str, object], message: str) -> None:
+    """Query arguments are validated with messages naming the problem."""
+    with pytest.raises(InvalidInput, match=message):
+        store.events.recent(**kwargs)
+
+
+def test_forget_without_any_filter_is_refused(store: MemoryStore) -> None:
+    """forget() needs at least one criterion so nothing is wiped by accident."""
+    store.events.record("k")
+    with pytest.raises(InvalidInput, match="give before, kinds or tags"):
+        store.events.forget(dry_run=False)
+    assert store.events.count() == 1
