@@ -106,6 +106,7 @@ class Event(_Record):
     run_id: str
     graph_id: str | None = None
     node_id: str | None = None
+    truncated: bool = Field(False, description="text/data were cut to keep the response bounded")
 
 
 class EventPage(_Record):

@@ -167,3 +167,17 @@ def test_forget_without_any_filter_is_refused(store: MemoryStore) -> None:
     with pytest.raises(InvalidInput, match="give before, kinds or tags"):
         store.events.forget(dry_run=False)
     assert store.events.count() == 1
+
+
+def test_a_page_of_long_events_is_cut_to_the_response_limit(data_dir: Path) -> None:
+    """memory_recent's page stays under max_response_bytes, marking what it cut."""
+    with MemoryStore.open(data_dir, max_response_bytes=10_000) as store:
+        for _ in range(5):
+            store.events.record("long", text="x" * 8_000)
+        store.events.record("short", text="tiny")
+        page = store.events.page(limit=6)
+        assert sum(len(e.text or "") for e in page.events) < 10_000
+        assert [e.truncated for e in page.events] == [True] * 5 + [False]
+        assert "truncated: 8000 characters" in (page.events[0].text or "")
+        assert page.events[-1].text == "tiny"
+        assert store.events.page(limit=1).events[0].text == "tiny"

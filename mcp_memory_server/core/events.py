@@ -431,10 +431,27 @@ class EventLog:
     def page(self, **kwargs: Any) -> EventPage:
         """:meth:`recent` wrapped for the tool layer (``data_only`` adds decoded payloads only)."""
         data_only = kwargs.pop("data_only", False)
-        events = self.recent(**kwargs)
+        events = self._bounded(self.recent(**kwargs))
         if data_only:
             return EventPage(data=[decoded_data(e) for e in events], count=len(events))
         return EventPage(events=events, count=len(events))
+
+    def _bounded(self, events: list[Event]) -> list[Event]:
+        """Cut long text/data so the page stays under ``max_response_bytes``."""
+        budget = self._config.max_response_bytes
+        sizes = [len(e.text or "") + (len(json.dumps(e.data)) if e.data is not None else 0) for e in events]
+        if sum(sizes) <= budget:
+            return events
+        share = max(256, budget // max(1, len(events)) // 2)
+        out = []
+        for event, size in zip(events, sizes, strict=True):
+            if size <= share:
+                out.append(event)
+                continue
+            text = event.text or ""
+            marker = f"… [truncated: {len(text)} characters in all; fetch fewer events (limit) to see more]"
+            out.append(event.model_copy(update={"text": text[:share] + marker, "data": None, "truncated": True}))
+        return out
 
     def get(self, event_id: str) -> Event | None:
         rows = self._db.query(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
