@@ -49,6 +49,9 @@ class Config:
     allow_path: list[str] = _setting(
         [], "extra root under which server-local paths may be read or written (repeatable)"
     )
+    read_only_prefixes: list[str] = _setting(
+        [], "memory-file prefix refusing writes and deletes, as namespace/prefix, e.g. default/policies/ (repeatable)"
+    )
     token: str | None = _setting(None, "bearer token required by the HTTP transports")
     sync: str = _setting("full", "SQLite synchronous mode: full (survives power loss) or normal")
     hot_window: int = _setting(1000, "newest events per run answered from memory")
@@ -95,9 +98,9 @@ class Config:
             raise InvalidInput(f"sync={self.sync!r} is not valid; use 'full' or 'normal'")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name.startswith("max_") or f.name in ("hot_window", "embed_threads"):
-                if not isinstance(value, int) or value < 1:
-                    raise InvalidInput(f"{f.name} must be a positive integer, got {value!r}")
+            positive = f.name.startswith("max_") or f.name in ("hot_window", "embed_threads")
+            if positive and (not isinstance(value, int) or value < 1):
+                raise InvalidInput(f"{f.name} must be a positive integer, got {value!r}")
 
     @property
     def groups(self) -> tuple[str, ...]:

@@ -301,8 +301,7 @@ def test_opening_a_store_from_a_newer_version_fails_clearly(data_dir: Path) -> N
     """A schema version above what this program knows is refused with an upgrade hint."""
     from mcp_memory_server import StorageError
 
-    with MemoryStore.open(data_dir) as store:
-        with store.db.write() as conn:
-            conn.execute("INSERT INTO schema_migrations VALUES ('artifacts', 99, 'now')")
+    with MemoryStore.open(data_dir) as store, store.db.write() as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES ('artifacts', 99, 'now')")
     with pytest.raises(StorageError, match="newer mcp-memory-server"):
         MemoryStore.open(data_dir)

@@ -7,6 +7,7 @@ existing record; otherwise a new record points at the same blob.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import mimetypes
@@ -26,7 +27,7 @@ from . import _validate as check
 from ._context import StoreContext
 from .local_paths import resolve_allowed, walk_regular_files
 
-__all__ = ["SCHEMA", "Artifacts", "ArtifactWriter", "ProgressFn", "Scope"]
+__all__ = ["SCHEMA", "ArtifactWriter", "Artifacts", "ProgressFn", "Scope"]
 
 Scope = Literal["all", "run", "graph", "node"]
 ProgressFn = Callable[[int, int | None], None]
@@ -168,7 +169,7 @@ class Artifacts:
         files = list(walk_regular_files(root, self._config.allowed_roots))
         total = sum(f.stat().st_size for _, f in files)
         done = 0
-        entries = []
+        entries: list[dict[str, Any]] = []
         for relative, file in files:
             info = self._blobs.put_file(file)
             done += info.size
@@ -554,7 +555,7 @@ class Artifacts:
             message="deleted; its blob is freed by the next gc if nothing else references it",
         )
 
-    def expired(self, before: str) -> list[str]:
+    def expired(self, before: str) -> builtins.list[str]:
         """Ids of unpinned records created before ``before`` (for gc)."""
         rows = self._db.query("SELECT artifact_id FROM artifacts WHERE pinned = 0 AND created_at < ?", (before,))
         return [r[0] for r in rows]

@@ -191,7 +191,7 @@ class _HotWindow:
         found.reverse()
         return found
 
-    def last_value(self, name: str, tool: str | None) -> LastValue | None | bool:
+    def last_value(self, name: str, tool: str | None) -> LastValue | bool | None:
         """The newest value named ``name``; ``False`` when it may be older than the window."""
         self.sync()
         with self._lock:
@@ -333,7 +333,7 @@ class EventLog:
         severity = item.get("severity", 2)
         if isinstance(severity, bool) or severity not in (1, 2, 3):
             raise InvalidInput(f"severity must be 1, 2 or 3, got {severity!r}")
-        optional = {}
+        optional: dict[str, Any] = {}
         for name in ("topic", "tool", "graph_id", "node_id"):
             value = item.get(name)
             optional[name] = None if value is None else check.short(value, field=name, max_chars=256)
@@ -529,7 +529,7 @@ def _values(items: Any, field: str, *, config: StoreContext) -> list[Value]:
         kind = raw.get("kind") or _kind_of(value)
         if kind not in _VALUE_KINDS:
             raise InvalidInput(f"{field}[{index}].kind={kind!r} is not valid; use one of {', '.join(_VALUE_KINDS)}")
-        out.append(Value(name=name, kind=kind, value=value))
+        out.append(Value.model_validate({"name": name, "kind": kind, "value": value}))
     return out
 
 

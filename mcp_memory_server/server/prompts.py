@@ -51,6 +51,7 @@ def load_prompt(path: Path) -> Prompt:
         description=meta.get("description", ""),
         arguments=arguments,
         fn=render,
+        context_kwarg=None,
     )
 
 
