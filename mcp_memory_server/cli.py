@@ -29,7 +29,8 @@ def command(name: str) -> Callable[[Command], Command]:
 
 
 def _settings_parser() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a setting given before the subcommand must survive the subparser's own defaults.
+    parent = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = parent.add_argument_group("settings (each also read from its MCP_MEMORY_* variable)")
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
@@ -88,10 +89,14 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from .server import build_server
     from .store import MemoryStore
 
-    store = MemoryStore(config)
-    server = build_server(store)
     transport = getattr(args, "transport", "stdio")
+    if transport != "stdio":
+        from .server.http import check_bind
+
+        check_bind(args.host, config)  # before opening the store, so a refused start leaves nothing behind
+    store = MemoryStore(config)
     try:
+        server = build_server(store)
         if transport == "stdio":
             server.run("stdio")
         else:
@@ -118,6 +123,231 @@ def _gc(args: argparse.Namespace, config: Config) -> int:
 
     with MemoryStore(config) as store:
         _print_json(store.gc(older_than_days=args.older_than_days, dry_run=not args.apply))
+    return 0
+
+
+def _files_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
+    files = sub.add_parser("files", help="export or import a namespace of memory files")
+    actions = files.add_subparsers(dest="files_command", metavar="ACTION", required=True)
+    export = actions.add_parser(
+        "export", parents=[settings], help="write a namespace (live files, history, audit, transcript) out"
+    )
+    export.add_argument("dest", help="a new directory, a .tar.gz file, or an fsspec URL")
+    export.add_argument("--namespace", default="default", help="the namespace to export (default: default)")
+    restore = actions.add_parser("import", parents=[settings], help="restore an export into an empty namespace")
+    restore.add_argument("src", help="an export directory, .tar.gz file, or fsspec URL")
+    restore.add_argument("--namespace", default=None, help="the namespace to fill (default: the exported one)")
+
+
+_PARSER_EXTENSIONS.append(_files_parsers)
+
+
+@command("files")
+def _files(args: argparse.Namespace, config: Config) -> int:
+    from .store import MemoryStore
+
+    with MemoryStore(config) as store:
+        if args.files_command == "export":
+            _print_json(store.files.export(args.namespace, args.dest))
+        else:
+            _print_json(store.files.import_(args.src, args.namespace))
+    return 0
+
+
+def _graph_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
+    graph = sub.add_parser("graph", help="export, import or validate typed graph memory")
+    actions = graph.add_subparsers(dest="graph_command", metavar="ACTION", required=True)
+    export = actions.add_parser("export", parents=[settings], help="write an agent's graph snapshot as JSON")
+    export.add_argument("--agent-id", default="", help='the agent to export (default: "", the global graph)')
+    export.add_argument("--output", "-o", default=None, help="file to write (default: standard output)")
+    load = actions.add_parser("import", parents=[settings], help="load a graph snapshot (strict by default)")
+    load.add_argument("src", help="a snapshot JSON file, or - for standard input")
+    load.add_argument(
+        "--allow-dangling-edges", action="store_true", help="forensic load: keep edges whose nodes are missing"
+    )
+    check = actions.add_parser("validate", parents=[settings], help="report dangling, cross-agent and orphan items")
+    check.add_argument("--agent-id", default=None, help="one agent's graph (default: the whole store)")
+
+
+_PARSER_EXTENSIONS.append(_graph_parsers)
+
+
+@command("graph")
+def _graph(args: argparse.Namespace, config: Config) -> int:
+    """``graph validate`` exits 2 when the graph is not valid."""
+    from .store import MemoryStore
+
+    with MemoryStore(config) as store:
+        if args.graph_command == "export":
+            if args.output is None:
+                print(store.graph.export(args.agent_id).model_dump_json(indent=1))
+            else:
+                _print_json(store.graph.export_to_file(args.agent_id, args.output))
+            return 0
+        if args.graph_command == "import":
+            source = sys.stdin.read() if args.src == "-" else store.graph.read_snapshot_file(args.src)
+            _print_json(store.graph.import_snapshot(source, allow_dangling_edges=args.allow_dangling_edges))
+            return 0
+        report = store.graph.validate(args.agent_id)
+        _print_json(report)
+        return 0 if report.is_valid else 2
+
+
+def _lab_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
+    lab = sub.add_parser("lab", help="the experiment ledger: novelty checks, run log, morning report, results.tsv")
+    actions = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+    init = actions.add_parser("init", parents=[settings], help="create the ledger (optionally from a results.tsv)")
+    init.add_argument("--from-tsv", default=None, metavar="FILE", help="import this autoresearch results.tsv")
+    check = actions.add_parser("check", parents=[settings], help="has this idea (or one close to it) been tried?")
+    check.add_argument("description", help="the change you are about to try")
+    check.add_argument("--tag", dest="tags", action="append", default=None, help="a tag (repeatable)")
+    check.add_argument("--family", default=None, help="the line of work, e.g. lr-sweep")
+    check.add_argument("--mode", choices=["explore", "exploit", "replicate"], default="explore")
+    check.add_argument("--threshold", type=float, default=None, help="match threshold 0-1 (default: calibrated)")
+    check.add_argument("--limit", type=int, default=5, help="closest runs to show (default 5)")
+    check.add_argument(
+        "--fail-on-similar", action="store_true", help="exit 2 when the policy decision is block (for shell loops)"
+    )
+    log = actions.add_parser("log", parents=[settings], help="record a finished run; prints its decision packet")
+    log.add_argument("description", help="what the run changed")
+    log.add_argument("--status", required=True, choices=["keep", "discard", "crash"])
+    log.add_argument(
+        "--metric", dest="metrics", action="append", default=[], metavar="NAME=VALUE",
+        help="a metric, e.g. val_bpb=0.9912 (repeatable)",
+    )  # fmt: skip
+    log.add_argument("--commit", default=None)
+    log.add_argument("--parent-commit", default=None)
+    log.add_argument("--branch", default=None)
+    log.add_argument("--family", default=None)
+    log.add_argument("--hypothesis", default=None)
+    log.add_argument("--tag", dest="tags", action="append", default=None)
+    log.add_argument("--notes", default=None)
+    log.add_argument("--error", default=None, help="a crash's one-line error (default: read from --log-file)")
+    log.add_argument("--log-file", default=None, help="the run's output, stored as an artifact")
+    log.add_argument("--patch-file", default=None, help="the run's diff, stored as an artifact")
+    log.add_argument("--mode", choices=["explore", "exploit", "replicate"], default="exploit")
+    log.add_argument("--ts", default=None, help="when it ran (RFC 3339; default now)")
+    report = actions.add_parser("report", parents=[settings], help="write the morning report (Markdown + PNG)")
+    report.add_argument("--since-hours", type=float, default=16.0, help="the window in hours (default 16)")
+    report.add_argument("--until", default=None, help="end of the window (RFC 3339; default now)")
+    report.add_argument("--output", "-o", default=None, help="also write the Markdown to this file")
+    report.add_argument("--chart", default=None, help="also write the PNG chart to this file")
+    load = actions.add_parser("import-tsv", parents=[settings], help="bootstrap the ledger from a results.tsv")
+    load.add_argument("src", help="an autoresearch results.tsv, or - for standard input")
+    load.add_argument("--branch", default=None)
+    load.add_argument("--family", default=None)
+    load.add_argument("--parent-commit", default=None, help="the commit the first row was built on")
+    dump = actions.add_parser("export-tsv", parents=[settings], help="write the ledger as a results.tsv")
+    dump.add_argument("--output", "-o", default=None, help="file to write (default: standard output)")
+    dump.add_argument("--branch", default=None, help="only this branch's runs")
+
+
+_PARSER_EXTENSIONS.append(_lab_parsers)
+
+
+@command("lab")
+def _lab(args: argparse.Namespace, config: Config) -> int:
+    """``lab check --fail-on-similar`` exits 2 when the policy decision is block."""
+    from pathlib import Path
+
+    from .errors import InvalidInput
+    from .store import MemoryStore
+
+    with MemoryStore(config) as store:
+        lab = store.lab
+        action = args.lab_command
+        if action == "init":
+            imported = lab.import_tsv(path=args.from_tsv) if args.from_tsv else None
+            _print_json({
+                "data_dir": str(store.data_dir), "metric": lab.metric, "direction": lab.direction,
+                "runs": lab.count(), "imported": imported.imported if imported else 0,
+            })  # fmt: skip
+            return 0
+        if action == "check":
+            verdict = lab.check(args.description, tags=args.tags, family=args.family, mode=args.mode,
+                                threshold=args.threshold, limit=args.limit)  # fmt: skip
+            _print_json(verdict)
+            closest = verdict.top_matches[0] if verdict.top_matches else None
+            note = f"; closest {closest.run_id} ({closest.status}): {closest.description[:80]}" if closest else ""
+            print(f"{verdict.policy.decision}: {verdict.classification} in {verdict.mode} mode{note}", file=sys.stderr)
+            return 2 if args.fail_on_similar and verdict.policy.decision == "block" else 0
+        if action == "log":
+            metrics: dict[str, float] = {}
+            for item in args.metrics:
+                name, sep, raw = item.partition("=")
+                try:
+                    metrics[name.strip()] = float(raw)
+                except ValueError:
+                    raise InvalidInput(f"--metric {item!r} must look like NAME=NUMBER, e.g. val_bpb=0.9912") from None
+                if not sep or not name.strip():
+                    raise InvalidInput(f"--metric {item!r} must look like NAME=NUMBER, e.g. val_bpb=0.9912")
+            run = lab.log(
+                args.description, args.status, metrics, commit=args.commit, parent_commit=args.parent_commit,
+                branch=args.branch, family=args.family, hypothesis=args.hypothesis, tags=args.tags,
+                notes=args.notes, error=args.error, log_path=args.log_file, patch_path=args.patch_file,
+                mode=args.mode, ts=args.ts,
+            )  # fmt: skip
+            _print_json(run.decision_packet)
+            return 0
+        if action == "report":
+            result = lab.report(args.since_hours, until=args.until)
+            if args.output:
+                assert result.report_artifact_id is not None
+                Path(args.output).write_bytes(store.artifacts.read_bytes(result.report_artifact_id))
+            if args.chart and result.chart_artifact_id:
+                Path(args.chart).write_bytes(store.artifacts.read_bytes(result.chart_artifact_id))
+            print(result.markdown)
+            return 0
+        if action == "import-tsv":
+            if args.src == "-":
+                imported = lab.import_tsv(sys.stdin.read(), branch=args.branch, family=args.family,
+                                          parent_commit=args.parent_commit)  # fmt: skip
+            else:
+                imported = lab.import_tsv(path=args.src, branch=args.branch, family=args.family,
+                                          parent_commit=args.parent_commit)  # fmt: skip
+            _print_json(imported)
+            return 0
+        text = lab.export_tsv(branch=args.branch)
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        return 0
+
+
+def _search_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
+    sub.add_parser(
+        "reindex", parents=[settings],
+        help="re-embed every searchable record with the configured model (progress on stderr)",
+    )  # fmt: skip
+
+
+_PARSER_EXTENSIONS.append(_search_parsers)
+
+
+@command("reindex")
+def _reindex(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from .store import MemoryStore
+
+    started = time.perf_counter()
+    with MemoryStore(config) as store:
+        search = store.search
+        print(f"loading embedding model {search.embedder.model_id} …", file=sys.stderr)
+        with tqdm(desc="embedding", unit="doc", file=sys.stderr, disable=None) as bar:
+
+            def progress(done: float, total: float | None, message: str) -> None:
+                if total is not None:
+                    bar.total = int(total)
+                    bar.update(int(done) - bar.n)
+
+            embedded = search.reindex(progress)
+        status = search.status()
+    _print_json({"embedded_documents": embedded, "documents": status["documents"], "model_id": status["model_id"],
+                 "dim": status["dim"], "seconds": round(time.perf_counter() - started, 2)})  # fmt: skip
     return 0
 
 

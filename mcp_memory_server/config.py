@@ -65,6 +65,8 @@ class Config:
     max_request_bytes: int = _setting(33_554_432, "largest HTTP request body, in bytes")
     embed_model: str | None = _setting(None, "sentence-transformers model name or path for search")
     embed_threads: int = _setting(1, "torch threads for embedding (1 keeps single queries fast under load)")
+    lab_metric: str = _setting("val_bpb", "the lab's primary metric (a metrics key of each run)")
+    lab_direction: str = _setting("min", "whether the lab metric is better lower (min) or higher (max)")
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -96,6 +98,10 @@ class Config:
             )
         if self.sync not in ("full", "normal"):
             raise InvalidInput(f"sync={self.sync!r} is not valid; use 'full' or 'normal'")
+        if self.lab_direction not in ("min", "max"):
+            raise InvalidInput(f"lab_direction={self.lab_direction!r} is not valid; use 'min' or 'max'")
+        if not self.lab_metric.strip() or '"' in self.lab_metric or "\\" in self.lab_metric:
+            raise InvalidInput(f"lab_metric={self.lab_metric!r} must be a metric name without quotes or backslashes")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             positive = f.name.startswith("max_") or f.name in ("hot_window", "embed_threads")

@@ -12,7 +12,16 @@ __all__ = [
     "ArtifactRecord",
     "DeleteReport",
     "Event",
+    "EventHit",
     "EventPage",
+    "EventSearchPage",
+    "FileArchiveReport",
+    "FileAuditEntry",
+    "FileContent",
+    "FileHistory",
+    "FileList",
+    "FileMeta",
+    "FileVersion",
     "ForgetReport",
     "GcReport",
     "LastValue",
@@ -53,6 +62,10 @@ class ArtifactPage(_Record):
     items: list[ArtifactRecord]
     next_cursor: str | None = Field(None, description="pass as cursor for the next page; null on the last page")
     warning: str | None = None
+    scores: list[float] | None = Field(None, description="relevance of each item, when a query ranked them")
+    mode: Literal["hybrid", "semantic", "lexical"] | None = Field(
+        None, description="how a query was matched (lexical when the model is unavailable)"
+    )
 
 
 class ArtifactContent(_Record):
@@ -115,6 +128,25 @@ class EventPage(_Record):
     count: int
 
 
+class EventHit(_Record):
+    """One search result: the event and why it matched."""
+
+    event: Event
+    score: float = Field(description="relevance; higher is better (fused rank score in hybrid mode)")
+    similarity: float | None = Field(None, description="cosine similarity to the query (semantic/hybrid)")
+    lexical_rank: int | None = Field(None, description="position in the keyword (BM25) ranking, 1 = best")
+    semantic_rank: int | None = Field(None, description="position in the meaning (cosine) ranking, 1 = best")
+
+
+class EventSearchPage(_Record):
+    hits: list[EventHit]
+    mode: Literal["hybrid", "semantic", "lexical"] = Field(
+        description="how the query was matched (lexical when the model is unavailable)"
+    )
+    warning: str | None = Field(None, description="set when results are degraded, e.g. the model failed to load")
+    next_cursor: str | None = Field(None, description="pass as cursor for the next page; null on the last page")
+
+
 class LastValue(_Record):
     name: str
     value: Any
@@ -140,3 +172,87 @@ class Stats(_Record):
     schema_versions: dict[str, int]
     model: dict[str, Any]
     groups: list[str] = []
+
+
+FileOp = Literal["create", "update", "delete", "restore", "external_edit"]
+
+
+class FileMeta(_Record):
+    """The state of one memory file at one version."""
+
+    namespace: str
+    path: str
+    sha256: str = Field(description="content hash; pass it as expected_sha to write only if nobody changed the file")
+    bytes: int
+    version: int
+    updated_at: str
+    updated_by: str = Field(description="actor of this version ('external' for an edit made on disk)")
+    reason: str = ""
+
+
+class FileContent(_Record):
+    """A memory file's text (one chunk of it when long) and the metadata of that version."""
+
+    meta: FileMeta
+    content: str
+    offset: int = 0
+    length: int = Field(0, description="bytes of content in this chunk")
+    total_bytes: int = 0
+    next_offset: int | None = Field(None, description="pass as offset to read the rest; null when complete")
+
+
+class FileList(_Record):
+    namespace: str
+    items: list[FileMeta] = []
+    folders: list[str] = Field([], description="sub-folders directly under the prefix (recursive=false only)")
+    next_cursor: str | None = Field(None, description="pass as cursor for the next page; null on the last page")
+    scores: list[float] | None = Field(None, description="relevance of each item, when a query ranked them")
+    mode: Literal["hybrid", "semantic", "lexical"] | None = Field(
+        None, description="how a query was matched (lexical when the model is unavailable)"
+    )
+    warning: str | None = None
+
+
+class FileVersion(_Record):
+    """One entry of a path's history; every version but a deletion can be read back and restored."""
+
+    version: int
+    op: FileOp
+    sha256: str | None = Field(None, description="content hash; null for a deletion")
+    bytes: int = 0
+    ts: str
+    actor: str
+    reason: str = ""
+
+
+class FileAuditEntry(_Record):
+    """One change in the append-only audit log."""
+
+    ts: str
+    op: FileOp
+    namespace: str
+    path: str
+    old_sha: str | None = None
+    new_sha: str | None = None
+    actor: str
+    reason: str = ""
+    version: int
+
+
+class FileHistory(_Record):
+    namespace: str
+    path: str | None = Field(None, description="the path whose versions these are; null for the audit tail")
+    versions: list[FileVersion] = Field([], description="newest first")
+    audit: list[FileAuditEntry] = Field([], description="oldest first (the tail of the log)")
+    next_cursor: str | None = Field(None, description="pass as cursor for older entries; null when there are none")
+
+
+class FileArchiveReport(_Record):
+    """What an export wrote or an import restored."""
+
+    namespace: str
+    location: str
+    files: int
+    versions: int
+    blobs: int
+    transcript_messages: int

@@ -12,20 +12,32 @@ from . import __version__
 from .config import Config
 from .core import artifacts as artifacts_module
 from .core import events as events_module
+from .core import files as files_module
+from .core import graph as graph_module
+from .core import search as search_module
 from .core._context import StoreContext
 from .core.artifacts import Artifacts
 from .core.events import EventLog
+from .core.files import Files
+from .core.graph import GraphMemory
+from .core.lab import Lab
+from .core.lab import ledger as lab_module
+from .core.search import SearchIndex
 from .embeddings import Embedder
 from .errors import InvalidInput, StorageError
 from .ids import new_id
 from .models import GcReport, Stats
 from .storage import Database, LocalBlobStore, Migration
+from .storage import vectors as vectors_module
 
 __all__ = ["MemoryStore"]
 
 # Each capability owns its tables; a new capability adds its schema and blob references here.
-SCHEMAS: list[Migration] = [*artifacts_module.SCHEMA, *events_module.SCHEMA]
-BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES]
+SCHEMAS: list[Migration] = [
+    *artifacts_module.SCHEMA, *events_module.SCHEMA, *files_module.SCHEMA, *graph_module.SCHEMA,
+    *lab_module.SCHEMA, *search_module.SCHEMA, *vectors_module.SCHEMA,
+]
+BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES, files_module.BLOB_REFERENCES]
 
 # A blob younger than this may belong to a save whose record is not committed yet.
 _GC_GRACE = timedelta(hours=1)
@@ -61,6 +73,8 @@ class MemoryStore:
         return cls(Config.load({"data_dir": Path(data_dir) if data_dir else None, **settings}))
 
     def close(self) -> None:
+        if "search" in self.__dict__:
+            self.search.close()
         self.db.close()
 
     def __enter__(self) -> MemoryStore:
@@ -71,16 +85,34 @@ class MemoryStore:
 
     @cached_property
     def artifacts(self) -> Artifacts:
-        return Artifacts(self.ctx)
+        return Artifacts(self.ctx, search=self.search)
 
     @cached_property
     def events(self) -> EventLog:
-        return EventLog(self.ctx)
+        return EventLog(self.ctx, search=self.search)
+
+    @cached_property
+    def graph(self) -> GraphMemory:
+        return GraphMemory(self.ctx, search=self.search)
+
+    @cached_property
+    def files(self) -> Files:
+        return Files(self.ctx, search=self.search)
+
+    @cached_property
+    def lab(self) -> Lab:
+        """The experiment ledger: novelty checks, decision packets, champion board, morning report."""
+        return Lab(self.ctx, self.embedder, self.artifacts)
 
     @cached_property
     def embedder(self) -> Embedder:
         """The embedding model; created idle, loaded on first need or by ``embedder.start()``."""
         return Embedder(self.config.embed_model, threads=self.config.embed_threads)
+
+    @cached_property
+    def search(self) -> SearchIndex:
+        """Lexical, semantic and hybrid search over events, artifacts and files."""
+        return SearchIndex(self.ctx, self.embedder)
 
     # -- maintenance -----------------------------------------------------------------------------
 
@@ -136,10 +168,13 @@ class MemoryStore:
             counts={
                 "artifacts": self.artifacts.count(),
                 "events": self.events.count(),
+                **self.files.counts(),
+                **self.graph.count(),
+                "lab_runs": self.lab.count(),
                 "blobs": sum(1 for _ in self.blobs.digests()),
             },
             sizes={"database_bytes": db_bytes, "blob_bytes": self.blobs.total_bytes()},
             schema_versions=self.db.schema_versions(),
-            model=self.embedder.status(),
+            model=self.search.status(),
             groups=list(self.config.groups),
         )

@@ -9,12 +9,21 @@ import pytest
 from mcp import Client
 
 from mcp_memory_server import MemoryStore
+from mcp_memory_server.embeddings import Embedder
 from mcp_memory_server.server import build_server
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def embedding_model() -> Embedder:
+    """The real all-MiniLM-L6-v2, loaded once per test session; every store's embedder then shares it."""
+    model = Embedder()
+    assert model.wait(), model.error
+    return model
 
 
 @pytest.fixture

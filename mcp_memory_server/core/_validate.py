@@ -39,10 +39,11 @@ def short(value: object, *, field: str, max_chars: int = 512) -> str:
         raise LimitExceeded(f"{field} is {len(value)} characters, over the limit of {max_chars}")
     if "\x00" in value:
         raise InvalidInput(f"{field} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{field} contains a lone surrogate; send valid UTF-8 text") from None
+    if not value.isascii():  # only non-ASCII text can hold a lone surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{field} contains a lone surrogate; send valid UTF-8 text") from None
     return value
 
 
@@ -67,13 +68,18 @@ def _check_depth(value: Any, *, field: str, limit: int) -> None:
                     f"{field} is nested deeper than {limit} levels (max_json_depth); flatten it"
                 )
             children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+            # Only containers and floats can fail; skipping the rest keeps the order of checks.
+            stack.extend([(child, depth + 1) for child in children if isinstance(child, dict | list | float)])
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidInput(f"{field} contains {item}, which JSON cannot represent; use null or a string")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Sorted keys, no spaces, UTF-8 kept, NaN refused (one encoder, built once: this is a hot path)."""
+    return _CANONICAL.encode(value)
 
 
 def labels(value: Mapping[str, Any] | None, *, config: Config, field: str = "labels") -> dict[str, LabelValue]:
@@ -114,7 +120,7 @@ def metrics(value: Mapping[str, Any] | None, *, config: Config, field: str = "me
 def tags(value: Sequence[str] | None, *, config: Config, field: str = "tags") -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str) or not isinstance(value, Sequence):
+    if isinstance(value, str) or not isinstance(value, list | Sequence):  # list first: the ABC check is slow
         raise InvalidInput(f"{field} must be a list of strings")
     if len(value) > config.max_labels:
         raise LimitExceeded(f"{field} has {len(value)} entries, over the limit of {config.max_labels}")

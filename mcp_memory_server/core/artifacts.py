@@ -26,6 +26,8 @@ from ..storage.blobs import check_digest
 from . import _validate as check
 from ._context import StoreContext
 from .local_paths import resolve_allowed, walk_regular_files
+from .search import ProgressFn as SearchProgressFn
+from .search import SearchIndex, SourceFilter
 
 __all__ = ["SCHEMA", "ArtifactWriter", "Artifacts", "ProgressFn", "Scope"]
 
@@ -110,11 +112,12 @@ class ArtifactWriter:
 class Artifacts:
     """The artifact store of one data directory. Get it as ``MemoryStore.artifacts``."""
 
-    def __init__(self, ctx: StoreContext) -> None:
+    def __init__(self, ctx: StoreContext, *, search: SearchIndex | None = None) -> None:
         self._ctx = ctx
         self._db = ctx.db
         self._blobs = ctx.blobs
         self._config = ctx.config
+        self._search = search
 
     # -- saving ----------------------------------------------------------------------------------
 
@@ -485,12 +488,21 @@ class Artifacts:
         node_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        query: str | None = None,
+        mode: str = "hybrid",
+        progress: SearchProgressFn | None = None,
     ) -> ArtifactPage:
-        """Records matching every filter, newest first, one page at a time (no filters lists all)."""
+        """Records matching every filter, newest first, one page at a time (no filters lists all).
+
+        With ``query`` they come most relevant first instead (name, kind, labels and text
+        preview, matched by words and meaning; ``mode``: hybrid, semantic or lexical).
+        """
         limit = check.limit(limit, config=self._config)
         clauses, params = self._where(
             kind=kind, labels=labels, tags=tags, metrics=metrics, scope=scope, graph_id=graph_id, node_id=node_id
         )
+        if query is not None:
+            return self._ranked(query, mode, clauses, params, limit, cursor, progress)
         after = check.decode_cursor(cursor)
         if after is not None:
             clauses.append("seq < ?")
@@ -499,6 +511,26 @@ class Artifacts:
         rows = self._db.query(f"SELECT * FROM artifacts {where} ORDER BY seq DESC LIMIT ?", (*params, limit + 1))
         next_cursor = check.encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
         return ArtifactPage(items=[_record(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+    def _ranked(
+        self, query: str, mode: str, clauses: list[str], params: list[Any], limit: int, cursor: str | None,
+        progress: SearchProgressFn | None,
+    ) -> ArtifactPage:  # fmt: skip
+        if self._search is None:
+            raise InvalidInput("this artifact store was opened without a search index; use MemoryStore.artifacts")
+        ranking = self._search.rank(
+            "artifacts", query, mode=mode, limit=limit, offset=check.decode_cursor(cursor) or 0, progress=progress,
+            filter=SourceFilter("artifacts", "artifacts.artifact_id = d.item_id", " AND ".join(clauses), params),
+        )  # fmt: skip
+        ids = [r.item_id for r in ranking.items]
+        rows = self._db.query(f"SELECT * FROM artifacts WHERE artifact_id IN ({','.join('?' * len(ids))})", ids)
+        found = {row["artifact_id"]: _record(row) for row in rows}
+        kept = [r for r in ranking.items if r.item_id in found]
+        return ArtifactPage(
+            items=[found[r.item_id] for r in kept], scores=[r.score for r in kept], mode=ranking.mode,
+            warning=ranking.warning,
+            next_cursor=None if ranking.next_offset is None else check.encode_cursor(ranking.next_offset),
+        )  # fmt: skip
 
     def list(self, *, limit: int = 50, cursor: str | None = None) -> ArtifactPage:
         return self.search(limit=limit, cursor=cursor)

@@ -18,9 +18,10 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..ids import new_id, parse_timestamp, utc_now
-from ..models import Event, EventPage, ForgetReport, LastValue, Value
+from ..models import Event, EventHit, EventPage, EventSearchPage, ForgetReport, LastValue, Value
 from . import _validate as check
 from ._context import StoreContext
+from .search import ProgressFn, SearchIndex, SourceFilter
 
 __all__ = ["SCHEMA", "EventLog"]
 
@@ -70,6 +71,8 @@ SCHEMA = [
 ]
 
 _VALUE_KINDS = ("number", "string", "boolean", "object", "array", "null", "uri", "ref")
+_EVENT_FIELDS = frozenset({"kind", "data", "text", "topic", "tool", "tags", "metrics", "inputs", "outputs",
+                           "severity", "graph_id", "node_id"})  # fmt: skip
 _COLUMNS = (
     "seq, event_id, ts, kind, topic, tool, text, data, tags, metrics, inputs, outputs, severity,"
     " run_id, graph_id, node_id"
@@ -214,11 +217,12 @@ class _HotWindow:
 class EventLog:
     """The event log of one data directory. Get it as ``MemoryStore.events``."""
 
-    def __init__(self, ctx: StoreContext) -> None:
+    def __init__(self, ctx: StoreContext, *, search: SearchIndex | None = None) -> None:
         self._ctx = ctx
         self._db = ctx.db
         self._config = ctx.config
         self._window = _HotWindow(ctx)
+        self._search = search
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -311,12 +315,10 @@ class EventLog:
         return events
 
     def _build(self, item: Mapping[str, Any], index: int) -> tuple[Event, str | None]:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict | Mapping):  # dict first: the ABC check is slow on this hot path
             raise InvalidInput(f"event #{index} must be an object")
         config = self._config
-        allowed = {"kind", "data", "text", "topic", "tool", "tags", "metrics", "inputs", "outputs",
-                   "severity", "graph_id", "node_id"}  # fmt: skip
-        unknown = set(item) - allowed
+        unknown = item.keys() - _EVENT_FIELDS
         if unknown:
             raise InvalidInput(f"event #{index} has unknown field(s) {sorted(unknown)}")
         kind = item.get("kind")
@@ -453,6 +455,49 @@ class EventLog:
             out.append(event.model_copy(update={"text": text[:share] + marker, "data": None, "truncated": True}))
         return out
 
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        limit: int = 10,
+        cursor: str | None = None,
+        progress: ProgressFn | None = None,
+        **filters: Any,
+    ) -> EventSearchPage:
+        """The events most relevant to ``query``, best first.
+
+        ``mode``: ``hybrid`` (words and meaning, the default), ``semantic`` or ``lexical``.
+        Filters as in :meth:`recent`. Without a loadable model the results are lexical and
+        ``warning`` says why.
+
+        Raises:
+            InvalidInput: empty query, unknown mode, or a bad filter.
+        """
+        if self._search is None:
+            raise InvalidInput("this event log was opened without a search index; use MemoryStore.events")
+        where, params = self._filter(**filters).sql()
+        ranking = self._search.rank(
+            "events", query, mode=mode, limit=limit, offset=check.decode_cursor(cursor) or 0, progress=progress,
+            filter=SourceFilter("events", "events.event_id = d.item_id", where.removeprefix(" WHERE "), params),
+        )  # fmt: skip
+        ids = [r.item_id for r in ranking.items]
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({','.join('?' * len(ids))})", ids)
+        found = {row["event_id"]: _event(row) for row in rows}
+        kept = [r for r in ranking.items if r.item_id in found]
+        hits = [
+            EventHit(
+                event=event,
+                score=r.score,
+                similarity=r.similarity,
+                lexical_rank=r.lexical_rank,
+                semantic_rank=r.semantic_rank,
+            )
+            for r, event in zip(kept, self._bounded([found[r.item_id] for r in kept]), strict=True)
+        ]
+        next_cursor = None if ranking.next_offset is None else check.encode_cursor(ranking.next_offset)
+        return EventSearchPage(hits=hits, mode=ranking.mode, warning=ranking.warning, next_cursor=next_cursor)
+
     def get(self, event_id: str) -> Event | None:
         rows = self._db.query(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
         return _event(rows[0]) if rows else None
@@ -534,11 +579,13 @@ def _values(items: Any, field: str, *, config: StoreContext) -> list[Value]:
 
 
 def _row(event: Event, data_json: str | None) -> tuple[Any, ...]:
+    # Most events have no tags, metrics, inputs or outputs; their JSON is a constant.
     return (
         event.event_id, event.ts, event.kind, event.topic, event.tool, event.text, data_json,
-        check.canonical_json(event.tags), check.canonical_json(event.metrics),
-        check.canonical_json([v.model_dump() for v in event.inputs]),
-        check.canonical_json([v.model_dump() for v in event.outputs]),
+        check.canonical_json(event.tags) if event.tags else "[]",
+        check.canonical_json(event.metrics) if event.metrics else "{}",
+        check.canonical_json([v.model_dump() for v in event.inputs]) if event.inputs else "[]",
+        check.canonical_json([v.model_dump() for v in event.outputs]) if event.outputs else "[]",
         event.severity, event.run_id, event.graph_id, event.node_id,
     )  # fmt: skip
 

@@ -10,6 +10,10 @@ from .. import __version__
 from ..models import Stats
 from ..store import MemoryStore
 from . import artifacts, memory, prompts, resources
+from . import files as files_tools
+from . import graph as graph_tools
+from . import lab as lab_tools
+from ._search import load_model_after_handshake
 from ._tools import register
 
 GroupRegistrar = Callable[[MCPServer, MemoryStore], None]
@@ -18,12 +22,18 @@ GroupRegistrar = Callable[[MCPServer, MemoryStore], None]
 GROUPS: dict[str, GroupRegistrar] = {
     "artifacts": artifacts.register_tools,
     "memory": memory.register_tools,
+    "files": files_tools.register_tools,
+    "graph": graph_tools.register_tools,
+    "lab": lab_tools.register_tools,
 }
 
 INSTRUCTIONS = """\
 Durable memory for this agent, kept on the user's machine.
 - memory_record / memory_recent / memory_last: log events and tool results; ask "what happened last?".
+- memory_search (and query= on artifact_search / file_list): find past things by words and meaning.
 - artifact_save / artifact_search / artifact_best: keep outputs (reports, checkpoints) and rank them by metric.
+- file_read / file_write (with expected_sha) / file_list: notes, plans and profiles you reread and rewrite.
+- graph_write / graph_query: typed graph memory (episodes, facts, patterns, persona) with lineage.
 - memory_stats: what is stored and where.
 Read the recall_context prompt at the start of a session and save_session_notes at the end."""
 
@@ -43,6 +53,7 @@ def build_server(store: MemoryStore) -> MCPServer:
         """Counts, sizes, embedding-model status, data directory and version of this memory store."""
         return store.stats()
 
+    load_model_after_handshake(server, store)
     resources.register_resources(server, store)
     prompts.register_prompts(server)
     return server

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from ..core import _validate as check
 from ..models import ArtifactContent, ArtifactPage, ArtifactRecord, DeleteReport
 from ..store import MemoryStore
+from ._search import SEARCH_MODE, progress_reporter
 from ._tools import exactly_one, register
 
 LabelValue = str | int | float | bool
@@ -95,6 +96,10 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
 
     @register(server, read_only=True, idempotent=True, title="Search artifacts")
     def artifact_search(
+        ctx: Context,
+        query: Annotated[
+            str | None, Field(description="rank by relevance to this text (name, kind, labels, preview)")
+        ] = None,
         kind: str | None = None,
         labels: Labels = None,
         tags: Tags = None,
@@ -107,13 +112,16 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         node_id: str | None = None,
         limit: Annotated[int, Field(description="page size")] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
+        mode: Annotated[Literal["hybrid", "semantic", "lexical"], SEARCH_MODE] = "hybrid",
     ) -> ArtifactPage:
         """Find artifacts by kind, exact labels, tags, metric conditions and scope, newest first.
 
+        With a query they come most relevant first (words and meaning), with a score each.
         With no filters it lists every artifact. Results are paginated: pass next_cursor as cursor.
         """
         return artifacts.search(kind=kind, labels=labels, tags=tags, metrics=metrics, scope=scope,
-                                graph_id=graph_id, node_id=node_id, limit=limit, cursor=cursor)  # fmt: skip
+                                graph_id=graph_id, node_id=node_id, limit=limit, cursor=cursor, query=query,
+                                mode=mode, progress=None if query is None else progress_reporter(ctx))  # fmt: skip
 
     @register(server, read_only=True, idempotent=True, title="Best artifact by a metric")
     def artifact_best(

@@ -53,8 +53,8 @@ def security_settings(host: str, port: int) -> TransportSecuritySettings:
     )
 
 
-def build_app(server: MCPServer, config: Config, transport: str, host: str, port: int) -> Any:
-    """The ASGI app for ``transport`` (``http`` or ``sse``).
+def check_bind(host: str, config: Config) -> None:
+    """Refuse to listen beyond loopback without a bearer token.
 
     Raises:
         AccessDenied: a non-loopback host was asked for without a token.
@@ -64,6 +64,15 @@ def build_app(server: MCPServer, config: Config, transport: str, host: str, port
             f"refusing to serve on {host} without a token: set MCP_MEMORY_TOKEN (or --token) "
             "so clients must send 'Authorization: Bearer <token>', or bind 127.0.0.1"
         )
+
+
+def build_app(server: MCPServer, config: Config, transport: str, host: str, port: int) -> Any:
+    """The ASGI app for ``transport`` (``http`` or ``sse``).
+
+    Raises:
+        AccessDenied: a non-loopback host was asked for without a token.
+    """
+    check_bind(host, config)
     settings = security_settings(host, port)
     if transport == "sse":
         app = server.sse_app(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from ..models import Event, EventPage, ForgetReport, LastValue, Value
+from ..models import Event, EventPage, EventSearchPage, ForgetReport, LastValue, Value
 from ..store import MemoryStore
+from ._search import SEARCH_MODE, progress_reporter
 from ._tools import register
 
 Tags = Annotated[list[str] | None, Field(description="tags; on queries every tag must be present")]
@@ -83,6 +86,33 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         """The latest value recorded under a name (e.g. the last "loss"), with when and which tool."""
         value = events.last_by_name(name, tool)
         return LastValueResult(found=value is not None, value=value)
+
+    @register(server, read_only=True, idempotent=True, title="Search events")
+    async def memory_search(
+        ctx: Context,
+        query: Annotated[str, Field(description="what to look for, in words or by meaning")],
+        kinds: list[str] | None = None,
+        tags: Tags = None,
+        scope: Literal["all", "run", "graph", "node"] = "all",
+        since: Timestamp = None,
+        until: Timestamp = None,
+        graph_id: str | None = None,
+        node_id: str | None = None,
+        limit: Annotated[int, Field(description="page size")] = 10,
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
+        mode: Annotated[Literal["hybrid", "semantic", "lexical"], SEARCH_MODE] = "hybrid",
+    ) -> EventSearchPage:
+        """Find past events relevant to a question, best first: "what did we decide about the learning rate?".
+
+        Matches words (BM25) and meaning (embeddings), so paraphrases are found. Each hit has a
+        score and its keyword/meaning ranks. If the embedding model cannot load, results are
+        keyword-only and `warning` says so.
+        """
+        search = partial(
+            events.search, query, mode=mode, limit=limit, cursor=cursor, kinds=kinds, tags=tags, scope=scope,
+            since=since, until=until, graph_id=graph_id, node_id=node_id, progress=progress_reporter(ctx),
+        )  # fmt: skip
+        return await anyio.to_thread.run_sync(search)
 
     @register(server, destructive=True, title="Forget events")
     def memory_forget(

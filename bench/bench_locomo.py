@@ -1,0 +1,154 @@
+"""LoCoMo retrieval: recall@5 and @10 of evidence turns, per category, for lexical, semantic and hybrid.
+
+    python bench/bench_locomo.py                     # 3 conversations, about 2 minutes on a quiet machine
+    python bench/bench_locomo.py --conversations 10  # the whole set (5,882 turns, 1,986 questions)
+
+Protocol (``../shared/data/README.md``): for each conversation a fresh store; one event per
+unit, recorded in conversation order through the public API; for each question a search of
+that store; recall = share of the question's distinct valid evidence turns among the top k
+(capped at 1), averaged over the questions that have evidence. Two units:
+
+- ``turn``: each dialogue turn as ``"[8 May 2023] Caroline: …"``;
+- ``observation``: each observation sentence (which points at its turn).
+
+Stores are kept in ``--work`` (default: a folder in the temp dir) so a second run reuses
+their vectors; ``--fresh`` starts over. Prints a table (stderr) and the JSON (stdout), and
+writes ``bench/results/locomo-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from common import machine, print_table, write_results
+
+from mcp_memory_server import MemoryStore
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo"
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+MODES = ("lexical", "semantic", "hybrid")
+KS = (5, 10)
+
+
+def short_date(stamp: str) -> str:
+    """ "1:56 pm on 8 May, 2023" → "8 May 2023"."""
+    match = re.search(r"(\d+) (\w+),? (\d{4})", stamp)
+    return f"{match.group(1)} {match.group(2)} {match.group(3)}" if match else stamp
+
+
+def load(path: Path, captions: bool) -> dict[str, Any]:
+    raw = json.loads(path.read_text())
+    turns: list[tuple[tuple[str, ...], str]] = []  # (dia ids, text)
+    observations: list[tuple[tuple[str, ...], str]] = []
+    session = 1
+    while f"session_{session}_date_time" in raw:
+        date = short_date(raw[f"session_{session}_date_time"])
+        for turn in raw.get(f"session_{session}") or []:
+            text = f"[{date}] {turn['speaker']}: {turn['text']}"
+            if captions and turn.get("blip_caption"):
+                text += f" [shares {turn['blip_caption']}]"
+            turns.append(((turn["dia_id"],), text))
+        for sentences in (raw.get(f"session_{session}_observation") or {}).values():
+            # An observation points at one turn, or (ten of them) at a list of turns.
+            observations += [(tuple(d) if isinstance(d, list) else (d,), sentence) for sentence, d in sentences]
+        session += 1
+    valid = {dia_ids[0] for dia_ids, _ in turns}
+    questions = []
+    for qa in raw["qa"]:
+        evidence = {part for entry in qa.get("evidence", []) for part in re.split(r"[;,\s]+", str(entry))} & valid
+        if evidence:
+            questions.append({"question": qa["question"], "evidence": evidence, "category": qa["category"]})
+    return {"turn": turns, "observation": observations, "questions": questions}
+
+
+def open_store(
+    folder: Path, units: list[tuple[tuple[str, ...], str]], threads: int
+) -> tuple[MemoryStore, dict[str, tuple[str, ...]], float]:
+    """A store holding one event per unit (reused when ``folder`` already has it), and event id → dia ids."""
+    store = MemoryStore.open(folder, sync="normal", embed_threads=threads)
+    if store.events.count() != len(units):
+        store.close()
+        shutil.rmtree(folder)
+        store = MemoryStore.open(folder, sync="normal", embed_threads=threads)
+        store.events.record_many([{"kind": "memory", "text": text} for _, text in units])
+    event_ids = [row[0] for row in store.db.query("SELECT event_id FROM events ORDER BY seq")]
+    dia_of = {event_id: dia_ids for event_id, (dia_ids, _) in zip(event_ids, units, strict=True)}
+    started = time.perf_counter()
+    store.search.refresh()
+    return store, dia_of, time.perf_counter() - started
+
+
+def evaluate(conversations: list[Path], unit: str, args: argparse.Namespace) -> dict[str, Any]:
+    recalls: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in MODES}
+    embed_seconds = 0.0
+    units_total = 0
+    for path in conversations:
+        data = load(path, args.captions)
+        units = data[unit]
+        units_total += len(units)
+        store, dia_of, seconds = open_store(args.work / f"{unit}-{path.stem}", units, args.threads)
+        embed_seconds += seconds
+        try:
+            for qa in data["questions"]:
+                for mode in MODES:
+                    page = store.events.search(qa["question"], mode=mode, limit=max(KS))
+                    ranked = [dia_of[hit.event.event_id] for hit in page.hits]
+                    for k in KS:
+                        retrieved = {dia_id for dia_ids in ranked[:k] for dia_id in dia_ids}
+                        score = min(1.0, len(retrieved & qa["evidence"]) / len(qa["evidence"]))
+                        recalls[mode][f"all@{k}"].append(score)
+                        recalls[mode][f"{CATEGORIES[qa['category']]}@{k}"].append(score)
+        finally:
+            store.close()
+    result: dict[str, Any] = {"units": units_total, "questions": len(recalls["hybrid"]["all@5"]),
+                              "embed_seconds": round(embed_seconds, 1)}  # fmt: skip
+    for mode in MODES:
+        result[mode] = {key: round(100 * sum(v) / len(v), 1) for key, v in sorted(recalls[mode].items())}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--conversations", type=int, default=3, help="how many of the 10 conversations (default 3)")
+    parser.add_argument("--units", default="turn,observation", help="turn, observation or both")
+    parser.add_argument("--captions", action="store_true", help="append image captions to turns")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for embedding")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench-locomo")
+    parser.add_argument("--fresh", action="store_true", help="delete cached stores first")
+    args = parser.parse_args()
+    if args.fresh and args.work.exists():
+        shutil.rmtree(args.work)
+    args.work.mkdir(parents=True, exist_ok=True)
+    conversations = sorted(DATA.glob("*.json"))[: args.conversations]
+    results: dict[str, Any] = {"machine": machine(), "conversations": len(conversations),
+                               "captions": args.captions}  # fmt: skip
+    started = time.perf_counter()
+    for unit in args.units.split(","):
+        results[unit] = evaluate(conversations, unit, args)
+        rows = []
+        for mode in MODES:
+            r = results[unit][mode]
+            rows.append([mode, r["all@5"], r["all@10"], *(r[f"{c}@5"] for c in CATEGORIES.values())])
+        print_table(
+            f"LoCoMo {unit}s: recall % ({results[unit]['questions']} questions, {results[unit]['units']} units)",
+            ["mode", "R@5", "R@10", *(f"{c} R@5" for c in CATEGORIES.values())],
+            rows,
+        )
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    results["machine"]["load_average_end"] = machine()["load_average"]
+    path = write_results("locomo", results)
+    print(json.dumps(results, indent=2))
+    print(f"\nwritten to {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Shared pieces of the benchmarks: the machine, percentiles, process memory, results on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on, including how busy the machine was."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gib = round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "mcp": metadata.version("mcp"),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def summary(samples_s: Sequence[float]) -> dict[str, float]:
+    """p50/p99/mean in milliseconds of samples in seconds."""
+    ordered = sorted(samples_s)
+    p99_index = min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p99_ms": round(ordered[p99_index] * 1000, 3),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+    }
+
+
+def child_pids() -> list[int]:
+    """Direct children of this process (Linux ``/proc``)."""
+    pids: list[int] = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def find_child(marker: str) -> int:
+    """The pid of the child process whose command line contains ``marker``."""
+    for pid in child_pids():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            return pid
+    raise LookupError(f"no child process running {marker!r}")
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """Resident set now (VmRSS) and at its peak (VmHWM), in KiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key = line.split(":", 1)[0]
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(line.split()[1])
+    return values
+
+
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    """Save to ``bench/results/<name>-<UTC time>.json`` and ``<name>-latest.json``; return the first."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(results, indent=2)
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(text + "\n")
+    (RESULTS / f"{name}-latest.json").write_text(text + "\n")
+    return path
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    print(f"\n{title}", file=sys.stderr)
+    for index, row in enumerate(cells):
+        padded = [c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        print("  " + "  ".join(padded), file=sys.stderr)
+        if index == 0:
+            print("  " + "  ".join("-" * w for w in widths), file=sys.stderr)

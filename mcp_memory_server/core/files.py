@@ -1,0 +1,1089 @@
+"""Path-addressed memory files: text and JSON documents with versions, an audit log and compare-and-swap.
+
+The database is the source of truth: every version is a row in ``file_versions`` (the
+history and the append-only audit log in one) whose content is a blob, so identical
+contents are stored once. ``files`` holds each path's latest state.
+
+The live files under ``<data_dir>/files/<namespace>/`` are a projection people can open
+in any editor. A write commits first and then updates the live file while holding the
+write lock, so the disk never goes back to an older version. ``files.projected_sha``
+records what this server last put on disk: where it differs from ``sha256`` an update is
+pending (the writer was killed between the commit and the rename) and the next open or
+read repairs it; where the disk holds something else, the file was edited outside the
+server and that content is recorded as an ``external_edit`` version.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config import Config
+from ..errors import Conflict, InvalidInput, MemoryServerError, NotFound
+from ..ids import utc_now
+from ..models import FileArchiveReport, FileAuditEntry, FileContent, FileHistory, FileList, FileMeta, FileVersion
+from ..storage.blobs import check_digest
+from . import _validate as check
+from ._context import StoreContext
+from ._file_archive import open_sink, open_source
+from ._paths import LiveTree, ReadOnlyPrefixes, StatKey, normalize_namespace, normalize_path, sha256_hex
+from .artifacts import _decode_prefix
+from .search import FILES_JOIN, SearchIndex, SourceFilter
+from .search import ProgressFn as SearchProgressFn
+
+__all__ = ["BLOB_REFERENCES", "DEFAULT_NAMESPACE", "SCHEMA", "Files", "Transcript"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "default"
+EXTERNAL_ACTOR = "external"
+ARCHIVE_FORMAT = "mcp-memory-server/files"
+ARCHIVE_VERSION = 1
+
+SCHEMA = [
+    (
+        "files",
+        1,
+        """
+        -- The latest state of every path ever written; sha256 is NULL once deleted.
+        CREATE TABLE files (
+            namespace TEXT NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT,
+            bytes INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            -- What this server last put on disk; differs from sha256 while an update is pending.
+            projected_sha TEXT,
+            PRIMARY KEY (namespace, path)
+        ) WITHOUT ROWID;
+        CREATE INDEX files_pending ON files (namespace, path) WHERE projected_sha IS NOT sha256;
+        -- Every version of every path, in commit order: the history and the audit log.
+        CREATE TABLE file_versions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace TEXT NOT NULL,
+            path TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            op TEXT NOT NULL,
+            sha256 TEXT,
+            old_sha TEXT,
+            bytes INTEGER NOT NULL,
+            ts TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            UNIQUE (namespace, path, version)
+        );
+        CREATE INDEX file_versions_namespace ON file_versions (namespace, seq);
+        CREATE TABLE file_transcripts (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            message TEXT NOT NULL
+        );
+        CREATE INDEX file_transcripts_namespace ON file_transcripts (namespace, seq);
+        """,
+    )
+]
+
+BLOB_REFERENCES = "SELECT sha256 FROM file_versions WHERE sha256 IS NOT NULL"
+"""SQL listing every blob digest file versions need (used by gc)."""
+
+_OPS = ("create", "update", "delete", "restore", "external_edit")
+_MISSING: Any = object()
+
+
+class Files:
+    """The memory files of one data directory. Get it as ``MemoryStore.files``.
+
+    Every method takes ``namespace`` (default ``"default"``). Opening repairs live files
+    left behind by a killed writer.
+    """
+
+    def __init__(self, ctx: StoreContext, *, search: SearchIndex | None = None) -> None:
+        self._ctx = ctx
+        self._db = ctx.db
+        self._blobs = ctx.blobs
+        self._config = ctx.config
+        self._search = search
+        self._tree = LiveTree(ctx.data_dir / "files", durable=ctx.config.sync == "full")
+        self._read_only = ReadOnlyPrefixes.parse(ctx.config.read_only_prefixes, max_bytes=ctx.config.max_path_bytes)
+        # (namespace, path) → the stat key and sha of the live file when this process last checked it.
+        self._seen: dict[tuple[str, str], tuple[StatKey, str | None]] = {}
+        self._tree.remove_stale_temps()
+        self.repair()
+
+    @property
+    def root(self) -> Path:
+        """The folder holding the live files, one sub-folder per namespace."""
+        return self._tree.root
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def write(
+        self,
+        path: str,
+        content: str | None = None,
+        *,
+        json: Any = _MISSING,
+        expected_sha: str | None = None,
+        actor: str = "agent",
+        reason: str = "",
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> FileMeta:
+        """Write text (``content``) or a JSON value (``json=``) to ``path`` as a new version.
+
+        ``expected_sha``: ``None`` writes unconditionally, ``""`` only creates (fails if the
+        path exists), a digest writes only if it is the current content's sha256. Writing
+        the current content again changes nothing and returns the current version.
+
+        Raises:
+            Conflict: ``expected_sha`` does not match (the message names the current sha), or
+                the path collides with a folder or a file in the way.
+            AccessDenied: the path is under a read-only prefix or a symlink leads outside.
+            InvalidInput / LimitExceeded: a bad path, content or argument.
+        """
+        ns, rel = self._address(namespace, path)
+        self._read_only.check(ns, rel, action="write")
+        data = self._encode(content, json)
+        return self._put(ns, rel, data, expected_sha, actor, reason, op=None)
+
+    def restore(
+        self,
+        path: str,
+        version: int,
+        *,
+        expected_sha: str | None = None,
+        actor: str = "agent",
+        reason: str = "",
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> FileMeta:
+        """Write an old version's content back as a new version (op ``restore``).
+
+        Raises:
+            NotFound: no such version. InvalidInput: the version is a deletion.
+            Conflict / AccessDenied: as for :meth:`write`.
+        """
+        ns, rel = self._address(namespace, path)
+        self._read_only.check(ns, rel, action="restore")
+        old = self._version_row(ns, rel, version)
+        if old["sha256"] is None:
+            raise InvalidInput(f"version {version} of {rel!r} is its deletion; restore version {version - 1}")
+        return self._put(ns, rel, self._blobs.read(old["sha256"]), expected_sha, actor, reason, op="restore")
+
+    def delete(
+        self,
+        path: str,
+        *,
+        expected_sha: str | None = None,
+        actor: str = "agent",
+        reason: str = "",
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> FileAuditEntry:
+        """Delete ``path``; its history is kept and the deletion is a version of its own.
+
+        Raises:
+            NotFound: the path does not exist. Conflict: ``expected_sha`` does not match.
+            AccessDenied: the path is under a read-only prefix.
+        """
+        ns, rel = self._address(namespace, path)
+        self._read_only.check(ns, rel, action="delete")
+        if expected_sha == "":
+            raise InvalidInput("expected_sha='' means 'create only' and cannot delete; pass the current sha or null")
+        self._put(ns, rel, None, expected_sha, actor, reason, op="delete")
+        rows = self._db.query(
+            "SELECT * FROM file_versions WHERE namespace = ? AND path = ? AND op = 'delete'"
+            " ORDER BY version DESC LIMIT 1",
+            (ns, rel),
+        )
+        return _audit_entry(rows[0])
+
+    def _put(
+        self,
+        ns: str,
+        rel: str,
+        data: bytes | None,
+        expected_sha: str | None,
+        actor: str,
+        reason: str,
+        *,
+        op: Literal["restore", "delete"] | None,
+    ) -> FileMeta:
+        expected = _expected(expected_sha)
+        actor = _actor(actor)
+        reason = check.short(reason, field="reason", max_chars=2000)
+        self._tree.locate(ns, rel)  # refuse a symlink that leads outside before anything is committed
+        # An edit made on disk becomes a version first, so the write cannot silently drop it.
+        self._synced_row(ns, rel, strict=False)
+        new_sha = self._store_blob(data) if data is not None else None
+        with self._db.write() as conn:
+            row = _row(conn, ns, rel)
+            current = row["sha256"] if row else None
+            _check_expected(ns, rel, current, expected)
+            if data is None and current is None:
+                raise NotFound(_missing_message(ns, rel, row))
+            if row is not None and data is not None and current == new_sha:
+                return _meta(row)
+            if current is None:
+                _check_tree(conn, ns, rel)
+            kind = op or ("create" if current is None else "update")
+            row = self._append(conn, ns, rel, row, kind, new_sha, len(data or b""), actor, reason)
+        self._project(ns, rel, new_sha, data)
+        return _meta(row) if new_sha is not None else _deleted_meta(row)
+
+    def _append(
+        self,
+        conn: sqlite3.Connection,
+        ns: str,
+        rel: str,
+        row: sqlite3.Row | None,
+        op: str,
+        sha: str | None,
+        size: int,
+        actor: str,
+        reason: str,
+    ) -> sqlite3.Row:
+        """Append a version and move the path's latest state to it (inside a write transaction)."""
+        version = (row["version"] if row else 0) + 1
+        now = utc_now()
+        conn.execute(
+            "INSERT INTO file_versions (namespace, path, version, op, sha256, old_sha, bytes, ts, actor, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ns, rel, version, op, sha, row["sha256"] if row else None, size, now, actor, reason),
+        )
+        conn.execute(
+            "INSERT INTO files (namespace, path, sha256, bytes, version, updated_at, updated_by, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (namespace, path) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes,"
+            " version = excluded.version, updated_at = excluded.updated_at, updated_by = excluded.updated_by,"
+            " reason = excluded.reason",
+            (ns, rel, sha, size, version, now, actor, reason),
+        )
+        new = _row(conn, ns, rel)
+        assert new is not None
+        return new
+
+    def _store_blob(self, data: bytes) -> str:
+        """Store ``data`` as a blob; rewriting a document's earlier content costs no blob write."""
+        digest = sha256_hex(data)
+        try:
+            # Refreshing the time keeps gc's grace period from removing it before our commit.
+            os.utime(self._blobs.local_path(digest))
+            return digest
+        except (NotFound, OSError):
+            return self._blobs.put_bytes(data).sha256
+
+    # -- the live files --------------------------------------------------------------------------
+
+    def _project(self, ns: str, rel: str, sha: str | None, data: bytes | None) -> None:
+        """Bring the live file to ``sha`` unless a newer version has landed (its writer projects it).
+
+        The version is committed already, so a failure here is logged, not raised: the
+        update stays pending and the next open or read retries it.
+        """
+        try:
+            staged = self._tree.stage(ns, data) if data is not None else None
+        except MemoryServerError as exc:
+            logger.warning("%s/%s is saved but its live file was not updated: %s", ns, rel, exc)
+            return
+        try:
+            with self._db.write() as conn:
+                row = _row(conn, ns, rel)
+                if row is not None and row["sha256"] == sha:
+                    self._install(conn, ns, rel, sha, staged)
+        except MemoryServerError as exc:
+            logger.warning("%s/%s is saved but its live file was not updated: %s", ns, rel, exc)
+        finally:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+
+    def _install(self, conn: sqlite3.Connection, ns: str, rel: str, sha: str | None, staged: Any) -> None:
+        if sha is None:
+            self._tree.remove(ns, rel)
+            self._seen.pop((ns, rel), None)
+        else:
+            if staged is None:
+                staged = self._tree.stage(ns, self._blobs.read(sha))
+            try:
+                self._seen[(ns, rel)] = (self._tree.install(ns, rel, staged), sha)
+            finally:
+                staged.unlink(missing_ok=True)
+        _set_projected(conn, ns, rel, sha)
+
+    def _synced_row(self, ns: str, rel: str, *, strict: bool = True) -> sqlite3.Row | None:
+        """The path's row after noticing edits made on disk and repairing a pending update.
+
+        The common case (disk unchanged since this process last looked, nothing pending)
+        costs one query and one ``stat``.
+        """
+        row = _first(self._db.query("SELECT * FROM files WHERE namespace = ? AND path = ?", (ns, rel)))
+        latest = row["sha256"] if row else None
+        if latest == (row["projected_sha"] if row else None):
+            key = self._tree.stat_key(ns, rel)
+            if key is None and latest is None:
+                return row
+            if key is not None and self._seen.get((ns, rel)) == (key, latest):
+                return row
+            found = self._tree.read(ns, rel, max_bytes=self._config.max_text_bytes) if key is not None else None
+            if found is not None and sha256_hex(found[0]) == latest:
+                self._seen[(ns, rel)] = (found[1], latest)
+                return row
+        with self._db.write() as conn:
+            try:
+                self._sync(conn, ns, rel)
+            except (InvalidInput, Conflict) as exc:
+                if strict:
+                    raise
+                logger.warning("ignoring the on-disk change to %s/%s: %s", ns, rel, exc)
+            return _row(conn, ns, rel)
+
+    def _sync(self, conn: sqlite3.Connection, ns: str, rel: str) -> None:
+        """Reconcile the live file with the database (inside a write transaction)."""
+        row = _row(conn, ns, rel)
+        latest = row["sha256"] if row else None
+        projected = row["projected_sha"] if row else None
+        found = self._tree.read(ns, rel, max_bytes=self._config.max_text_bytes)
+        if found is None:
+            if latest is not None or projected is not None:
+                # Never written (killed before the rename) or removed by hand: the database wins.
+                self._install(conn, ns, rel, latest, None)
+            return
+        data, key = found
+        disk_sha = sha256_hex(data)
+        if disk_sha == latest:
+            if projected != latest:
+                _set_projected(conn, ns, rel, latest)
+            self._seen[(ns, rel)] = (key, latest)
+            return
+        if disk_sha == projected:
+            # The disk still shows what we last wrote: an update is pending, not an edit.
+            self._install(conn, ns, rel, latest, None)
+            return
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                f"the live file for {ns}/{rel} was changed on disk and is not UTF-8 text; "
+                "fix it on disk, or overwrite it with file_write"
+            ) from None
+        if latest is None:
+            _check_tree(conn, ns, rel)
+        self._store_blob(data)
+        self._append(
+            conn, ns, rel, row, "external_edit", disk_sha, len(data), EXTERNAL_ACTOR,
+            "changed on disk outside the server",
+        )  # fmt: skip
+        _set_projected(conn, ns, rel, disk_sha)
+        self._seen[(ns, rel)] = (key, disk_sha)
+
+    def repair(self) -> int:
+        """Finish live-file updates a killed writer left pending; return how many paths were repaired."""
+        pending = self._db.query("SELECT namespace, path FROM files WHERE projected_sha IS NOT sha256")
+        for item in pending:
+            try:
+                with self._db.write() as conn:
+                    self._sync(conn, item["namespace"], item["path"])
+            except MemoryServerError as exc:
+                logger.warning("cannot repair the live file %s/%s: %s", item["namespace"], item["path"], exc)
+        return len(pending)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def read(
+        self,
+        path: str,
+        version: int | None = None,
+        *,
+        default: Any = _MISSING,
+        offset: int = 0,
+        length: int | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> FileContent | Any:
+        """The content and metadata of ``path`` (its latest version, or ``version``).
+
+        Reading the latest version first notices an edit made on disk (recorded as an
+        ``external_edit`` version). ``offset``/``length`` read a byte range; the result's
+        ``next_offset`` says where to continue.
+
+        Raises:
+            NotFound: no such path or version (unless ``default`` is given, which is returned instead).
+        """
+        ns, rel = self._address(namespace, path)
+        if version is None:
+            row = self._synced_row(ns, rel)
+            if row is None or row["sha256"] is None:
+                if default is not _MISSING:
+                    return default
+                raise NotFound(_missing_message(ns, rel, row))
+            meta = _meta(row)
+        else:
+            try:
+                found = self._version_row(ns, rel, version)
+            except NotFound:
+                if default is not _MISSING:
+                    return default
+                raise
+            if found["sha256"] is None:
+                if default is not _MISSING:
+                    return default
+                raise NotFound(f"version {version} of {rel!r} is its deletion; read version {version - 1}")
+            meta = _version_meta(found)
+        return self._content(meta, offset, length)
+
+    def read_json(
+        self,
+        path: str,
+        version: int | None = None,
+        *,
+        default: Any = _MISSING,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> Any:
+        """The parsed JSON content of ``path``.
+
+        Raises:
+            NotFound: no such path or version (unless ``default`` is given).
+            InvalidInput: the content is not JSON.
+        """
+        content = self.read(path, version, default=_MISSING if default is _MISSING else None, namespace=namespace)
+        if content is None:
+            return default
+        try:
+            return jsonlib.loads(content.content)
+        except ValueError as exc:
+            raise InvalidInput(f"{content.meta.path!r} is not JSON ({exc}); read it as text with read()") from None
+
+    def _content(self, meta: FileMeta, offset: int, length: int | None) -> FileContent:
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= meta.bytes:
+            raise InvalidInput(f"offset must be between 0 and {meta.bytes} (the size), got {offset!r}")
+        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+            raise InvalidInput(f"length must be a positive integer, got {length!r}")
+        raw = self._blobs.read(meta.sha256, offset, length)
+        text, used = _decode_prefix(raw, final=offset + len(raw) >= meta.bytes)
+        if text is None:
+            raise InvalidInput(f"offset {offset} splits a UTF-8 character; continue from next_offset")
+        end = offset + used
+        return FileContent(
+            meta=meta, content=text, offset=offset, length=used, total_bytes=meta.bytes,
+            next_offset=end if end < meta.bytes else None,
+        )  # fmt: skip
+
+    def list(
+        self,
+        prefix: str = "",
+        *,
+        recursive: bool = True,
+        limit: int | None = None,
+        cursor: str | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        query: str | None = None,
+        mode: str = "hybrid",
+        progress: SearchProgressFn | None = None,
+    ) -> FileList:
+        """Live files whose path starts with ``prefix``, sorted by path.
+
+        With ``recursive=False`` only the files directly under the prefix are listed, and
+        the sub-folders there are named in ``folders``. ``limit``/``cursor`` page the result.
+        With ``query`` the files under the prefix come most relevant first instead (content
+        and path, matched by words and meaning; ``mode``: hybrid, semantic or lexical).
+        """
+        ns = normalize_namespace(namespace)
+        prefix = self._prefix(prefix)
+        if limit is not None:
+            limit = check.limit(limit, config=self._config)
+        if query is not None:
+            return self._ranked(query, mode, ns, prefix, limit or 50, cursor, progress)
+        after = _decode_path_cursor(cursor)
+        clauses = ["namespace = ?", "sha256 IS NOT NULL"]
+        params: list[Any] = [ns]
+        if prefix:
+            clauses.append("path >= ?")
+            params.append(prefix)
+            upper = _prefix_end(prefix)
+            if upper is not None:
+                clauses.append("path < ?")
+                params.append(upper)
+        where = " AND ".join(clauses)
+        folders: list[str] = []
+        if recursive:
+            if after is not None:
+                where += " AND path > ?"
+                params.append(after)
+            sql = f"SELECT * FROM files WHERE {where} ORDER BY path"
+            rows = self._db.query(sql + (" LIMIT ?" if limit else ""), (*params, limit + 1) if limit else params)
+        else:
+            everything = self._db.query(f"SELECT * FROM files WHERE {where} ORDER BY path", params)
+            rows = []
+            for item in everything:
+                rest = item["path"][len(prefix) :]
+                if "/" in rest:
+                    folder = prefix + rest.split("/", 1)[0] + "/"
+                    if after is None and (not folders or folders[-1] != folder):
+                        folders.append(folder)
+                elif after is None or item["path"] > after:
+                    rows.append(item)
+            folders = folders[: self._config.max_page_size]
+        next_cursor = None
+        if limit and len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = _encode_path_cursor(rows[-1]["path"])
+        return FileList(namespace=ns, items=[_meta(r) for r in rows], folders=folders, next_cursor=next_cursor)
+
+    def _ranked(
+        self, query: str, mode: str, ns: str, prefix: str, limit: int, cursor: str | None,
+        progress: SearchProgressFn | None,
+    ) -> FileList:  # fmt: skip
+        if self._search is None:
+            raise InvalidInput("these files were opened without a search index; use MemoryStore.files")
+        where = "files.namespace = ? AND files.sha256 IS NOT NULL"
+        params: list[Any] = [ns]
+        if prefix:
+            where += " AND files.path >= ?"
+            params.append(prefix)
+            upper = _prefix_end(prefix)
+            if upper is not None:
+                where += " AND files.path < ?"
+                params.append(upper)
+        ranking = self._search.rank(
+            "files", query, mode=mode, limit=limit, offset=check.decode_cursor(cursor) or 0, progress=progress,
+            filter=SourceFilter("files", FILES_JOIN, where, params),
+        )  # fmt: skip
+        found = {}
+        for ranked in ranking.items:
+            rows = self._db.query(
+                "SELECT * FROM files WHERE namespace = ? AND path = ? AND sha256 IS NOT NULL",
+                ranked.item_id.split("/", 1),
+            )
+            if rows:
+                found[ranked.item_id] = _meta(rows[0])
+        kept = [r for r in ranking.items if r.item_id in found]
+        return FileList(
+            namespace=ns, items=[found[r.item_id] for r in kept], scores=[r.score for r in kept], mode=ranking.mode,
+            warning=ranking.warning,
+            next_cursor=None if ranking.next_offset is None else check.encode_cursor(ranking.next_offset),
+        )  # fmt: skip
+
+    def history(
+        self,
+        path: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> FileHistory:
+        """Every version of ``path``, newest first (``limit``/``cursor`` page it).
+
+        Raises:
+            NotFound: the path has never been written.
+        """
+        ns, rel = self._address(namespace, path)
+        try:
+            self._synced_row(ns, rel)  # so an edit made on disk shows up as the newest version
+        except MemoryServerError as exc:
+            logger.warning("history of %s/%s does not include its live file: %s", ns, rel, exc)
+        if limit is not None:
+            limit = check.limit(limit, config=self._config)
+        before = check.decode_cursor(cursor)
+        sql = "SELECT * FROM file_versions WHERE namespace = ? AND path = ?"
+        params: list[Any] = [ns, rel]
+        if before is not None:
+            sql += " AND version < ?"
+            params.append(before)
+        sql += " ORDER BY version DESC"
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit + 1)
+        rows = self._db.query(sql, params)
+        if not rows and before is None:
+            raise NotFound(f"{rel!r} has never been written in namespace {ns!r}; file_list shows what exists")
+        next_cursor = None
+        if limit and len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = check.encode_cursor(rows[-1]["version"])
+        return FileHistory(namespace=ns, path=rel, versions=[_version(r) for r in rows], next_cursor=next_cursor)
+
+    def audit_tail(
+        self,
+        n: int = 50,
+        path: str | None = None,
+        *,
+        namespace: str | None = DEFAULT_NAMESPACE,
+        cursor: str | None = None,
+    ) -> FileHistory:
+        """The newest ``n`` audit entries (oldest first): of one path, one namespace, or (``namespace=None``) all.
+
+        ``next_cursor`` pages towards older entries.
+        """
+        n = check.limit(n, config=self._config)
+        clauses: list[str] = []
+        params: list[Any] = []
+        ns = normalize_namespace(namespace) if namespace is not None or path is not None else None
+        if ns is not None:
+            clauses.append("namespace = ?")
+            params.append(ns)
+        rel = None
+        if path is not None:
+            assert ns is not None
+            rel = normalize_path(path, max_bytes=self._config.max_path_bytes)
+            clauses.append("path = ?")
+            params.append(rel)
+        before = check.decode_cursor(cursor)
+        if before is not None:
+            clauses.append("seq < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.query(f"SELECT * FROM file_versions {where} ORDER BY seq DESC LIMIT ?", (*params, n + 1))
+        next_cursor = check.encode_cursor(rows[n - 1]["seq"]) if len(rows) > n else None
+        entries = [_audit_entry(r) for r in reversed(rows[:n])]
+        return FileHistory(namespace=ns or "*", path=rel, audit=entries, next_cursor=next_cursor)
+
+    def counts(self) -> dict[str, int]:
+        """Live files and stored versions, across every namespace."""
+        row = self._db.query(
+            "SELECT (SELECT COUNT(*) FROM files WHERE sha256 IS NOT NULL), (SELECT COUNT(*) FROM file_versions)"
+        )[0]
+        return {"files": int(row[0]), "file_versions": int(row[1])}
+
+    # -- transcript --------------------------------------------------------------------------------
+
+    def transcript(self, namespace: str = DEFAULT_NAMESPACE) -> Transcript:
+        """The namespace's conversation transcript, loaded with every message flushed so far."""
+        return Transcript(self._ctx, normalize_namespace(namespace))
+
+    # -- export / import -------------------------------------------------------------------------
+
+    def export(self, namespace: str, dest: str | os.PathLike[str]) -> FileArchiveReport:
+        """Write a namespace (live files, every version, audit, transcript) to a directory or ``.tar.gz``.
+
+        ``dest`` must not exist; a local one must be under the allowed roots. A URL
+        (``s3://…``) works when ``fsspec`` and that filesystem's package are installed.
+
+        Raises:
+            NotFound: the namespace has nothing in it. InvalidInput: ``dest`` exists.
+            AccessDenied: ``dest`` is outside the allowed roots.
+        """
+        ns = normalize_namespace(namespace)
+        for item in self._db.query("SELECT path FROM files WHERE namespace = ? AND sha256 IS NOT NULL", (ns,)):
+            try:
+                self._synced_row(ns, item["path"])  # so edits made on disk are part of the export
+            except MemoryServerError as exc:
+                logger.warning("exporting %s/%s without its live file: %s", ns, item["path"], exc)
+        with self._db.write() as conn:  # one consistent snapshot; blobs are immutable, read them after
+            versions = conn.execute("SELECT * FROM file_versions WHERE namespace = ? ORDER BY seq", (ns,)).fetchall()
+            live = conn.execute(
+                "SELECT path, sha256 FROM files WHERE namespace = ? AND sha256 IS NOT NULL ORDER BY path", (ns,)
+            ).fetchall()
+            messages = conn.execute(
+                "SELECT ts, message FROM file_transcripts WHERE namespace = ? ORDER BY seq", (ns,)
+            ).fetchall()
+        if not versions and not messages:
+            raise NotFound(f"namespace {ns!r} has no files and no transcript; nothing to export")
+        digests = sorted({r["sha256"] for r in versions if r["sha256"]})
+        report = FileArchiveReport(
+            namespace=ns, location=os.fspath(dest), files=len(live), versions=len(versions), blobs=len(digests),
+            transcript_messages=len(messages),
+        )  # fmt: skip
+        sink = open_sink(dest, self._config.allowed_roots)
+        try:
+            manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
+                        "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
+            sink.add("manifest.json", (jsonlib.dumps(manifest, indent=2) + "\n").encode())
+            sink.add("versions.jsonl", _jsonl(_version_record(r) for r in versions))
+            sink.add(
+                "transcript.jsonl", _jsonl({"ts": r["ts"], "message": jsonlib.loads(r["message"])} for r in messages)
+            )
+            for digest in digests:
+                sink.add(f"blobs/{digest}", self._blobs.read(digest))
+            for item in live:
+                sink.add(f"files/{item['path']}", self._blobs.read(item["sha256"]))
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        return report.model_copy(update={"location": sink.location})
+
+    def import_(self, src: str | os.PathLike[str], namespace: str | None = None) -> FileArchiveReport:
+        """Restore an export into ``namespace`` (default: the exported one), which must be empty.
+
+        Versions keep their numbers, times, actors and reasons; live files are rewritten
+        on disk. The import is one transaction: all or nothing.
+
+        Raises:
+            Conflict: the namespace already has files or a transcript.
+            InvalidInput: ``src`` is not a valid export (bad format, missing or corrupt content).
+            NotFound / AccessDenied: ``src`` is missing or outside the allowed roots.
+        """
+        limit = self._config.max_text_bytes
+        source = open_source(src, self._config.allowed_roots)
+        try:
+            manifest = _load_json(source.read("manifest.json", max_bytes=1 << 20), "manifest.json")
+            if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+                raise InvalidInput(
+                    f"{source.location} is not a files export (manifest.json has no format {ARCHIVE_FORMAT!r})"
+                )
+            if manifest.get("format_version") != ARCHIVE_VERSION:
+                raise InvalidInput(
+                    f"{source.location} has export format version {manifest.get('format_version')!r}; "
+                    f"this mcp-memory-server reads version {ARCHIVE_VERSION}"
+                )
+            ns = normalize_namespace(namespace if namespace is not None else manifest.get("namespace"))
+            versions = [self._check_record(r) for r in _read_jsonl(source, "versions.jsonl", 1 << 30)]
+            _check_sequences(versions)
+            messages = list(_read_jsonl(source, "transcript.jsonl", 1 << 30))
+            for digest in sorted({v["sha256"] for v in versions if v["sha256"]}):
+                stored = self._blobs.put_bytes(source.read(f"blobs/{digest}", max_bytes=limit)).sha256
+                if stored != digest:
+                    raise InvalidInput(f"blobs/{digest} in {source.location} is corrupt (its sha256 is {stored})")
+        finally:
+            source.close()
+        texts = [(m.get("ts"), _message_text(m.get("message"), self._config)) for m in messages if isinstance(m, dict)]
+        if len(texts) != len(messages) or any(not isinstance(ts, str) for ts, _ in texts):
+            raise InvalidInput(f"transcript.jsonl in {source.location} must hold objects {{ts, message}}")
+        latest: dict[str, dict[str, Any]] = {}
+        with self._db.write() as conn:
+            if conn.execute(
+                "SELECT 1 FROM files WHERE namespace = ? UNION ALL SELECT 1 FROM file_transcripts WHERE namespace = ?"
+                " LIMIT 1",
+                (ns, ns),
+            ).fetchone():
+                raise Conflict(f"namespace {ns!r} already has files or a transcript; import into an empty namespace")
+            for v in versions:
+                conn.execute(
+                    "INSERT INTO file_versions (namespace, path, version, op, sha256, old_sha, bytes, ts, actor,"
+                    " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (ns, v["path"], v["version"], v["op"], v["sha256"], v["old_sha"], v["bytes"], v["ts"],
+                     v["actor"], v["reason"]),
+                )  # fmt: skip
+                latest[v["path"]] = v
+            conn.executemany(
+                "INSERT INTO files (namespace, path, sha256, bytes, version, updated_at, updated_by, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(ns, p, v["sha256"], v["bytes"], v["version"], v["ts"], v["actor"], v["reason"])
+                 for p, v in latest.items()],
+            )  # fmt: skip
+            conn.executemany(
+                "INSERT INTO file_transcripts (namespace, ts, message) VALUES (?, ?, ?)",
+                [(ns, ts, text) for ts, text in texts],
+            )
+        for rel, v in latest.items():
+            if v["sha256"] is not None:
+                self._project(ns, rel, v["sha256"], self._blobs.read(v["sha256"]))
+        return FileArchiveReport(
+            namespace=ns, location=source.location, files=sum(1 for v in latest.values() if v["sha256"]),
+            versions=len(versions), blobs=len({v["sha256"] for v in versions if v["sha256"]}),
+            transcript_messages=len(texts),
+        )  # fmt: skip
+
+    def _check_record(self, record: Any) -> dict[str, Any]:
+        if not isinstance(record, dict):
+            raise InvalidInput("versions.jsonl must hold one JSON object per line")
+        try:
+            out = {
+                "path": normalize_path(record["path"], max_bytes=self._config.max_path_bytes),
+                "version": record["version"],
+                "op": record["op"],
+                "sha256": None if record["sha256"] is None else check_digest(record["sha256"]),
+                "old_sha": None if record.get("old_sha") is None else check_digest(record["old_sha"]),
+                "bytes": record["bytes"],
+                "ts": check.short(record["ts"], field="ts", max_chars=64),
+                "actor": _actor(record["actor"]),
+                "reason": check.short(record["reason"], field="reason", max_chars=2000),
+            }
+        except KeyError as exc:
+            raise InvalidInput(f"a version in versions.jsonl lacks {exc.args[0]!r}") from None
+        if out["op"] not in _OPS or (out["sha256"] is None) != (out["op"] == "delete"):
+            raise InvalidInput(f"version {record!r} has a bad op or sha256")
+        for key in ("version", "bytes"):
+            if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 0:
+                raise InvalidInput(f"version {record!r} has a bad {key}")
+        return out
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _address(self, namespace: str, path: str) -> tuple[str, str]:
+        return normalize_namespace(namespace), normalize_path(path, max_bytes=self._config.max_path_bytes)
+
+    def _prefix(self, prefix: str) -> str:
+        if not isinstance(prefix, str):
+            raise InvalidInput(f"prefix must be a string, got {type(prefix).__name__}")
+        if not prefix.strip("/."):
+            return ""
+        rel = normalize_path(prefix, max_bytes=self._config.max_path_bytes, field="prefix")
+        return rel + "/" if prefix.endswith("/") else rel
+
+    def _encode(self, content: str | None, value: Any) -> bytes:
+        if (content is None) == (value is _MISSING):
+            raise InvalidInput("give exactly one of content (text) or json")
+        if content is not None:
+            return check.text(content, field="content", config=self._config).encode("utf-8")
+        check.json_value(value, field="json", config=self._config)
+        text = jsonlib.dumps(value, ensure_ascii=False, indent=2) + "\n"
+        return check.text(text, field="json", config=self._config).encode("utf-8")
+
+    def _version_row(self, ns: str, rel: str, version: int) -> sqlite3.Row:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidInput(f"version must be a positive integer, got {version!r}")
+        rows = self._db.query(
+            "SELECT * FROM file_versions WHERE namespace = ? AND path = ? AND version = ?", (ns, rel, version)
+        )
+        if not rows:
+            raise NotFound(f"{rel!r} has no version {version} in namespace {ns!r}; file_history lists its versions")
+        return rows[0]
+
+
+class Transcript:
+    """A conversation transcript kept per namespace.
+
+    ``append``/``extend`` add messages (any JSON value, typically ``{"role", "content"}``)
+    in memory; ``flush`` persists them. Used as a context manager it flushes on exit.
+    Opening the transcript again loads every flushed message.
+    """
+
+    def __init__(self, ctx: StoreContext, namespace: str) -> None:
+        self._db = ctx.db
+        self._config = ctx.config
+        self.namespace = namespace
+        rows = ctx.db.query("SELECT message FROM file_transcripts WHERE namespace = ? ORDER BY seq", (namespace,))
+        self.messages: list[Any] = [jsonlib.loads(r["message"]) for r in rows]
+        self._pending: list[tuple[str, str]] = []
+
+    def append(self, message: Any) -> None:
+        """Add one message (validated now, persisted by :meth:`flush`)."""
+        self.extend([message])
+
+    def extend(self, messages: Iterable[Any]) -> None:
+        """Add several messages; if one is invalid, none is added."""
+        batch = list(messages)
+        texts = []
+        for message in batch:
+            texts.append((utc_now(), _message_text(message, self._config)))
+        self.messages.extend(batch)
+        self._pending.extend(texts)
+
+    def flush(self) -> int:
+        """Persist the messages added since the last flush; return how many were written."""
+        if not self._pending:
+            return 0
+        with self._db.write() as conn:
+            conn.executemany(
+                "INSERT INTO file_transcripts (namespace, ts, message) VALUES (?, ?, ?)",
+                [(self.namespace, ts, text) for ts, text in self._pending],
+            )
+        written = len(self._pending)
+        self._pending.clear()
+        return written
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.messages)
+
+    def __enter__(self) -> Transcript:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+
+# -- module helpers ----------------------------------------------------------------------------------
+
+
+def _message_text(message: Any, config: Config) -> str:
+    """A transcript message's JSON text, keys in the order given (validated like any JSON field)."""
+    check.json_value(message, field="transcript message", config=config)
+    return jsonlib.dumps(message, ensure_ascii=False)
+
+
+def _row(conn: sqlite3.Connection, ns: str, rel: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM files WHERE namespace = ? AND path = ?", (ns, rel)).fetchone()
+    return row
+
+
+def _first(rows: list[sqlite3.Row]) -> sqlite3.Row | None:
+    return rows[0] if rows else None
+
+
+def _set_projected(conn: sqlite3.Connection, ns: str, rel: str, sha: str | None) -> None:
+    conn.execute("UPDATE files SET projected_sha = ? WHERE namespace = ? AND path = ?", (sha, ns, rel))
+
+
+def _expected(value: str | None) -> str | None:
+    if value is None or value == "":
+        return value
+    if isinstance(value, str) and len(value) == 64:
+        try:
+            return check_digest(value.lower())
+        except InvalidInput:
+            pass
+    raise InvalidInput(
+        f"expected_sha {value!r} is not valid; use null (write unconditionally), '' (create only) "
+        "or the 64-hex sha256 that file_read or file_list returned"
+    )
+
+
+def _check_expected(ns: str, rel: str, current: str | None, expected: str | None) -> None:
+    """Raises: Conflict: the stored state is not what ``expected`` says (the message names the current sha)."""
+    if expected is None:
+        return
+    if expected == "":
+        if current is not None:
+            raise Conflict(
+                f"{rel!r} already exists in namespace {ns!r} (current sha256 {current}); expected_sha='' only "
+                f"creates. Read it, then pass expected_sha={current} to overwrite"
+            )
+        return
+    if current is None:
+        raise Conflict(
+            f"{rel!r} does not exist in namespace {ns!r} (current sha256: none, expected {expected}); "
+            "pass expected_sha='' to create it"
+        )
+    if current != expected:
+        raise Conflict(
+            f"{rel!r} was changed by someone else: current sha256 is {current}, not the expected {expected}. "
+            f"Read it again, merge, and retry with expected_sha={current}"
+        )
+
+
+def _check_tree(conn: sqlite3.Connection, ns: str, rel: str) -> None:
+    """Raises: Conflict: a parent of ``rel`` is a file, or ``rel`` is a folder holding files."""
+    parts = rel.split("/")
+    parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    if parents:
+        marks = ",".join("?" * len(parents))
+        blocking = conn.execute(
+            f"SELECT path FROM files WHERE namespace = ? AND sha256 IS NOT NULL AND path IN ({marks}) LIMIT 1",
+            (ns, *parents),
+        ).fetchone()
+        if blocking:
+            raise Conflict(
+                f"cannot create {rel!r}: {blocking['path']!r} is a file, so it cannot be a folder; "
+                "choose another path or delete that file first"
+            )
+    child = conn.execute(
+        "SELECT path FROM files WHERE namespace = ? AND sha256 IS NOT NULL AND path > ? AND path < ? LIMIT 1",
+        (ns, rel + "/", rel + "0"),
+    ).fetchone()
+    if child:
+        raise Conflict(f"cannot create {rel!r}: it is a folder holding {child['path']!r}; choose another path")
+
+
+def _missing_message(ns: str, rel: str, row: sqlite3.Row | None) -> str:
+    if row is not None:
+        return (
+            f"{rel!r} was deleted (version {row['version']}) in namespace {ns!r}; read an older version "
+            "or restore one (file_history lists them)"
+        )
+    return f"no file {rel!r} in namespace {ns!r}; file_list shows what exists"
+
+
+def _actor(value: Any) -> str:
+    actor = check.short(value, field="actor", max_chars=128)
+    if not actor.strip():
+        raise InvalidInput("actor must not be empty; name who is writing, e.g. 'agent' or 'alice'")
+    return actor
+
+
+def _meta(row: sqlite3.Row) -> FileMeta:
+    return FileMeta(
+        namespace=row["namespace"], path=row["path"], sha256=row["sha256"], bytes=row["bytes"],
+        version=row["version"], updated_at=row["updated_at"], updated_by=row["updated_by"], reason=row["reason"],
+    )  # fmt: skip
+
+
+def _deleted_meta(row: sqlite3.Row) -> FileMeta:
+    return FileMeta(
+        namespace=row["namespace"], path=row["path"], sha256="", bytes=0, version=row["version"],
+        updated_at=row["updated_at"], updated_by=row["updated_by"], reason=row["reason"],
+    )  # fmt: skip
+
+
+def _version_meta(row: sqlite3.Row) -> FileMeta:
+    return FileMeta(
+        namespace=row["namespace"], path=row["path"], sha256=row["sha256"], bytes=row["bytes"],
+        version=row["version"], updated_at=row["ts"], updated_by=row["actor"], reason=row["reason"],
+    )  # fmt: skip
+
+
+def _version(row: sqlite3.Row) -> FileVersion:
+    return FileVersion(
+        version=row["version"], op=row["op"], sha256=row["sha256"], bytes=row["bytes"], ts=row["ts"],
+        actor=row["actor"], reason=row["reason"],
+    )  # fmt: skip
+
+
+def _audit_entry(row: sqlite3.Row) -> FileAuditEntry:
+    return FileAuditEntry(
+        ts=row["ts"], op=row["op"], namespace=row["namespace"], path=row["path"], old_sha=row["old_sha"],
+        new_sha=row["sha256"], actor=row["actor"], reason=row["reason"], version=row["version"],
+    )  # fmt: skip
+
+
+def _version_record(row: sqlite3.Row) -> dict[str, Any]:
+    keys = ("path", "version", "op", "sha256", "old_sha", "bytes", "ts", "actor", "reason")
+    return {key: row[key] for key in keys}
+
+
+def _check_sequences(versions: list[dict[str, Any]]) -> None:
+    """Raises: InvalidInput: a path's versions do not run 1, 2, 3, … in order."""
+    last: dict[str, int] = {}
+    for v in versions:
+        expected = last.get(v["path"], 0) + 1
+        if v["version"] != expected:
+            raise InvalidInput(f"versions.jsonl: {v['path']!r} version {v['version']} should be {expected}")
+        last[v["path"]] = v["version"]
+
+
+def _jsonl(records: Iterable[Any]) -> bytes:
+    return "".join(jsonlib.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+
+
+def _load_json(data: bytes, name: str) -> Any:
+    try:
+        return jsonlib.loads(data)
+    except ValueError as exc:
+        raise InvalidInput(f"{name} is not valid JSON ({exc})") from None
+
+
+def _read_jsonl(source: Any, name: str, max_bytes: int) -> Iterator[Any]:
+    for number, line in enumerate(source.read(name, max_bytes=max_bytes).decode("utf-8").splitlines(), 1):
+        if line.strip():
+            yield _load_json(line.encode(), f"{name} line {number}")
+
+
+def _encode_path_cursor(path: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(("f" + path).encode("utf-8")).decode().rstrip("=")
+
+
+def _decode_path_cursor(cursor: str | None) -> str | None:
+    import base64
+    import binascii
+
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        if raw.startswith("f"):
+            return raw[1:]
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        pass
+    raise InvalidInput(
+        f"cursor {cursor[:40]!r} is not a cursor this server issued; pass next_cursor from the last page"
+    )
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The smallest string above every string starting with ``prefix`` (UTF-8 order is code point order)."""
+    code = ord(prefix[-1]) + 1
+    if code > 0x10FFFF:
+        return None
+    if 0xD800 <= code <= 0xDFFF:  # surrogates are not text; the next character is U+E000
+        code = 0xE000
+    return prefix[:-1] + chr(code)

@@ -1,0 +1,733 @@
+"""How similar two experiment descriptions are, and whether one repeats or varies the other.
+
+Embeddings understand paraphrase ("raise the learning rate to 0.04" ≈ "lr 0.04") but
+blur ideas that share words: "warmup" and "warmdown", "depth" and "width", 0.04 and
+0.05 all sit close together in embedding space. So a description is first read into
+*features*: a canonical text (abbreviations and synonyms mapped to one spelling, numbers
+normalised) and the *settings* it names (knob → numbers, option, on/off, direction).
+The score of a pair is the cosine of the canonical texts, moved by those signals:
+
+- different knobs (``depth`` vs ``width``) pull the score down;
+- the same knob with another value, option, direction or on/off state is a *variant*,
+  never a duplicate;
+- the same knob with the same value pushes the score up.
+
+The thresholds and weights below were calibrated on ``tests/data/lab_devset.json``
+(``python bench/bench_lab.py --calibrate`` reruns the search and prints them).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+__all__ = [
+    "EMBEDDING_WEIGHTS",
+    "LEXICAL_WEIGHTS",
+    "Features",
+    "PairSignals",
+    "Relation",
+    "Weights",
+    "analyze",
+    "baseline_tokens",
+    "compare",
+    "describe_differences",
+    "lexical_similarity",
+]
+
+Relation = Literal["duplicate", "variant", "unrelated"]
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """How signals move a similarity, and where the relations start (see the module docstring)."""
+
+    match: float
+    """Score at or above which a prior run counts as a match (a variant or a duplicate)."""
+    duplicate: float
+    """Score at or above which a match without conflicting settings is a duplicate."""
+    disjoint: float
+    """Subtracted when both name knobs and share none (``depth`` vs ``width``)."""
+    partial: float
+    """Subtracted, times one minus the knob Jaccard, when the knobs only overlap."""
+    one_sided: float
+    """Subtracted when only one of the two names any knob."""
+    conflict: float
+    """Subtracted when a shared knob has another value, option, direction or on/off state."""
+    agree: float
+    """Added when both name the same knobs with the same explicit values."""
+
+
+# Calibrated on tests/data/lab_devset.json (bench/bench_lab.py --calibrate reruns the search).
+EMBEDDING_WEIGHTS = Weights(
+    match=0.58, duplicate=0.78, disjoint=0.40, partial=0.10, one_sided=0.0, conflict=0.0, agree=0.30
+)
+LEXICAL_WEIGHTS = Weights(
+    match=0.24, duplicate=0.52, disjoint=0.30, partial=0.20, one_sided=0.0, conflict=0.0, agree=0.30
+)
+
+# -- reading a description -----------------------------------------------------------------------
+
+# Applied in order to lower-cased text; compound names come before their parts.
+_RULES: list[tuple[str, str]] = [
+    (r"relu\s*²|relu\s*\^\s*2|relu\s*squared|squared\s+relu|\brelu2\b|\brelusq\b", " relu_squared "),
+    (r"\bc_proj\b", " output projection "),
+    (r"\bwte\b", " token embedding "),
+    (r"\blm_head\b", " lm head "),
+    (r"\bevery\s+(?:other|second)\s+layers?\b|\balternat(?:e|ing)\s+layers?\b", " alternating layers "),
+    # schedules and learning rates
+    (r"\b(?:lr|learning[\s-]*rate)\s+(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down|decay)\b", r" \1 "),
+    (r"\b(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down)\s+(?:of\s+)?(?:the\s+)?(?:lr|learning[\s-]*rate)\b", r" \1 "),
+    (r"\bmomentum\s+warm[\s-]*up\b", " momentum_warmup "),
+    (
+        r"\bbatch(?:[\s_]*size)?\s+(?:warm[\s-]*up|ramp(?:[\s-]*up)?)\b"
+        r"|\bramp(?:ing)?\s+(?:up\s+)?(?:the\s+)?batch(?:[\s_]*size)?\b",
+        " batch_warmup ",
+    ),
+    (
+        r"\b(?:seq(?:uence)?[\s_]*len(?:gth)?|context(?:\s+length)?)\s+(?:warm[\s-]*up|ramp(?:[\s-]*up)?|curriculum)\b",
+        " seq_warmup ",
+    ),
+    (r"\b(?:token\s+|input\s+)?embedding\s+(?:lr|learning[\s-]*rates?)\b|\bembedding_lr\b", " embedding_lr "),
+    (
+        r"\b(?:unembedding|lm[\s-]*head|output(?:\s+layer)?|readout)\s+(?:lr|learning[\s-]*rates?)\b"
+        r"|\bunembedding_lr\b",
+        " unembedding_lr ",
+    ),
+    (r"\bscalars?\s+(?:lr|learning[\s-]*rates?)\b|\bscalar_lr\b", " scalar_lr "),
+    (
+        r"\bfinal\s+(?:lr|learning[\s-]*rate)\s*(?:fraction|frac|ratio)\b|\bfinal_lr_frac\b"
+        r"|\bmin(?:imum)?\s+(?:lr|learning[\s-]*rate)\s+(?:ratio|fraction)\b",
+        " final_lr_frac ",
+    ),
+    (
+        r"\b(?:decay(?:ing)?\s+)?to\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+)?(?:peak|max(?:imum)?|initial)\s+"
+        r"(?:lr|learning[\s-]*rate)\b",
+        r" final_lr_frac \1 ",
+    ),
+    (r"\b(?:lr|learning[\s-]*rate)\s+schedul(?:e|er)s?\b|\bschedule\b", " lr_schedule "),
+    (
+        r"\b(?:lr|learning[\s-]*rate)\s+(?:flat|constant)\b|\b(?:flat|constant)\s+(?:lr|learning[\s-]*rate)\b",
+        " constant_lr ",
+    ),
+    (r"\bcosine(?:\s+(?:decay|annealing|schedule))?\b", " cosine_lr "),
+    (r"\bwarm[\s-]*up\b", " warmup "),
+    (
+        r"\bwarm[\s-]*down\b|\bcool[\s-]*down\b|\banneal(?:ing)?\b|\blinear(?:ly)?\s+decay\b"
+        r"|\bdecay(?:ing|s)?\s+(?:linearly\s+)?to\s+zero\b|\bdecay\s+(?:the\s+)?(?:lr|learning[\s-]*rate)\b",
+        " warmdown ",
+    ),
+    (r"\b(?:matrix\s+|peak\s+|base\s+)?(?:lr|learning[\s-]*rates?|step[\s-]*size)\b|\bmatrix_lr\b", " learning_rate "),
+    # size and shape
+    (r"\bmixture\s+of\s+depths\b", " mixture_of_depths "),
+    (r"\bmulti[\s-]*query\s+attention\b|\bmqa\b", " kv_heads 1 "),
+    (
+        r"\bn_?kv_?heads?\b|\bkv[\s-]*heads?\b|\bkey[\s-]*value\s+heads?\b|\bgrouped[\s-]*query\s+attention\b|\bgqa\b",
+        " kv_heads ",
+    ),
+    (r"\bhead[\s_-]*(?:dim(?:ension)?s?|size)\b", " head_dim "),
+    (
+        r"\b(?:mlp|ffn|feed[\s-]*forward)\s+(?:expansion\s+)?(?:ratio|multiplier|factor|hidden\s+size)\b"
+        r"|\bexpansion\s+(?:ratio|factor)\b",
+        " mlp_ratio ",
+    ),
+    (r"\b(\d+(?:\.\d+)?)\s*x\s+(?:the\s+)?(?:model[\s_]*dim(?:ension)?|width|n_?embd|d_?model)\b", r" \1 "),
+    (r"\bn_?heads?\b|\bnum_heads\b|\b(?:number\s+of\s+)?(?:attention\s+)?heads\b", " n_heads "),
+    (r"\b(\d+)\s+(?:transformer\s+)?(?:layers|blocks)(?:\s+deep)?\b", r" depth \1 "),
+    (r"\bn_?layers?\b|\bnum_layers\b|\bnumber\s+of\s+(?:layers|blocks)\b|\blayers\s+deep\b", " depth "),
+    (r"\bdeeper\b", " increase depth "),
+    (r"\bshallower\b", " decrease depth "),
+    (
+        r"\bmodel[\s_]*dim(?:ension)?\b|\bn_?embd\b|\bd_?model\b|\bhidden[\s_]*(?:size|dim(?:ension)?)\b"
+        r"|\bembedding[\s_]*dim(?:ension)?\b",
+        " width ",
+    ),
+    (r"\bwider\b", " increase width "),
+    (r"\bnarrower\b", " decrease width "),
+    (r"\baspect[\s_]*ratio\b", " aspect_ratio "),
+    (r"\b(?:untie[ds]?|untying)\b|\bseparate\s+(?:weights|matrices|parameters)\b|\bdecoupled?\b", " untied "),
+    (r"\bweight\s+tying\b|\b(?:tie[ds]?|tying)\b|\bshared\s+(?:input\s+and\s+output\s+)?embeddings?\b", " tied "),
+    # norms, positions, attention
+    (
+        r"\bqk[\s_-]*norm(?:ali[sz]ation)?\b|\bnormali[sz]e\s+(?:the\s+)?(?:queries\s+and\s+keys|q\s+and\s+k)\b"
+        r"|\bquery[\s-]*key\s+norm(?:ali[sz]ation)?\b",
+        " qk_norm ",
+    ),
+    (r"\bfinal\s+(?:layer\s*)?norm\b|\bnorm\s+before\s+the\s+lm\s+head\b", " final_norm "),
+    (r"\brms[\s_-]*norm\b", " rmsnorm "),
+    (r"\blayer[\s_-]*norm\b", " layernorm "),
+    (r"\b(?:rope|rotary)(?:\s+embeddings?)?\s+(?:base|theta|frequency|freq)\b|\brope_theta\b", " rope_base "),
+    (r"\brotary(?:\s+(?:position(?:al)?\s+)?embeddings?)?\b|\brope\b", " rope "),
+    (r"\balibi(?:\s+positional\s+bias)?\b", " alibi "),
+    (r"\bno\s+positional\s+(?:encodings?|embeddings?)\b|\bnope\b", " nope "),
+    (r"\blearned\s+(?:absolute\s+)?(?:positional|position)\s+(?:embeddings?|encodings?)\b", " learned_positions "),
+    (r"\b(\d+)[\s-]*token\s+window\b", r" window_size \1 "),
+    (r"\bwindow[\s_]*(?:size|length)\b", " window_size "),
+    (
+        r"\bsliding[\s-]*window(?:\s+attention)?\b|\bwindowed\s+attention\b|\blocal\s+attention\b|\bswa\b",
+        " sliding_window ",
+    ),
+    (r"\b(?=[sl]*s)(?=[sl]*l)([sl]{3,8})\b", r" window_pattern_\1 "),
+    (r"\bfull\s+attention\b|\bglobal\s+attention\b|\ball\s+layers\s+(?:are\s+)?global\b", " no sliding_window "),
+    (
+        r"\b(?:logit|output\s+logits?)\s+soft[\s-]*cap(?:ping)?\b|\bsoft[\s-]*cap(?:ping)?(?:\s+the)?(?:\s+output)?\s+logits\b"
+        r"|\bsoft[\s-]*cap(?:ping)?\b",
+        " logit_softcap ",
+    ),
+    (r"\bvalue[\s_-]*embed(?:ding)?s?\b", " value_embeddings "),
+    (r"\bvalue[\s_-]*residuals?(?:\s+learning)?\b", " value_residual "),
+    (r"\bflash[\s-]*attention(?:[\s-]*\d)?\b", " flash_attention "),
+    # optimisers
+    (r"\bnesterov(?:\s+momentum)?\b", " nesterov "),
+    (r"\bmuon\s+momentum\b|\bmomentum\s+(?:of|for)\s+muon\b", " muon_momentum "),
+    (r"\badam(?:w)?\s+beta[\s_]*1\b|\bbeta[\s_]*1\b", " adam_beta1 "),
+    (r"\badam(?:w)?\s+beta[\s_]*2\b|\bbeta[\s_]*2\b", " adam_beta2 "),
+    (r"\badam(?:w)?\s+eps(?:ilon)?\b", " adam_eps "),
+    (r"\bnewton[\s-]*schulz(?:\s+(?:steps|iterations|iters))?\b|\bns[\s_]*(?:steps|iters|iterations)\b", " ns_steps "),
+    (r"\badamw?\b", " adamw "),
+    (r"\bweight[\s_]*decay\b|\bwd\b", " weight_decay "),
+    (
+        r"\bgrad(?:ient)?s?[\s_-]*(?:norm[\s_-]*)?clip(?:ping)?\b|\bclip(?:ping)?\s+(?:the\s+)?grad(?:ient)?s?(?:[\s_-]*norms?)?\b"
+        r"|\bmax[\s_]*grad[\s_]*norm\b",
+        " grad_clip ",
+    ),
+    (r"\bgrad(?:ient)?[\s_-]*accum(?:ulation)?(?:[\s_-]*steps)?\b|\bmicro[\s-]*steps?\b", " grad_accum "),
+    (r"\bgrad(?:ient)?[\s_-]*checkpoint(?:ing)?\b|\bactivation\s+checkpointing\b", " grad_checkpointing "),
+    # data
+    (
+        r"\bdevice[\s_]*batch(?:[\s_]*size)?\b|\bmicro[\s_]*batch[\s_]*size\b|\bper[\s-]*device\s+batch(?:\s+size)?\b",
+        " device_batch_size ",
+    ),
+    (r"\b(?:total\s+)?batch(?:[\s_]*size)?\b|\bbs\b", " batch_size "),
+    (
+        r"\bmax_seq_len\b|\bseq(?:uence)?[\s_]*len(?:gth)?\b|\bcontext(?:[\s_]*(?:length|len|window|size))?\b"
+        r"|\bblock[\s_]*size\b|\bctx(?:[\s_]*len)?\b",
+        " seq_len ",
+    ),
+    (r"\bvocab(?:ulary)?(?:[\s_]*size)?\b", " vocab_size "),
+    (
+        r"\btoken[\s-]*drop(?:out|ping)?\b|\bdrop(?:ping)?\s+(?:\d+(?:\.\d+)?\s*%?\s+of\s+(?:the\s+)?)?tokens\b",
+        " token_dropout ",
+    ),
+    (r"\bdropout\b", " dropout "),
+    (r"\blabel[\s_-]*smooth(?:ing)?\b|\bsmooth(?:ed|ing)?\s+(?:the\s+)?labels\b", " label_smoothing "),
+    (r"\bz[\s_-]*loss\b", " z_loss "),
+    (r"\bema\b|\bexponential(?:ly)?\s+moving\s+averag(?:e|ing)\b|\bpolyak\s+averaging\b", " ema "),
+    # initialisation and residual path
+    (
+        r"\bembedding\s+init(?:iali[sz]ation)?(?:\s+(?:std|scale))?\b|\bscale\s+(?:the\s+)?embedding\s+init\w*\b",
+        " embedding_init ",
+    ),
+    (r"\binit(?:ialization)?[\s_]*(?:std|scale)\b|\bstd\s+init(?:ialization)?\b", " init_std "),
+    (r"\bzero[\s-]*init(?:iali[sz]e[ds]?|ialization)?\b", " zero_init "),
+    (r"\binit(?:iali[sz]e[ds]?)?\b([^.;]*?)\bto\s+zeros?\b", r" zero_init \1 "),
+    (r"\bresidual[\s_]*scal(?:e|ing)\b", " residual_scale "),
+    (
+        r"\bu[\s-]*net(?:[\s-]*style)?\b|\blong[\s-]*(?:range\s+)?skips?(?:\s+connections?)?\b|\bskip[\s-]*connections?\b",
+        " unet_skips ",
+    ),
+    (r"\b(?:learnable\s+)?x0\s+(?:residual\s+)?(?:mixing\s+)?lambdas?\b|\bresidual\s+mixing\b", " x0_mixing "),
+    (
+        r"\bparallel\s+(?:attention\s+and\s+mlp|blocks|attn)\b|\battention\s+and\s+mlp\s+in\s+parallel\b|\bgpt[\s-]*j[\s-]*style\b",
+        " parallel_blocks ",
+    ),
+    (r"\btorch\.?compile\b|\bcompil(?:e|ation)\b", " torch_compile "),
+    (
+        r"\bmulti[\s-]*token\s+prediction\b|\bmtp\b|\bpredict(?:ing|s)?\s+the\s+token\s+after\s+next\b"
+        r"|\bnext[\s-]*next[\s-]*token\b",
+        " multi_token_prediction ",
+    ),
+    (
+        r"\bdocument\s+masking\b|\bcross[\s-]*document\s+attention\b"
+        r"|\battention\s+(?:does\s+not\s+|doesn't\s+)?cross(?:es)?\s+document\s+boundaries\b",
+        " doc_masking ",
+    ),
+    (r"\bmoe\b|\bmixture\s+of\s+experts\b", " moe "),
+    (r"\bfloat8\b|\bfp8\b", " fp8 "),
+    (r"\bbfloat16\b|\bbf16\b", " bf16 "),
+    (r"\bfloat16\b|\bfp16\b|\bhalf\s+precision\b", " fp16 "),
+    (r"\bfloat32\b|\bfp32\b|\bfull\s+precision\b|\btf32\b", " fp32 "),
+    (r"\b(?:the\s+)?(?:last|final|first|second)\s+half\b", " 0.5 "),
+]
+
+
+@lru_cache(maxsize=1)
+def _compiled_rules() -> list[tuple[re.Pattern[str], str]]:
+    # Compiled on first use: a server that never checks novelty should not pay for it at start-up.
+    return [(re.compile(pattern), replacement) for pattern, replacement in _RULES]
+
+
+# Knobs that take a number (or a direction); an option names a value of its slot.
+_NUMERIC_KNOBS = frozenset(
+    {
+        "learning_rate", "embedding_lr", "unembedding_lr", "scalar_lr", "final_lr_frac", "warmup", "warmdown",
+        "momentum_warmup", "batch_warmup", "seq_warmup", "kv_heads", "head_dim", "mlp_ratio", "n_heads", "depth",
+        "width", "aspect_ratio", "rope_base", "window_size", "logit_softcap", "muon_momentum", "adam_beta1",
+        "adam_beta2", "adam_eps", "ns_steps", "weight_decay", "grad_clip", "grad_accum", "device_batch_size",
+        "batch_size", "seq_len", "vocab_size", "token_dropout", "dropout", "label_smoothing", "z_loss", "ema",
+        "embedding_init", "init_std", "residual_scale",
+    }
+)  # fmt: skip
+# On/off features: "remove X", "no X", "X off" switch them off.
+_FEATURE_KNOBS = frozenset(
+    {
+        "warmup", "warmdown", "qk_norm", "final_norm", "value_embeddings", "value_residual", "sliding_window",
+        "nesterov", "torch_compile", "unet_skips", "x0_mixing", "parallel_blocks", "doc_masking", "ema",
+        "multi_token_prediction", "flash_attention", "zero_init", "grad_checkpointing", "z_loss", "dropout",
+        "label_smoothing", "grad_clip", "mixture_of_depths", "moe",
+    }
+)  # fmt: skip
+_OPTIONS: dict[str, str] = {
+    "relu_squared": "activation", "gelu": "activation", "swiglu": "activation", "geglu": "activation",
+    "silu": "activation", "swish": "activation", "relu": "activation", "tanh": "activation",
+    "rmsnorm": "norm_type", "layernorm": "norm_type",
+    "rope": "positions", "alibi": "positions", "nope": "positions", "learned_positions": "positions",
+    "muon": "optimizer", "adamw": "optimizer", "lion": "optimizer", "sgd": "optimizer", "soap": "optimizer",
+    "shampoo": "optimizer", "sophia": "optimizer", "adafactor": "optimizer",
+    "fp8": "precision", "bf16": "precision", "fp16": "precision", "fp32": "precision",
+    "cosine_lr": "lr_schedule", "constant_lr": "lr_schedule",
+    "tied": "embedding_tying", "untied": "embedding_tying",
+}  # fmt: skip
+# Knobs that belong to an option: "nesterov off in muon" sets nesterov, it does not choose muon.
+_OWNED_BY = {
+    "adamw": frozenset({"adam_beta1", "adam_beta2", "adam_eps"}),
+    "muon": frozenset({"muon_momentum", "nesterov", "ns_steps", "momentum_warmup"}),
+    "rope": frozenset({"rope_base", "qk_norm"}),
+}
+_KNOBS = _NUMERIC_KNOBS | _FEATURE_KNOBS | {"lr_schedule", "window_pattern"}
+
+_UP = frozenset(
+    [
+        "increase",
+        "increased",
+        "increasing",
+        "raise",
+        "raised",
+        "raising",
+        "higher",
+        "bump",
+        "bumped",
+        "bigger",
+        "larger",
+        "more",
+        "double",
+        "doubled",
+        "doubling",
+        "grow",
+        "boost",
+        "longer",
+        "up",
+    ]
+)
+_DOWN = frozenset(
+    [
+        "decrease",
+        "decreased",
+        "decreasing",
+        "lower",
+        "lowered",
+        "lowering",
+        "reduce",
+        "reduced",
+        "reducing",
+        "smaller",
+        "less",
+        "halve",
+        "halved",
+        "halving",
+        "cut",
+        "shrink",
+        "shorter",
+        "down",
+    ]
+)
+_OFF = frozenset(
+    [
+        "no",
+        "not",
+        "without",
+        "remove",
+        "removed",
+        "removing",
+        "disable",
+        "disabled",
+        "disabling",
+        "drop",
+        "dropped",
+        "dropping",
+        "off",
+        "ablate",
+    ]
+)
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "for",
+        "in",
+        "on",
+        "at",
+        "by",
+        "with",
+        "and",
+        "or",
+        "from",
+        "into",
+        "than",
+        "as",
+        "is",
+        "are",
+        "be",
+        "it",
+        "its",
+        "this",
+        "that",
+        "use",
+        "using",
+        "used",
+        "set",
+        "try",
+        "trying",
+        "add",
+        "adding",
+        "instead",
+        "rather",
+        "was",
+        "were",
+        "over",
+        "per",
+        "all",
+        "every",
+        "each",
+        "so",
+    ]
+)
+_TOKEN = re.compile(r"[a-z_][a-z0-9_]*|(?:\d+(?:\.\d+)?|\.\d+)(?:e[+-]?\d+)?(?:\s*%|k\b|m\b|x\b)?")
+_NUMBER = re.compile(r"^((?:\d+(?:\.\d+)?|\.\d+)(?:e[+-]?\d+)?)\s*(%|k|m|x)?$")
+_OLD_VALUE_SPANS = [
+    re.compile(r"\((?:\s*)(?:was|from|previously|default|baseline)\b[^)]*\)"),
+    re.compile(r"\b(?:instead\s+of|rather\s+than|in\s+place\s+of)\b[^,;()]*"),
+    re.compile(r"\bfrom\s+[^,;()]+?\s+(?=to\b)"),
+    re.compile(r"(?:[^\s,;()]+)\s*->\s*"),
+    re.compile(r"\breplac(?:e|ed|ing)\s+(?:[^,;()]+?)\s+(?:with|by)\b"),
+    re.compile(r"\bswap(?:ped|ping)?\s+(?:[^,;()]+?)\s+(?:for|with)\b"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """What one description says about one knob."""
+
+    numbers: frozenset[float] = frozenset()
+    option: str | None = None
+    off: bool = False
+    direction: Literal["up", "down"] | None = None
+
+    def explicit(self) -> bool:
+        return bool(self.numbers) or self.option is not None or self.off
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """A description read for comparison: canonical text, content tokens and named settings."""
+
+    text: str
+    canonical: str
+    tokens: frozenset[str]
+    settings: dict[str, Setting] = field(default_factory=dict)
+    loose_numbers: frozenset[float] = frozenset()
+    knobs: frozenset[str] = frozenset()
+
+    @property
+    def embedding_text(self) -> str:
+        """The text to embed: canonical spellings, with underscores read as spaces."""
+        return self.canonical.replace("_", " ")
+
+
+@dataclass(frozen=True, slots=True)
+class PairSignals:
+    """The non-embedding evidence about a pair, computed once and reused by scoring and calibration."""
+
+    knob_jaccard: float
+    both_have_knobs: bool
+    one_sided: bool
+    conflict: bool
+    agree: bool
+    differences: tuple[str, ...]
+
+
+def _format_number(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def _parse_number(token: str) -> float | None:
+    match = _NUMBER.match(token.strip())
+    if not match:
+        return None
+    try:
+        value = float(match.group(1))
+    except ValueError:
+        return None
+    suffix = match.group(2)
+    if suffix == "%":
+        value /= 100
+    elif suffix == "k":
+        value *= 1_000
+    elif suffix == "m":
+        value *= 1_000_000
+    return round(value, 12)
+
+
+def _canonical(text: str) -> str:
+    lowered = text.lower().replace("→", " -> ").replace("=>", " -> ").replace("\u2019", "'")
+    lowered = re.sub(r"(\d),(\d{3})\b", r"\1\2", lowered)
+    lowered = re.sub(r"(\d)\s*(?:percent|pct)\b", r"\1%", lowered)
+    for pattern, replacement in _compiled_rules():
+        lowered = pattern.sub(replacement, lowered)
+    # Normalise every number so "1e5", "100000" and "100k" read the same to the model too.
+    lowered = _TOKEN.sub(lambda m: _normalise_token(m.group(0)), lowered)
+    return re.sub(r"\s+", " ", lowered).strip()
+
+
+def _normalise_token(token: str) -> str:
+    if token[0].isdigit() or token[0] == ".":
+        value = _parse_number(token)
+        if value is not None:
+            return _format_number(value)
+    return token
+
+
+def _target_view(canonical: str) -> str:
+    """The canonical text without old values ("from 0.04 to", "instead of relu", "(was 0.6)")."""
+    view = canonical
+    for pattern in _OLD_VALUE_SPANS:
+        view = pattern.sub(" ", view)
+    return view
+
+
+@lru_cache(maxsize=65536)
+def analyze(text: str) -> Features:
+    """Read a description into :class:`Features` (cached: descriptions repeat)."""
+    canonical = _canonical(text)
+    # Distances between a value and its knob skip stop words ("ema of weights with decay 0.999").
+    tokens = [t for t in _TOKEN.findall(_target_view(canonical)) if t not in _STOP or t in _OFF]
+    knob_at: list[tuple[int, str]] = []
+    options: dict[str, list[tuple[int, str]]] = {}
+    for index, token in enumerate(tokens):
+        if token in _KNOBS:
+            knob_at.append((index, token))
+        elif token in _OPTIONS:
+            options.setdefault(_OPTIONS[token], []).append((index, token))
+        elif token.startswith("window_pattern_"):
+            options.setdefault("window_pattern", []).append((index, token.removeprefix("window_pattern_")))
+    knob_names = {name for _, name in knob_at}
+    numbers: dict[str, set[float]] = {}
+    loose: set[float] = set()
+    directions: dict[str, str] = {}
+    off: set[str] = set()
+    for index, token in enumerate(tokens):
+        value = _parse_number(token) if token[0].isdigit() or token[0] == "." else None
+        if value is not None:
+            owner = _nearest_knob(knob_at, index, before=4, after=3, numeric_only=True)
+            if owner is None:
+                loose.add(value)
+            else:
+                numbers.setdefault(owner, set()).add(value)
+        elif token in _UP or token in _DOWN:
+            owner = _nearest_knob(knob_at, index, before=1, after=4, prefer_after=True)
+            if owner is not None:
+                directions[owner] = "up" if token in _UP else "down"
+        elif token in _OFF:
+            owner = _nearest_knob(knob_at, index, before=1 if token == "off" else 0, after=3, prefer_after=True)
+            if owner is not None and owner in _FEATURE_KNOBS:
+                off.add(owner)
+    settings: dict[str, Setting] = {}
+    for name in knob_names:
+        settings[name] = Setting(
+            numbers=frozenset(numbers.get(name, ())),
+            off=name in off,
+            direction=directions.get(name),  # type: ignore[arg-type]
+        )
+    for slot, mentions in options.items():
+        chosen = mentions[-1][1]
+        if any(knob in knob_names for knob in _OWNED_BY.get(chosen, ())) and len(mentions) == 1:
+            continue
+        existing = settings.get(slot, Setting())
+        settings[slot] = Setting(existing.numbers, chosen, existing.off, existing.direction)
+    content = frozenset(t for t in _TOKEN.findall(canonical) if t not in _STOP)
+    return Features(text, canonical, content, settings, frozenset(loose), frozenset(settings))
+
+
+def _nearest_knob(
+    knob_at: Sequence[tuple[int, str]],
+    index: int,
+    *,
+    before: int,
+    after: int,
+    numeric_only: bool = False,
+    prefer_after: bool = False,
+) -> str | None:
+    best: tuple[int, int, str] | None = None
+    for position, name in knob_at:
+        if numeric_only and name not in _NUMERIC_KNOBS:
+            continue
+        distance = position - index
+        if (distance < 0 and -distance <= before) or (0 < distance <= after):
+            # Ties break towards the preferred side.
+            side = 0 if (distance > 0) == prefer_after else 1
+            key = (abs(distance), side, name)
+            if best is None or key < best:
+                best = key
+    return best[2] if best else None
+
+
+# -- comparing two descriptions --------------------------------------------------------------------
+
+
+def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
+    """The setting-level evidence about a pair (symmetric).
+
+    Without ``explain`` the first conflicting setting settles ``conflict`` and ``differences``
+    holds only that one; with it every difference is listed (for the matches shown to a user).
+    """
+    knobs_a, knobs_b = a.knobs, b.knobs
+    if not knobs_a or not knobs_b:
+        if knobs_a or knobs_b:
+            return _ONE_SIDED
+        loose = _loose_difference(a, b)
+        return PairSignals(0.0, False, False, True, False, (loose,)) if loose else _NO_KNOBS
+    shared = knobs_a & knobs_b
+    if not shared:
+        return _DISJOINT
+    differences: list[str] = []
+    for knob in sorted(shared) if explain else shared:
+        left, right = a.settings[knob], b.settings[knob]
+        if left == right:
+            continue
+        difference = _difference(knob, left, right, explain)
+        if difference is not None:
+            differences.append(difference)
+            if not explain:
+                break
+    same_knobs = knobs_a == knobs_b
+    if same_knobs and (explain or not differences):
+        loose = _loose_difference(a, b)
+        if loose:
+            differences.append(loose)
+    agree = (
+        same_knobs and not differences
+        and any(_explicit(k, a.settings[k]) and _explicit(k, b.settings[k]) for k in shared)
+    )  # fmt: skip
+    return PairSignals(
+        knob_jaccard=len(shared) / len(knobs_a | knobs_b),
+        both_have_knobs=True,
+        one_sided=False,
+        conflict=bool(differences),
+        agree=agree,
+        differences=tuple(differences),
+    )
+
+
+def _explicit(knob: str, setting: Setting) -> bool:
+    """Whether a setting states a value: a number, an option, or (for an on/off feature) its state."""
+    return setting.explicit() or knob in _FEATURE_KNOBS
+
+
+_NO_KNOBS = PairSignals(0.0, False, False, False, False, ())
+_ONE_SIDED = PairSignals(0.0, False, True, False, False, ())
+_DISJOINT = PairSignals(0.0, True, False, False, False, ())
+
+
+def _difference(knob: str, left: Setting, right: Setting, explain: bool) -> str | None:
+    """How a shared knob differs, or None; without ``explain`` just the knob's name (cheaper)."""
+    if left.numbers and right.numbers and not _same_numbers(left.numbers, right.numbers):
+        return f"{knob}: {_show(left.numbers)} vs {_show(right.numbers)}" if explain else knob
+    if left.option and right.option and left.option != right.option:
+        return f"{knob}: {left.option} vs {right.option}" if explain else knob
+    if knob in _FEATURE_KNOBS and left.off != right.off:
+        return f"{knob}: {'off' if left.off else 'on'} vs {'off' if right.off else 'on'}" if explain else knob
+    if (
+        left.direction and right.direction and left.direction != right.direction
+        and not (left.numbers and right.numbers)
+    ):  # fmt: skip
+        return f"{knob}: {left.direction} vs {right.direction}" if explain else knob
+    return None
+
+
+def _loose_difference(a: Features, b: Features) -> str | None:
+    if a.loose_numbers and b.loose_numbers and not _same_numbers(a.loose_numbers, b.loose_numbers):
+        return f"values: {_show(a.loose_numbers)} vs {_show(b.loose_numbers)}"
+    return None
+
+
+def _same_numbers(left: frozenset[float], right: frozenset[float]) -> bool:
+    if left == right:
+        return True
+    left_sorted, right_sorted = sorted(left), sorted(right)
+    return len(left_sorted) == len(right_sorted) and all(
+        math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12) for x, y in zip(left_sorted, right_sorted, strict=True)
+    )
+
+
+def _show(values: Iterable[float]) -> str:
+    return ", ".join(_format_number(v) for v in sorted(values))
+
+
+def adjust(base: float, pair: PairSignals, weights: Weights) -> float:
+    """Move a base similarity by the pair's signals; the result is clamped to [0, 1]."""
+    score = base
+    if pair.both_have_knobs:
+        score -= weights.disjoint if pair.knob_jaccard == 0 else weights.partial * (1 - pair.knob_jaccard)
+    elif pair.one_sided:
+        score -= weights.one_sided
+    if pair.conflict:
+        score -= weights.conflict
+    elif pair.agree:
+        score += weights.agree
+    return min(1.0, max(0.0, score))
+
+
+def relation(score: float, pair: PairSignals, weights: Weights) -> Relation:
+    """Duplicate, variant or unrelated, from an adjusted score and the pair's signals."""
+    if score >= weights.duplicate and not pair.conflict:
+        return "duplicate"
+    if score >= weights.match:
+        return "variant"
+    return "unrelated"
+
+
+def compare(
+    a: Features, b: Features, base: float, weights: Weights, *, explain: bool = False
+) -> tuple[float, Relation, PairSignals]:
+    """Score and relate a pair whose base similarity (cosine or lexical) is ``base``."""
+    pair = signals(a, b, explain=explain)
+    score = adjust(base, pair, weights)
+    return score, relation(score, pair, weights), pair
+
+
+def describe_differences(pair: PairSignals) -> list[str]:
+    return list(pair.differences)
+
+
+def lexical_similarity(a: Features, b: Features) -> float:
+    """Jaccard similarity of canonical content tokens: the fallback when no model is available."""
+    if not a.tokens or not b.tokens:
+        return 1.0 if a.canonical == b.canonical else 0.0
+    return len(a.tokens & b.tokens) / len(a.tokens | b.tokens)
+
+
+_RAW_WORD = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+
+
+def baseline_tokens(text: str) -> frozenset[str]:
+    """Lower-cased words minus stop words: the purely lexical baseline's view of a description."""
+    return frozenset(w for w in _RAW_WORD.findall(text.lower()) if w not in _STOP)

@@ -1,0 +1,715 @@
+"""Search by words and by meaning over everything a store holds.
+
+Every searchable record has one row in ``search_docs`` (source, item id, text, metadata,
+context), kept by triggers on the record's own table, so it commits in the same
+transaction as the record. An FTS5 external-content index over it answers lexical
+queries (BM25); the vector index (:mod:`..storage.vectors`) answers semantic ones.
+Hybrid search fuses the two rankings with weighted reciprocal-rank fusion.
+
+Both indexes are filled pull-style: before a search, documents committed since the index
+last caught up (by any process) are added, so results cover everything committed before
+the search began. FTS5 rows are added in one statement per catch-up rather than by a
+trigger per record, which made bulk writes four times slower (FTS5 flushes its pending
+terms at the end of every trigger step). A server also runs a background indexer that
+catches up between searches. An update gives a document a new ``doc_id``, so it is
+re-embedded; a model change (id or dimension) drops the old model's vectors and
+re-embeds instead of mixing vectors of two models.
+
+A capability makes its rows searchable with one migration built by :func:`index_source`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..embeddings import Embedder
+from ..errors import InvalidInput, StorageError
+from ..storage.database import Migration
+from . import _validate as check
+from ._context import StoreContext
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..storage.vectors import SqliteVectorIndex
+
+__all__ = [
+    "FILES_JOIN",
+    "SCHEMA",
+    "Mode",
+    "ProgressFn",
+    "Ranked",
+    "Ranking",
+    "SearchIndex",
+    "SourceFilter",
+    "fts_query",
+    "index_source",
+]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "semantic", "lexical"]
+MODES: tuple[str, ...] = ("hybrid", "semantic", "lexical")
+ProgressFn = Callable[[float, float | None, str], None]
+"""Called with (done, total or None, message) while a search waits for the model or embeds."""
+
+# Fusion and ranking settings, tuned on LoCoMo turns (bench/bench_locomo.py): BM25 is the
+# stronger signal on conversational memories, and a small k lets top ranks dominate.
+LEXICAL_WEIGHT = 2.0
+SEMANTIC_WEIGHT = 1.0
+RRF_K = 10
+# BM25 column weights: the document's own text, its metadata, the preceding record's text.
+COLUMN_WEIGHTS = (1.0, 0.5, 0.5)
+CHUNK_CHARS = 1000
+MAX_CHUNKS = 16
+_EMBED_BATCH = 256
+_MAX_QUERY_TERMS = 32
+_QUERY_CACHE = 256
+
+SCHEMA: list[Migration] = [
+    (
+        "search",
+        1,
+        """
+        CREATE TABLE search_docs (
+            doc_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            doc_text TEXT NOT NULL DEFAULT '',
+            doc_meta TEXT NOT NULL DEFAULT '',
+            doc_context TEXT NOT NULL DEFAULT '',
+            UNIQUE (source, item_id)
+        );
+        CREATE VIRTUAL TABLE search_fts USING fts5(
+            doc_text, doc_meta, doc_context,
+            content='search_docs', content_rowid='doc_id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        -- How far search_fts has caught up with search_docs (see SearchIndex.sync_lexical).
+        CREATE TABLE search_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO search_state (key, value) VALUES ('fts_upto', 0);
+        -- Documents are never updated in place: a changed record gets a new doc_id (and vector).
+        CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN
+            INSERT INTO search_fts (search_fts, rowid, doc_text, doc_meta, doc_context)
+            SELECT 'delete', old.doc_id, old.doc_text, old.doc_meta, old.doc_context
+            WHERE old.doc_id <= (SELECT value FROM search_state WHERE key = 'fts_upto');
+            DELETE FROM vectors WHERE collection = old.source AND item = old.doc_id;
+        END;
+        -- Records whose text lives outside the database (file contents in blobs): indexed by
+        -- SearchIndex before the next search, since a trigger cannot read a blob.
+        CREATE TABLE search_pending (
+            source TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            PRIMARY KEY (source, item_id)
+        ) WITHOUT ROWID;
+        """,
+    ),
+]
+
+
+def index_source(
+    component: str,
+    *,
+    source: str,
+    table: str,
+    key: str,
+    text: str,
+    meta: str = "''",
+    context: str = "''",
+    columns: Sequence[str] = (),
+    version: int = 1,
+) -> Migration:
+    """A migration that keeps ``table``'s rows in the search index, and indexes existing rows.
+
+    Expressions use ``{row}`` for the row, e.g. ``text="coalesce({row}.body, '')"``.
+
+    Args:
+        component: migration component name; must sort after ``"search"`` (e.g. ``"search_files"``).
+        source: the name searches use for these documents (e.g. ``"files"``).
+        table: the record table; ``key`` is its unique text id column.
+        text: the SQL expression for the searchable, embedded text.
+        meta: words matched lexically but not embedded (kind, tags, labels).
+        context: text of neighbouring records, matched lexically at lower weight.
+        columns: columns whose update re-indexes the row (none: rows never change).
+        version: migration version within ``component``.
+    """
+
+    def values(row: str) -> str:
+        return (
+            f"'{source}', {row}.{key}, coalesce({text.format(row=row)}, ''), "
+            f"coalesce({meta.format(row=row)}, ''), coalesce({context.format(row=row)}, '')"
+        )
+
+    insert = "INSERT INTO search_docs (source, item_id, doc_text, doc_meta, doc_context)"
+    delete = f"DELETE FROM search_docs WHERE source = '{source}' AND item_id = old.{key};"
+    sql = f"""
+        CREATE TRIGGER search_{source}_ai AFTER INSERT ON {table} BEGIN
+            {insert} VALUES ({values("new")});
+        END;
+        CREATE TRIGGER search_{source}_ad AFTER DELETE ON {table} BEGIN
+            {delete}
+        END;
+        {insert} SELECT {values(table)} FROM {table} ORDER BY rowid;
+    """
+    if columns:
+        sql += f"""
+        CREATE TRIGGER search_{source}_au AFTER UPDATE OF {", ".join(columns)} ON {table} BEGIN
+            {delete}
+            {insert} VALUES ({values("new")});
+        END;
+        """
+    return (component, version, sql)
+
+
+SCHEMA += [
+    index_source(
+        "search_events",
+        source="events",
+        table="events",
+        key="event_id",
+        text="{row}.text",
+        meta="{row}.kind || ' ' || coalesce({row}.topic, '') || ' ' || coalesce({row}.tool, '') || ' ' || {row}.tags",
+        # The event just before it in the same run, when it has the same topic: conversations
+        # and step-by-step logs split one thought over neighbouring records.
+        context=(
+            "(SELECT CASE WHEN p.topic IS {row}.topic THEN substr(p.text, 1, 500) END FROM events AS p"
+            " WHERE p.run_id = {row}.run_id AND p.seq < {row}.seq ORDER BY p.seq DESC LIMIT 1)"
+        ),
+        columns=("text", "kind", "topic", "tool", "tags"),
+    ),
+    index_source(
+        "search_artifacts",
+        source="artifacts",
+        table="artifacts",
+        key="artifact_id",
+        text="{row}.name || char(10) || {row}.preview",
+        meta="{row}.kind || ' ' || {row}.mime || ' ' || {row}.labels || ' ' || {row}.tags",
+        columns=("name", "preview", "kind", "labels", "tags"),
+    ),
+    (
+        "search_files",
+        1,
+        """
+        -- No OR IGNORE here: inside a trigger it yields to the outer statement's conflict policy
+        -- (the files upsert's), so duplicates are skipped with NOT EXISTS instead.
+        CREATE TRIGGER search_files_ai AFTER INSERT ON files WHEN new.sha256 IS NOT NULL BEGIN
+            INSERT INTO search_pending (source, item_id) SELECT 'files', new.namespace || '/' || new.path
+            WHERE NOT EXISTS (SELECT 1 FROM search_pending
+                              WHERE source = 'files' AND item_id = new.namespace || '/' || new.path);
+        END;
+        CREATE TRIGGER search_files_au AFTER UPDATE OF sha256 ON files WHEN new.sha256 IS NOT old.sha256 BEGIN
+            DELETE FROM search_docs WHERE source = 'files' AND item_id = old.namespace || '/' || old.path;
+            INSERT INTO search_pending (source, item_id) SELECT 'files', new.namespace || '/' || new.path
+            WHERE new.sha256 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM search_pending
+                              WHERE source = 'files' AND item_id = new.namespace || '/' || new.path);
+        END;
+        CREATE TRIGGER search_files_ad AFTER DELETE ON files BEGIN
+            DELETE FROM search_docs WHERE source = 'files' AND item_id = old.namespace || '/' || old.path;
+            DELETE FROM search_pending WHERE source = 'files' AND item_id = old.namespace || '/' || old.path;
+        END;
+        INSERT OR IGNORE INTO search_pending (source, item_id)
+        SELECT 'files', namespace || '/' || path FROM files WHERE sha256 IS NOT NULL;
+        """,
+    ),
+]
+
+# The join that restricts a search to a file's row: item ids are "<namespace>/<path>".
+FILES_JOIN = (
+    "files.namespace = substr(d.item_id, 1, instr(d.item_id, '/') - 1)"
+    " AND files.path = substr(d.item_id, instr(d.item_id, '/') + 1)"
+)
+# File contents past this many bytes are not indexed.
+_FILE_INDEX_BYTES = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFilter:
+    """Restricts a search to documents whose record in ``table`` matches ``where``.
+
+    ``on`` joins the table to the documents (``d``), e.g. ``"events.event_id = d.item_id"``.
+    """
+
+    table: str
+    on: str
+    where: str = ""
+    params: Sequence[Any] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    item_id: str
+    score: float
+    lexical_rank: int | None = None
+    semantic_rank: int | None = None
+    similarity: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    items: list[Ranked]
+    mode: Mode
+    warning: str | None = None
+    next_offset: int | None = None
+
+
+_STOPWORD_TEXT = """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have
+    having he her here hers herself him himself his how i if in into is it its itself just me more most
+    my myself no nor not now of off on once only or other our ours ourselves out over own same she should
+    so some such than that the their theirs them themselves then there these they this those through to
+    too under until up very was we were what when where which while who whom why will with would you your
+    yours yourself yourselves"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def fts_query(query: str) -> str:
+    """An FTS5 query matching any of the query's words (stopwords dropped unless that leaves none).
+
+    Single letters go too: "Caroline's" would otherwise ask for every document with an "s".
+    A word joined by underscores (``deploy_v2``) stays one term, which FTS5 matches as a phrase.
+    """
+    words = re.findall(r"\w+", query.lower())
+    kept = [w for w in words if w not in _STOPWORDS and not (len(w) == 1 and w.isalpha())] or words
+    unique = list(dict.fromkeys(kept))[:_MAX_QUERY_TERMS]
+    return " OR ".join(f'"{w}"' for w in unique)
+
+
+def chunks(text: str) -> list[str]:
+    """Pieces of ``text`` short enough for the model (about 250 tokens), split at whitespace."""
+    text = text.strip()
+    if len(text) <= CHUNK_CHARS:
+        return [text]
+    pieces: list[str] = []
+    while text and len(pieces) < MAX_CHUNKS:
+        if len(text) <= CHUNK_CHARS:
+            pieces.append(text)
+            break
+        cut = max(
+            text.rfind("\n", 0, CHUNK_CHARS), text.rfind(". ", 0, CHUNK_CHARS) + 1, text.rfind(" ", 0, CHUNK_CHARS)
+        )
+        if cut < CHUNK_CHARS // 2:
+            cut = CHUNK_CHARS
+        pieces.append(text[:cut].strip())
+        text = text[cut:].strip()
+    return [p for p in pieces if p] or [text[:CHUNK_CHARS]]
+
+
+class SearchIndex:
+    """Lexical, semantic and hybrid search over the store's ``search_docs``.
+
+    Get it as ``MemoryStore.search``. Capabilities call :meth:`rank` with their filters;
+    the server calls :meth:`start_background` after the handshake.
+    """
+
+    def __init__(self, ctx: StoreContext, embedder: Embedder, *, poll_seconds: float = 1.0) -> None:
+        self._db = ctx.db
+        self._blobs = ctx.blobs
+        self._config = ctx.config
+        self.embedder = embedder
+        self._poll_seconds = poll_seconds
+        self._vectors: SqliteVectorIndex | None = None
+        self._vectors_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._embedded_upto = 0
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._indexer: threading.Thread | None = None
+        self._indexer_lock = threading.Lock()
+        self._helpers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="search-lexical")
+
+    # -- the model and the vectors -----------------------------------------------------------------
+
+    def start_background(self, model_delay: float = 0.0) -> None:
+        """Keep the indexes up to date between searches; load the model after ``model_delay`` seconds.
+
+        A search that needs the model earlier starts loading it at once.
+        """
+        with self._indexer_lock:
+            if self._indexer is None:
+                self._indexer = threading.Thread(
+                    target=self._index_loop, args=(time.monotonic() + model_delay,), name="search-indexer", daemon=True
+                )
+                self._indexer.start()
+
+    def _index_loop(self, load_model_at: float) -> None:
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= load_model_at:
+                    self.embedder.start()
+                self.index_pending()
+                self.sync_lexical()
+                if self.embedder.state == "ready":
+                    self.refresh()
+            except StorageError:
+                return  # the store was closed or the disk failed; searches report it
+            except Exception:
+                logger.exception("background indexing stopped")
+                return
+            self._stop.wait(self._poll_seconds)
+
+    def close(self) -> None:
+        """Stop background indexing (waiting briefly for a batch in progress) and release connections."""
+        self._stop.set()
+        if self._indexer is not None and self._indexer is not threading.current_thread():
+            self._indexer.join(timeout=10)
+        self._helpers.shutdown(wait=True)
+        if self._vectors is not None:
+            self._vectors.close()
+
+    def _wait_for_model(self, progress: ProgressFn | None) -> bool:
+        """Wait until the model loaded (True) or failed (False), reporting progress meanwhile."""
+        while not self.embedder.wait(0.5):
+            if self.embedder.settled:
+                return False
+            if progress is not None:
+                progress(round(self.embedder.waited_seconds, 1), None, "loading the embedding model")
+        return True
+
+    def vectors(self) -> SqliteVectorIndex:
+        """The vector index of the loaded model (created on first use; waits for the model).
+
+        Raises:
+            EmbeddingUnavailable: the model could not be loaded.
+        """
+        with self._vectors_lock:
+            if self._vectors is None:
+                from ..embeddings import EmbeddingUnavailable
+                from ..storage.vectors import SqliteVectorIndex
+
+                if not self.embedder.wait():
+                    raise EmbeddingUnavailable(self.embedder.error or "embedding model unavailable")
+                index = SqliteVectorIndex(self._db, self.embedder.model_id, self.embedder.dim or 0)
+                stale = index.delete_other_models()
+                if stale:
+                    logger.info("embedding model changed to %s: re-embedding %d vectors", index.model_id, stale)
+                self._vectors = index
+            return self._vectors
+
+    def refresh(self, progress: ProgressFn | None = None) -> int:
+        """Embed every document the current model has not embedded yet; returns how many.
+
+        Raises:
+            EmbeddingUnavailable: the model could not be loaded.
+        """
+        index = self.vectors()
+        self.index_pending()
+        with self._refresh_lock:
+            removed = sorted(set(index.sync()))
+            for start in range(0, len(removed), 500):
+                # Vectors deleted while their documents live (a reindex elsewhere): look again from there.
+                batch = removed[start : start + 500]
+                alive = self._db.query(
+                    f"SELECT MIN(doc_id) FROM search_docs WHERE doc_id IN ({','.join('?' * len(batch))})", batch
+                )[0][0]
+                if alive is not None:
+                    self._embedded_upto = min(self._embedded_upto, alive - 1)
+                    break
+            top = self._db.query("SELECT MAX(doc_id) FROM search_docs")[0][0] or 0
+            if top <= self._embedded_upto:
+                return 0
+            pending = [
+                row[0]
+                for row in self._db.query(
+                    "SELECT d.doc_id FROM search_docs AS d WHERE d.doc_id > ? AND d.doc_id <= ? AND NOT EXISTS"
+                    " (SELECT 1 FROM vectors AS v WHERE v.collection = d.source AND v.item = d.doc_id"
+                    " AND v.model = ?) ORDER BY d.doc_id",
+                    (self._embedded_upto, top, index.model),
+                )
+            ]
+            for start in range(0, len(pending), _EMBED_BATCH):
+                self._embed(index, pending[start : start + _EMBED_BATCH])
+                if progress is not None:
+                    progress(min(start + _EMBED_BATCH, len(pending)), len(pending), "embedding new documents")
+            self._embedded_upto = top
+            index.sync()
+            return len(pending)
+
+    def _embed(self, index: SqliteVectorIndex, doc_ids: list[int]) -> None:
+        marks = ",".join("?" * len(doc_ids))
+        rows = self._db.query(
+            f"SELECT doc_id, source, doc_text, doc_meta FROM search_docs WHERE doc_id IN ({marks})", doc_ids
+        )
+        texts: list[str] = []
+        keys: list[tuple[str, int, int]] = []
+        for row in rows:
+            for number, piece in enumerate(chunks(row["doc_text"] or row["doc_meta"])):
+                texts.append(piece)
+                keys.append((row["source"], row["doc_id"], number))
+        vectors = self.embedder.encode(texts)
+        with self._db.write() as conn:
+            alive = {r[0] for r in conn.execute(f"SELECT doc_id FROM search_docs WHERE doc_id IN ({marks})", doc_ids)}
+            by_source: dict[str, list[int]] = {}
+            for position, (source, doc_id, _) in enumerate(keys):
+                if doc_id in alive:
+                    by_source.setdefault(source, []).append(position)
+            for source, positions in by_source.items():
+                index.add(conn, source, [keys[p][1:] for p in positions], vectors[positions])
+
+    def reindex(self, progress: ProgressFn | None = None) -> int:
+        """Drop every vector and embed every document again; also rebuilds the lexical index.
+
+        Raises:
+            EmbeddingUnavailable: the model could not be loaded.
+        """
+        index = self.vectors()
+        with self._db.write() as conn:
+            conn.execute("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
+            conn.execute(
+                "UPDATE search_state SET value = (SELECT coalesce(MAX(doc_id), 0) FROM search_docs)"
+                " WHERE key = 'fts_upto'"
+            )
+        with self._refresh_lock:
+            index.delete_all()
+            self._embedded_upto = 0
+        return self.refresh(progress)
+
+    def sync_lexical(self) -> int:
+        """Add documents committed since the FTS index last caught up; returns how many."""
+        upto = self._db.query("SELECT value FROM search_state WHERE key = 'fts_upto'")[0][0]
+        top = self._db.query("SELECT MAX(doc_id) FROM search_docs")[0][0] or 0
+        if top <= upto:
+            return 0
+        with self._db.write() as conn:
+            upto = conn.execute("SELECT value FROM search_state WHERE key = 'fts_upto'").fetchone()[0]
+            top = conn.execute("SELECT MAX(doc_id) FROM search_docs").fetchone()[0] or 0
+            if top <= upto:
+                return 0
+            added = conn.execute(
+                "INSERT INTO search_fts (rowid, doc_text, doc_meta, doc_context)"
+                " SELECT doc_id, doc_text, doc_meta, doc_context FROM search_docs WHERE doc_id > ? AND doc_id <= ?",
+                (upto, top),
+            ).rowcount
+            conn.execute("UPDATE search_state SET value = ? WHERE key = 'fts_upto'", (top,))
+        return int(added)
+
+    def index_pending(self) -> int:
+        """Index records whose text lives outside the database (file contents); returns how many."""
+        pending = self._db.query("SELECT source, item_id FROM search_pending LIMIT 1000")
+        done = 0
+        while pending:
+            for source, item_id in pending:
+                if source == "files":
+                    done += self._index_file(item_id)
+            if len(pending) < 1000:
+                break
+            pending = self._db.query("SELECT source, item_id FROM search_pending LIMIT 1000")
+        return done
+
+    def _index_file(self, item_id: str) -> int:
+        namespace, _, path = item_id.partition("/")
+        rows = self._db.query("SELECT sha256 FROM files WHERE namespace = ? AND path = ?", (namespace, path))
+        sha = rows[0][0] if rows else None
+        text = ""
+        if sha is not None:
+            with self._blobs.open(sha) as handle:
+                text = handle.read(_FILE_INDEX_BYTES).decode("utf-8", errors="ignore")
+        with self._db.write() as conn:
+            current = conn.execute(
+                "SELECT sha256 FROM files WHERE namespace = ? AND path = ?", (namespace, path)
+            ).fetchone()
+            if current is not None and current[0] != sha:
+                return 0  # rewritten meanwhile: the next round indexes the new content
+            conn.execute("DELETE FROM search_docs WHERE source = 'files' AND item_id = ?", (item_id,))
+            if sha is not None:
+                conn.execute(
+                    "INSERT INTO search_docs (source, item_id, doc_text, doc_meta) VALUES ('files', ?, ?, ?)",
+                    (item_id, text, f"{namespace} {path}"),
+                )
+            conn.execute("DELETE FROM search_pending WHERE source = 'files' AND item_id = ?", (item_id,))
+        return 1
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        with self._queries_lock:
+            cached = self._queries.get(query)
+            if cached is not None:
+                self._queries.move_to_end(query)
+                return cached
+        vector: np.ndarray = self.embedder.encode([query])[0]
+        with self._queries_lock:
+            self._queries[query] = vector
+            if len(self._queries) > _QUERY_CACHE:
+                self._queries.popitem(last=False)
+        return vector
+
+    # -- searching ---------------------------------------------------------------------------------
+
+    def rank(
+        self,
+        source: str,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        limit: int = 10,
+        offset: int = 0,
+        filter: SourceFilter | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Ranking:
+        """Rank ``source``'s documents for ``query``; returns item ids, best first.
+
+        ``hybrid`` and ``semantic`` wait for the model (reporting progress); if it cannot be
+        loaded they fall back to ``lexical`` and say so in ``warning``.
+
+        Raises:
+            InvalidInput: empty query or unknown mode.
+        """
+        check.text(query, field="query", config=self._config, allow_empty=False)
+        if mode not in MODES:
+            raise InvalidInput(f"mode={mode!r} is not valid; use hybrid, semantic or lexical")
+        limit = check.limit(limit, config=self._config)
+        depth = max(50, 2 * (offset + limit + 1))
+        if source == "files":
+            self.index_pending()
+        lexical_future: Future[list[tuple[int, str, float]]] | None = None
+        if mode != "semantic":
+            self.sync_lexical()
+            if mode == "hybrid":  # BM25 runs on a helper thread while the query is embedded
+                lexical_future = self._helpers.submit(self._lexical, source, query, depth, filter)
+        warning = None
+        query_vector = None
+        if mode != "lexical":
+            if self._wait_for_model(progress):
+                self.refresh(progress)
+                query_vector = self._query_vector(query)
+            else:
+                warning = f"semantic search is unavailable ({self.embedder.error}); these are lexical (BM25) results"
+                mode = "lexical"
+                self.sync_lexical()
+        semantic = self._semantic(source, query_vector, depth, filter) if query_vector is not None else []
+        if lexical_future is not None:
+            lexical = lexical_future.result()
+        else:
+            lexical = self._lexical(source, query, depth, filter) if mode != "semantic" else []
+        fused = self._fuse(mode, source, lexical, semantic, query_vector)  # type: ignore[arg-type]
+        page = fused[offset : offset + limit]
+        more = len(fused) > offset + limit
+        next_offset = offset + limit if more else None
+        return Ranking(items=page, mode=mode, warning=warning, next_offset=next_offset)  # type: ignore[arg-type]
+
+    def _join(self, filter: SourceFilter | None) -> tuple[str, str, list[Any]]:
+        if filter is None or not filter.where:
+            return "", "", []  # every document's record exists (triggers keep them in step)
+        join = f" JOIN {filter.table} ON {filter.on}"
+        return join, f" AND ({filter.where})", list(filter.params)
+
+    def _accept(self, source: str, filter: SourceFilter | None, doc_ids: list[int]) -> dict[int, str]:
+        """Which of ``doc_ids`` belong to ``source`` and pass ``filter``, with their item ids."""
+        join, where, params = self._join(filter)
+        allowed: dict[int, str] = {}
+        for start in range(0, len(doc_ids), 500):
+            batch = doc_ids[start : start + 500]
+            rows = self._db.query(
+                f"SELECT d.doc_id, d.item_id FROM search_docs AS d{join}"
+                f" WHERE d.doc_id IN ({','.join('?' * len(batch))}) AND +d.source = ?{where}",
+                (*batch, source, *params),
+            )
+            allowed.update((row[0], row[1]) for row in rows)
+        return allowed
+
+    def _lexical(
+        self, source: str, query: str, depth: int, filter: SourceFilter | None
+    ) -> list[tuple[int, str, float]]:
+        match = fts_query(query)
+        if not match:
+            return []
+        weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
+        # First the best BM25 matches of any source, filtered afterwards: joining every match
+        # before sorting costs more than the ranking itself on large stores.
+        wanted = 4 * depth
+        rows = self._db.query(
+            f"SELECT rowid, bm25(search_fts, {weights}) AS lex FROM search_fts WHERE search_fts MATCH ?"
+            " ORDER BY lex LIMIT ?",
+            (match, wanted),
+        )
+        allowed = self._accept(source, filter, [row[0] for row in rows])
+        hits = [(row[0], allowed[row[0]], -row[1]) for row in rows if row[0] in allowed]
+        if len(hits) >= depth or len(rows) < wanted:
+            return hits[:depth]
+        # Selective filters or a small source: rank only the documents that pass them.
+        join, where, params = self._join(filter)
+        rows = self._db.query(
+            f"SELECT d.doc_id, d.item_id, bm25(search_fts, {weights}) AS lex"
+            f" FROM search_fts JOIN search_docs AS d ON d.doc_id = search_fts.rowid{join}"
+            f" WHERE search_fts MATCH ? AND d.source = ?{where} ORDER BY lex LIMIT ?",
+            (match, source, *params, depth),
+        )
+        return [(row[0], row[1], -row[2]) for row in rows]
+
+    def _semantic(
+        self, source: str, query_vector: np.ndarray, depth: int, filter: SourceFilter | None
+    ) -> list[tuple[int, str, float]]:
+        assert self._vectors is not None
+        item_ids: dict[int, str] = {}
+
+        def accept(doc_ids: list[int]) -> set[int]:
+            allowed = self._accept(source, filter, doc_ids)
+            item_ids.update(allowed)
+            return set(allowed)
+
+        hits = self._vectors.search(source, query_vector, depth, accept)
+        return [(hit.item, item_ids[hit.item], hit.score) for hit in hits]
+
+    def _fuse(
+        self,
+        mode: Mode,
+        source: str,
+        lexical: list[tuple[int, str, float]],
+        semantic: list[tuple[int, str, float]],
+        query_vector: np.ndarray | None,
+    ) -> list[Ranked]:
+        if mode == "lexical":
+            return [Ranked(item, round(score, 6), lexical_rank=i + 1) for i, (_, item, score) in enumerate(lexical)]
+        if mode == "semantic":
+            return [
+                Ranked(item, round(score, 6), semantic_rank=i + 1, similarity=round(score, 6))
+                for i, (_, item, score) in enumerate(semantic)
+            ]
+        lexical_rank = {doc: i + 1 for i, (doc, _, _) in enumerate(lexical)}
+        semantic_rank = {doc: i + 1 for i, (doc, _, _) in enumerate(semantic)}
+        similarity = {doc: score for doc, _, score in semantic}
+        items = {doc: item for doc, item, _ in (*lexical, *semantic)}
+        missing = [doc for doc in lexical_rank if doc not in similarity]
+        if missing and query_vector is not None and self._vectors is not None:
+            similarity.update(self._vectors.scores(source, query_vector, missing))
+        fused = []
+        for doc, item in items.items():
+            score = 0.0
+            if doc in lexical_rank:
+                score += LEXICAL_WEIGHT / (RRF_K + lexical_rank[doc])
+            if doc in semantic_rank:
+                score += SEMANTIC_WEIGHT / (RRF_K + semantic_rank[doc])
+            sim = similarity.get(doc)
+            fused.append(Ranked(item, round(score, 6), lexical_rank.get(doc), semantic_rank.get(doc),
+                                None if sim is None else round(sim, 6)))  # fmt: skip
+        fused.sort(key=lambda r: (-r.score, r.lexical_rank or 1 << 30, r.semantic_rank or 1 << 30))
+        return fused
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The model's state plus how many documents and vectors the index holds."""
+        status = self.embedder.status()
+        documents = self._db.query("SELECT COUNT(*) FROM search_docs")[0][0]
+        status["documents"] = documents
+        model = self._db.query(
+            "SELECT model FROM vector_models WHERE model_id = ? AND (? IS NULL OR dim = ?)",
+            (self.embedder.model_id, self.embedder.dim, self.embedder.dim),
+        )
+        if model:
+            embedded = self._db.query("SELECT COUNT(*) FROM vectors WHERE model = ? AND chunk = 0", (model[0][0],))[0][
+                0
+            ]
+            status["embedded_documents"] = embedded
+            status["pending_documents"] = max(0, documents - embedded)
+        else:
+            status["embedded_documents"] = 0
+            status["pending_documents"] = documents
+        return status

@@ -1,0 +1,332 @@
+"""The vector index: exact cosine top-k over an in-memory float32 matrix, persisted in SQLite.
+
+Vectors are rows of ``vectors``, keyed by ``(collection, item, chunk, model)`` and tagged
+with the model that made them (``vector_models``: model id and dimension), so vectors of
+two models are never compared. The matrix in memory is a cache of that table for one
+model: it loads rows newer than the last it saw (``vseq``) and drops rows listed in
+``vector_tombstones`` (filled by a trigger on delete), so it follows other processes'
+writes. ``PRAGMA data_version`` on a dedicated connection says when anything changed.
+
+Nothing here knows what an item is; the search layer maps items to records.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..ids import utc_now
+from .database import Database, Migration
+
+__all__ = ["SCHEMA", "SqliteVectorIndex", "VectorHit", "VectorIndex"]
+
+SCHEMA: list[Migration] = [
+    (
+        "vectors",
+        1,
+        """
+        CREATE TABLE vector_models (
+            model INTEGER PRIMARY KEY,
+            model_id TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (model_id, dim)
+        );
+        CREATE TABLE vectors (
+            vseq INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection TEXT NOT NULL,
+            item INTEGER NOT NULL,
+            chunk INTEGER NOT NULL DEFAULT 0,
+            model INTEGER NOT NULL REFERENCES vector_models (model),
+            vector BLOB NOT NULL,
+            UNIQUE (collection, item, chunk, model)
+        );
+        CREATE INDEX vectors_model ON vectors (model, vseq);
+        CREATE TABLE vector_tombstones (
+            tseq INTEGER PRIMARY KEY AUTOINCREMENT,
+            model INTEGER NOT NULL,
+            collection TEXT NOT NULL,
+            item INTEGER NOT NULL
+        );
+        CREATE TRIGGER vectors_tombstone AFTER DELETE ON vectors BEGIN
+            INSERT INTO vector_tombstones (model, collection, item) VALUES (old.model, old.collection, old.item);
+        END;
+        """,
+    )
+]
+
+# Tombstones older than this many are pruned; a cache that fell further behind reloads.
+_TOMBSTONES_KEPT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit:
+    item: int
+    score: float
+
+
+Accept = Callable[[list[int]], set[int]]
+"""Given candidate items (best first), return those a query's filters allow."""
+
+
+class VectorIndex(Protocol):
+    """What search needs from a vector store; another backend (pgvector, …) implements this."""
+
+    model_id: str
+    dim: int
+
+    def sync(self) -> list[int]: ...
+
+    def add(
+        self, conn: sqlite3.Connection, collection: str, keys: Sequence[tuple[int, int]], vectors: np.ndarray
+    ) -> None: ...
+
+    def search(self, collection: str, query: np.ndarray, k: int, accept: Accept | None = None) -> list[VectorHit]: ...
+
+    def scores(self, collection: str, query: np.ndarray, items: Iterable[int]) -> dict[int, float]: ...
+
+    def count(self, collection: str | None = None) -> int: ...
+
+
+class _Segment:
+    """One collection's rows: item ids and a matrix, grown by doubling, replaced on removal."""
+
+    def __init__(self, dim: int) -> None:
+        self.items = np.zeros(0, dtype=np.int64)
+        self.matrix = np.zeros((0, dim), dtype=np.float32)
+        self.n = 0
+
+    def append(self, items: np.ndarray, matrix: np.ndarray) -> None:
+        need = self.n + len(items)
+        if need > len(self.items):
+            capacity = max(need, 2 * len(self.items), 1024)
+            grown_items = np.zeros(capacity, dtype=np.int64)
+            grown = np.zeros((capacity, self.matrix.shape[1]), dtype=np.float32)
+            grown_items[: self.n] = self.items[: self.n]
+            grown[: self.n] = self.matrix[: self.n]
+            self.items, self.matrix = grown_items, grown
+        self.items[self.n : need] = items
+        self.matrix[self.n : need] = matrix
+        self.n = need
+
+    def remove(self, items: np.ndarray) -> None:
+        # New arrays, not in-place compaction: searches may hold views of the old ones.
+        keep = ~np.isin(self.items[: self.n], items)
+        self.items = self.items[: self.n][keep].copy()
+        self.matrix = self.matrix[: self.n][keep].copy()
+        self.n = len(self.items)
+
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.items[: self.n], self.matrix[: self.n]
+
+
+class SqliteVectorIndex:
+    """Vectors of one model in SQLite, searched exactly in memory.
+
+    Args:
+        db: the store's database (with :data:`SCHEMA` applied).
+        model_id: the embedding model's id; with ``dim`` it names the vectors' space.
+        dim: vector dimension.
+    """
+
+    def __init__(self, db: Database, model_id: str, dim: int) -> None:
+        self.db = db
+        self.model_id = model_id
+        self.dim = dim
+        with db.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO vector_models (model_id, dim, created_at) VALUES (?, ?, ?)",
+                (model_id, dim, utc_now()),
+            )
+            row = conn.execute("SELECT model FROM vector_models WHERE model_id = ? AND dim = ?", (model_id, dim))
+            self.model: int = row.fetchone()[0]
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._version = -1
+        self._vseq = 0
+        self._tseq = 0
+        self._segments: dict[str, _Segment] = {}
+
+    # -- keeping the cache fresh -------------------------------------------------------------------
+
+    def _watch(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self.db._connect()
+        return self._conn
+
+    def sync(self) -> list[int]:
+        """Load rows other connections added and drop rows they deleted; returns the dropped items."""
+        with self._lock:
+            conn = self._watch()
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._version:
+                return []
+            self._version = version
+            conn.execute("BEGIN")  # one snapshot for tombstones and rows
+            try:
+                removed = self._apply_tombstones(conn)
+                self._load_rows(conn)
+            finally:
+                conn.execute("COMMIT")
+            return removed
+
+    def _apply_tombstones(self, conn: sqlite3.Connection) -> list[int]:
+        oldest, newest = conn.execute("SELECT MIN(tseq), MAX(tseq) FROM vector_tombstones").fetchone()
+        if newest is None or newest <= self._tseq:
+            return []
+        if self._vseq == 0 or oldest > self._tseq + 1:
+            # Nothing loaded yet, or tombstones we never saw were pruned: (re)load the table.
+            self._segments.clear()
+            self._vseq = 0
+            self._tseq = newest
+            return []
+        rows = conn.execute(
+            "SELECT collection, item FROM vector_tombstones WHERE tseq > ? AND model = ?", (self._tseq, self.model)
+        ).fetchall()
+        self._tseq = newest
+        removed: dict[str, list[int]] = {}
+        for collection, item in rows:
+            removed.setdefault(collection, []).append(item)
+        for collection, items in removed.items():
+            segment = self._segments.get(collection)
+            if segment is not None:
+                segment.remove(np.asarray(items, dtype=np.int64))
+        return [item for items in removed.values() for item in items]
+
+    def _load_rows(self, conn: sqlite3.Connection) -> None:
+        cursor = conn.execute(
+            "SELECT vseq, collection, item, vector FROM vectors WHERE model = ? AND vseq > ? ORDER BY vseq",
+            (self.model, self._vseq),
+        )
+        while True:
+            rows = cursor.fetchmany(20_000)
+            if not rows:
+                break
+            by_collection: dict[str, tuple[list[int], list[bytes]]] = {}
+            for _, collection, item, blob in rows:
+                items, blobs = by_collection.setdefault(collection, ([], []))
+                items.append(item)
+                blobs.append(blob)
+            for collection, (items, blobs) in by_collection.items():
+                matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(items), self.dim)
+                segment = self._segments.setdefault(collection, _Segment(self.dim))
+                segment.append(np.asarray(items, dtype=np.int64), matrix)
+            self._vseq = rows[-1][0]
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def add(
+        self, conn: sqlite3.Connection, collection: str, keys: Sequence[tuple[int, int]], vectors: np.ndarray
+    ) -> None:
+        """Store vectors for ``(item, chunk)`` keys inside the caller's write transaction.
+
+        A key that already has a vector of this model keeps it (another process got there first).
+        """
+        if vectors.shape != (len(keys), self.dim):
+            raise ValueError(f"expected {len(keys)} vectors of dimension {self.dim}, got {vectors.shape}")
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        conn.executemany(
+            "INSERT OR IGNORE INTO vectors (collection, item, chunk, model, vector) VALUES (?, ?, ?, ?, ?)",
+            [(collection, item, chunk, self.model, data[i].tobytes()) for i, (item, chunk) in enumerate(keys)],
+        )
+
+    def delete_other_models(self) -> int:
+        """Remove vectors made by any other model or dimension; returns how many rows went."""
+        with self.db.write() as conn:
+            removed = conn.execute("DELETE FROM vectors WHERE model != ?", (self.model,)).rowcount
+            conn.execute("DELETE FROM vector_models WHERE model != ?", (self.model,))
+            self._prune(conn)
+        return int(removed)
+
+    def delete_all(self) -> int:
+        """Remove every vector (of every model), e.g. before re-embedding everything."""
+        with self.db.write() as conn:
+            removed = conn.execute("DELETE FROM vectors").rowcount
+            self._prune(conn)
+        return int(removed)
+
+    @staticmethod
+    def _prune(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "DELETE FROM vector_tombstones WHERE tseq <= (SELECT MAX(tseq) FROM vector_tombstones) - ?",
+            (_TOMBSTONES_KEPT,),
+        )
+
+    def other_model_count(self) -> int:
+        return int(self.db.query("SELECT COUNT(*) FROM vectors WHERE model != ?", (self.model,))[0][0])
+
+    # -- searching ---------------------------------------------------------------------------------
+
+    def _snapshot(self, collection: str) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            segment = self._segments.get(collection)
+            if segment is None:
+                return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
+            return segment.view()
+
+    def search(self, collection: str, query: np.ndarray, k: int, accept: Accept | None = None) -> list[VectorHit]:
+        """The ``k`` items most similar to ``query`` (exact cosine; an item's best chunk counts).
+
+        ``accept`` filters candidates in batches, best first, so the answer is the exact top-k
+        among the items it allows. Call :meth:`sync` first to see other processes' writes.
+        """
+        items, matrix = self._snapshot(collection)
+        n = len(items)
+        if n == 0 or k <= 0:
+            return []
+        scores = matrix @ np.asarray(query, dtype=np.float32)
+        seen: set[int] = set()
+        hits: list[VectorHit] = []
+        depth = min(n, max(4 * k, 64))
+        while True:
+            if depth < n:
+                top = np.argpartition(-scores, depth - 1)[:depth]
+                order = top[np.argsort(-scores[top], kind="stable")]
+            else:
+                order = np.argsort(-scores, kind="stable")
+            fresh: list[tuple[int, float]] = []
+            for row in order.tolist():
+                item = int(items[row])
+                if item not in seen:
+                    seen.add(item)
+                    fresh.append((item, float(scores[row])))
+            allowed = None if accept is None else accept([item for item, _ in fresh])
+            for item, score in fresh:
+                if allowed is None or item in allowed:
+                    hits.append(VectorHit(item, score))
+                    if len(hits) == k:
+                        return hits
+            if depth >= n:
+                return hits
+            depth = min(n, depth * 4)
+
+    def scores(self, collection: str, query: np.ndarray, items: Iterable[int]) -> dict[int, float]:
+        """Cosine of ``query`` with each given item that has a vector (its best chunk)."""
+        wanted = np.fromiter(items, dtype=np.int64)
+        all_items, matrix = self._snapshot(collection)
+        if not len(wanted) or not len(all_items):
+            return {}
+        rows = np.nonzero(np.isin(all_items, wanted, kind="table"))[0]
+        found: dict[int, float] = {}
+        for item, score in zip(all_items[rows].tolist(), (matrix[rows] @ query).tolist(), strict=True):
+            if score > found.get(item, -2.0):
+                found[item] = score
+        return found
+
+    def count(self, collection: str | None = None) -> int:
+        """Rows (chunks) held in memory for one collection or all."""
+        with self._lock:
+            if collection is not None:
+                segment = self._segments.get(collection)
+                return 0 if segment is None else segment.n
+            return sum(s.n for s in self._segments.values())
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

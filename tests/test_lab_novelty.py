@@ -1,0 +1,247 @@
+"""Novelty matching: paraphrases match, other values are variants, different ideas stay apart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mcp_memory_server import MemoryStore
+from mcp_memory_server.core.lab import calibration as cal
+from mcp_memory_server.core.lab.novelty import EMBEDDING_WEIGHTS, LEXICAL_WEIGHTS, analyze, signals
+from mcp_memory_server.embeddings import Embedder
+
+DEVSET = Path(__file__).parent / "data" / "lab_devset.json"
+
+
+@pytest.fixture
+def store(data_dir: Path, embedding_model: Embedder) -> Iterator[MemoryStore]:
+    """A fresh store whose embedder is ready at once: the session already loaded the model."""
+    with MemoryStore.open(data_dir) as opened:
+        yield opened
+
+
+def _setting(text: str, knob: str) -> tuple[list[float], str | None, bool, str | None]:
+    s = analyze(text).settings[knob]
+    return sorted(s.numbers), s.option, s.off, s.direction
+
+
+@pytest.mark.parametrize(
+    ("text", "knob", "setting"),
+    [
+        ("lr 0.04", "learning_rate", ([0.04], None, False, None)),
+        ("raise the learning rate to 0.04", "learning_rate", ([0.04], None, False, "up")),
+        ("lower matrix learning rate from 0.04 to 0.03", "learning_rate", ([0.03], None, False, "down")),
+        ("muon momentum 0.95 -> 0.97", "muon_momentum", ([0.97], None, False, None)),
+        ("embedding lr 0.9 (was 0.6)", "embedding_lr", ([0.9], None, False, None)),
+        ("rope theta 1e5", "rope_base", ([100000.0], None, False, None)),
+        ("rope base 100k", "rope_base", ([100000.0], None, False, None)),
+        ("add 10% dropout", "dropout", ([0.1], None, False, None)),
+        ("use GELU activation instead of ReLU²", "activation", ([], "gelu", False, None)),
+        ("replace RMSNorm with LayerNorm", "norm_type", ([], "layernorm", False, None)),
+        ("nesterov off in muon", "nesterov", ([], None, True, None)),
+        ("n_layer=10", "depth", ([10.0], None, False, None)),
+        ("make the model 12 layers deep", "depth", ([12.0], None, False, None)),
+        ("d_model=1024", "width", ([1024.0], None, False, None)),
+    ],
+)
+def test_descriptions_are_read_into_knob_settings(
+    text: str, knob: str, setting: tuple[list[float], str | None, bool, str | None]
+) -> None:
+    """Abbreviations, synonyms, units and old values ("from 0.04 to", "(was 0.6)") are normalised away."""
+    assert _setting(text, knob) == setting
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "conflict", "agree", "shared_knobs"),
+    [
+        ("raise the learning rate to 0.04", "lr 0.04", False, True, True),
+        ("lr 0.04", "lr 0.05", True, False, True),
+        ("increase lr", "decrease the learning rate", True, False, True),
+        ("swap relu squared for gelu", "swap relu squared for silu", True, False, True),
+        ("add value embeddings", "remove value embeddings", True, False, True),
+        ("warmup ratio 0.1", "warmdown ratio 0.1", False, False, False),
+        ("increase depth to 12", "increase width to 12", False, False, False),
+        ("ema decay 0.999", "weight decay 0.999", False, False, False),
+    ],
+)
+def test_signals_separate_same_setting_other_value_and_other_knob(
+    a: str, b: str, conflict: bool, agree: bool, shared_knobs: bool
+) -> None:
+    """Same knob and value agree; same knob, other value conflicts; warmup/warmdown, depth/width share no knob."""
+    pair = signals(analyze(a), analyze(b))
+    assert (pair.conflict, pair.agree, pair.knob_jaccard > 0) == (conflict, agree, shared_knobs)
+
+
+def _ledger(store: MemoryStore, runs: list[tuple[str, str, float | None]]) -> list[str]:
+    ids = []
+    for description, status, value in runs:
+        metrics = {"val_bpb": value} if value is not None else None
+        ids.append(store.lab.log(description, status, metrics).run_id)
+    return ids
+
+
+def test_a_paraphrase_of_a_run_is_a_duplicate(store: MemoryStore) -> None:
+    """'raise the learning rate to 0.04' and 'lr 0.04' are the same run (SPEC §7's example)."""
+    [run_id] = _ledger(store, [("raise the learning rate to 0.04", "keep", 0.99)])
+    result = store.lab.check("lr 0.04", mode="explore")
+    assert result.classification == "duplicate_run"
+    assert result.policy.decision == "block"
+    assert result.similarity == "embedding"
+    assert result.top_matches[0].run_id == run_id and result.top_matches[0].relation == "duplicate"
+
+
+def test_the_same_knob_with_another_value_is_a_variant_not_a_duplicate(store: MemoryStore) -> None:
+    """lr 0.05 after a kept lr 0.04 run is a known success to build on, with the difference named."""
+    _ledger(store, [("raise the learning rate to 0.04", "keep", 0.99)])
+    result = store.lab.check("lr 0.05", mode="exploit")
+    assert result.classification == "known_success"
+    assert result.policy.decision == "allow"
+    match = result.top_matches[0]
+    assert match.relation == "variant" and match.category == "known_success"
+    assert match.differences == ["learning_rate: 0.05 vs 0.04"]
+
+
+def test_a_run_combined_with_another_change_is_a_variant_not_a_duplicate(store: MemoryStore) -> None:
+    """'lr 0.03 plus warmup 0.1' builds on a logged 'lr 0.03' but does not repeat it."""
+    _ledger(store, [("lower the matrix learning rate to 0.03", "keep", 0.99)])
+    result = store.lab.check("lower the matrix learning rate to 0.03 and add warmup ratio 0.1", mode="exploit")
+    assert result.top_matches[0].relation == "variant"
+    assert (result.classification, result.policy.decision) == ("known_success", "allow")
+
+
+def test_a_variant_of_a_kept_run_in_the_same_family_is_an_incremental_followup(store: MemoryStore) -> None:
+    """Giving the family of a kept run turns a known success into an incremental follow-up."""
+    store.lab.log("warmdown ratio 0.5", "keep", {"val_bpb": 0.99}, family="schedule")
+    result = store.lab.check("warmdown ratio 0.4", family="schedule", mode="explore")
+    assert result.classification == "incremental_followup"
+    assert result.policy.decision == "block"
+
+
+def test_a_variant_of_a_discarded_run_is_a_repeat_failure(store: MemoryStore) -> None:
+    """A close variant of a failed idea is blocked in every mode until the idea changes."""
+    _ledger(store, [("depth 12", "discard", 1.01)])
+    for mode in ("explore", "exploit", "replicate"):
+        result = store.lab.check("depth 13", mode=mode)  # type: ignore[arg-type]
+        assert (result.classification, result.policy.decision) == ("repeat_failure", "block")
+
+
+@pytest.mark.parametrize(
+    ("prior", "probe"),
+    [
+        ("add linear warmup over the first 5% of steps", "add linear warmdown over the last 5% of steps"),
+        ("increase depth from 8 to 10", "increase width from 8 to 10"),
+        ("zero-init the output projections", "load balancing loss for the moe router"),
+    ],
+)
+def test_different_ideas_that_look_alike_are_not_matched(store: MemoryStore, prior: str, probe: str) -> None:
+    """warmup ≠ warmdown and depth ≠ width even when every other word is the same."""
+    _ledger(store, [(prior, "keep", 0.99)])
+    result = store.lab.check(probe, mode="explore")
+    assert result.classification == "novel", result.top_matches
+    assert result.policy.decision == "allow"
+
+
+def test_threshold_and_limit_shape_the_answer(store: MemoryStore) -> None:
+    """A threshold of 1 matches nothing; a low one matches more; limit caps top_matches."""
+    _ledger(store, [("lr 0.04", "keep", 0.99), ("lr 0.05", "discard", 1.0), ("lr 0.06", "discard", 1.0)])
+    assert store.lab.check("lr 0.07", threshold=1.0).classification == "novel"
+    loose = store.lab.check("lr 0.07", threshold=0.3, limit=2)
+    assert loose.effective_threshold == 0.3
+    assert loose.counts["matches"] == 3 and len(loose.top_matches) == 2
+    default = store.lab.check("lr 0.07")
+    assert default.effective_threshold == EMBEDDING_WEIGHTS.match
+
+
+def test_counts_tally_every_match_by_category(store: MemoryStore) -> None:
+    """counts reports runs compared, matches, and matches per category."""
+    _ledger(store, [("lr 0.04", "keep", 0.99), ("lr 0.05", "discard", 1.0), ("depth 12", "keep", 0.98)])
+    result = store.lab.check("lr 0.04")
+    assert result.counts == {
+        "runs": 3, "matches": 2, "duplicate_run": 1, "repeat_failure": 1, "incremental_followup": 0,
+        "known_success": 0,
+    }  # fmt: skip
+
+
+def test_an_empty_ledger_makes_every_idea_novel(store: MemoryStore) -> None:
+    """With nothing logged there is nothing to repeat."""
+    result = store.lab.check("lr 0.04", mode="replicate")
+    assert (result.classification, result.policy.decision, result.top_matches) == ("novel", "block", [])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"description": ""}, "description must not be empty"),
+        ({"description": "lr 0.04", "mode": "wander"}, "mode='wander' is not valid"),
+        ({"description": "lr 0.04", "threshold": 1.5}, "threshold must be a number from 0 to 1"),
+        ({"description": "lr 0.04", "limit": 0}, "limit must be a positive integer"),
+    ],
+)
+def test_bad_check_arguments_are_refused_with_the_fix(store: MemoryStore, kwargs: dict, message: str) -> None:
+    """Malformed checks fail with a message naming the parameter."""
+    from mcp_memory_server import InvalidInput
+
+    with pytest.raises(InvalidInput, match=message):
+        store.lab.check(**kwargs)
+
+
+def test_without_a_model_the_check_falls_back_to_lexical_and_says_so(data_dir: Path) -> None:
+    """If the embedding model cannot load, matching still works on canonical words, with a warning."""
+    with MemoryStore.open(data_dir, embed_model=str(data_dir / "no-such-model")) as store:
+        store.lab.log("raise the learning rate to 0.04", "keep", {"val_bpb": 0.99})
+        result = store.lab.check("lr 0.04")
+        assert result.similarity == "lexical"
+        assert result.warning and "lexical" in result.warning
+        assert result.classification == "duplicate_run"
+        assert result.effective_threshold == LEXICAL_WEIGHTS.match
+        assert store.lab.check("increase width to 768").classification == "novel"
+
+
+_TABLES: dict[str, tuple[cal.DevSet, cal.DevSet, cal.PairTable, cal.PairTable]] = {}
+
+
+def _devset_tables(model: Embedder) -> tuple[cal.DevSet, cal.DevSet, cal.PairTable, cal.PairTable]:
+    """The dev set and held-out probes, with every pair's cosine and signals (built once per session)."""
+    if "tables" not in _TABLES:
+        devset = cal.load_devset(DEVSET)
+        holdout = cal.DevSet(devset.runs, json.loads(DEVSET.read_text())["holdout"])
+        base = cal.embedding_base(model.encode)
+        _TABLES["tables"] = (devset, holdout, cal.pair_table(devset, base), cal.pair_table(holdout, base))
+    return _TABLES["tables"]
+
+
+def test_the_development_set_is_big_enough_and_covers_every_kind() -> None:
+    """At least 150 probes against at least 80 runs: repeats, paraphrases, variants, novel ideas, hard negatives."""
+    devset = cal.load_devset(DEVSET)
+    assert len(devset.runs) >= 80 and len(devset.probes) >= 150
+    kinds = {p["kind"] for p in devset.probes}
+    assert kinds == {"exact", "paraphrase", "numeric_variant", "novel", "hard_negative"}
+
+
+def test_the_calibrated_matcher_is_accurate_on_the_development_set_and_beats_the_lexical_baseline(
+    embedding_model: Embedder,
+) -> None:
+    """Shipped weights: ≥ 95% on the tuning probes, ≥ 80% on held-out probes, far above raw word overlap."""
+    devset, _, table, held = _devset_tables(embedding_model)
+    tuned = cal.evaluate(table, EMBEDDING_WEIGHTS)
+    unseen = cal.evaluate(held, EMBEDDING_WEIGHTS)
+    raw = cal.pair_table(devset, cal.raw_jaccard_base, use_signals=False)
+    _, baseline = cal.calibrate(raw, use_signals=False)
+    assert tuned.accuracy >= 0.95
+    assert unseen.accuracy >= 0.80
+    assert tuned.accuracy - baseline >= 0.25
+    assert all(score >= 0.85 for score in tuned.by_kind.values()), tuned.by_kind
+
+
+def test_calibration_finds_the_shipped_weights_accuracy_when_they_are_in_the_grid(embedding_model: Embedder) -> None:
+    """The search over weights and thresholds reaches at least the shipped accuracy."""
+    _, _, table, _ = _devset_tables(embedding_model)
+    w = EMBEDDING_WEIGHTS
+    grid = {"disjoint": (w.disjoint,), "partial": (w.partial,), "one_sided": (w.one_sided,),
+            "conflict": (w.conflict,), "agree": (w.agree,)}  # fmt: skip
+    weights, accuracy = cal.calibrate(table, grid=grid, thresholds=(0.5, w.match, w.duplicate, 0.9))
+    assert accuracy >= cal.evaluate(table, EMBEDDING_WEIGHTS).accuracy
+    assert (weights.match, weights.duplicate) == (w.match, w.duplicate)

