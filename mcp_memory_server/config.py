@@ -93,9 +93,7 @@ class Config:
         """Raises: InvalidInput: a setting is out of range."""
         unknown = set(self.groups) - set(ALL_GROUPS)
         if unknown:
-            raise InvalidInput(
-                f"unknown tool group(s) {sorted(unknown)}; choose from {', '.join(ALL_GROUPS)}"
-            )
+            raise InvalidInput(f"unknown tool group(s) {sorted(unknown)}; choose from {', '.join(ALL_GROUPS)}")
         if self.sync not in ("full", "normal"):
             raise InvalidInput(f"sync={self.sync!r} is not valid; use 'full' or 'normal'")
         if self.lab_direction not in ("min", "max"):

@@ -71,9 +71,7 @@ def parse_timestamp(value: str, *, field: str) -> str:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (TypeError, ValueError):
-        raise InvalidInput(
-            f"{field}={value!r} is not an RFC 3339 timestamp; use e.g. '2026-01-31T12:00:00Z'"
-        ) from None
+        raise InvalidInput(f"{field}={value!r} is not an RFC 3339 timestamp; use e.g. '2026-01-31T12:00:00Z'") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

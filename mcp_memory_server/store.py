@@ -16,6 +16,7 @@ from .core import files as files_module
 from .core import graph as graph_module
 from .core import search as search_module
 from .core._context import StoreContext
+from .core._paths import LiveTree
 from .core.artifacts import Artifacts
 from .core.events import EventLog
 from .core.files import Files
@@ -34,8 +35,13 @@ __all__ = ["MemoryStore"]
 
 # Each capability owns its tables; a new capability adds its schema and blob references here.
 SCHEMAS: list[Migration] = [
-    *artifacts_module.SCHEMA, *events_module.SCHEMA, *files_module.SCHEMA, *graph_module.SCHEMA,
-    *lab_module.SCHEMA, *search_module.SCHEMA, *vectors_module.SCHEMA,
+    *artifacts_module.SCHEMA,
+    *events_module.SCHEMA,
+    *files_module.SCHEMA,
+    *graph_module.SCHEMA,
+    *lab_module.SCHEMA,
+    *search_module.SCHEMA,
+    *vectors_module.SCHEMA,
 ]
 BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES, files_module.BLOB_REFERENCES]
 
@@ -64,6 +70,8 @@ class MemoryStore:
         self.db = Database(self.data_dir / "memory.db", synchronous=config.sync)
         self.blobs = LocalBlobStore(self.data_dir / "blobs")
         self.blobs.remove_stale_temps()
+        # The live files' temps too, even if this run never touches files (a killed writer's leftovers).
+        LiveTree(self.data_dir / "files", durable=False).remove_stale_temps()
         self.db.migrate(SCHEMAS)
         self.ctx = StoreContext(config, self.db, self.blobs, self.data_dir, self.run_id)
 
@@ -158,9 +166,7 @@ class MemoryStore:
 
     def stats(self) -> Stats:
         """Counts, sizes, schema versions and model status of this store."""
-        db_bytes = sum(
-            p.stat().st_size for p in self.data_dir.glob("memory.db*") if p.is_file()
-        )
+        db_bytes = sum(p.stat().st_size for p in self.data_dir.glob("memory.db*") if p.is_file())
         return Stats(
             version=__version__,
             data_dir=str(self.data_dir),

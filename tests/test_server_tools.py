@@ -127,8 +127,11 @@ async def test_memory_tools_record_recall_and_forget(client: Client) -> None:
         ("artifact_save", {"text": 5, "kind": "k"}, "text"),
         ("artifact_save", {"text": "x", "kind": "k", "labels": {"a": {"b": 1}}}, "labels"),
         ("artifact_save", {"text": "x" * 1_100_000, "kind": "k"}, "max_text_bytes"),
-        ("artifact_save", {"json": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], "kind": "k"},
-         "max_json_depth"),
+        (
+            "artifact_save",
+            {"json": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], "kind": "k"},
+            "max_json_depth",
+        ),
         ("artifact_save", {"path": "/etc/passwd", "kind": "k"}, "outside the allowed roots"),
         ("artifact_read", {"artifact_id": "art_nope"}, "no artifact 'art_nope'"),
         ("artifact_read", {"uri": "cas://md5/abc"}, "not a content address"),

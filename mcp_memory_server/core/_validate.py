@@ -64,9 +64,7 @@ def _check_depth(value: Any, *, field: str, limit: int) -> None:
         item, depth = stack.pop()
         if isinstance(item, dict | list):
             if depth > limit:
-                raise LimitExceeded(
-                    f"{field} is nested deeper than {limit} levels (max_json_depth); flatten it"
-                )
+                raise LimitExceeded(f"{field} is nested deeper than {limit} levels (max_json_depth); flatten it")
             children = item.values() if isinstance(item, dict) else item
             # Only containers and floats can fail; skipping the rest keeps the order of checks.
             stack.extend([(child, depth + 1) for child in children if isinstance(child, dict | list | float)])
@@ -131,9 +129,7 @@ def limit(value: int, *, config: Config) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(f"limit must be a positive integer, got {value!r}")
     if value > config.max_page_size:
-        raise LimitExceeded(
-            f"limit={value} is over the page size limit of {config.max_page_size}; page with cursor"
-        )
+        raise LimitExceeded(f"limit={value} is over the page size limit of {config.max_page_size}; page with cursor")
     return value
 
 

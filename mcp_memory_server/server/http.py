@@ -75,9 +75,7 @@ def build_app(server: MCPServer, config: Config, transport: str, host: str, port
     check_bind(host, config)
     settings = security_settings(host, port)
     if transport == "sse":
-        app = server.sse_app(
-            max_request_body_size=config.max_request_bytes, transport_security=settings, host=host
-        )
+        app = server.sse_app(max_request_body_size=config.max_request_bytes, transport_security=settings, host=host)
     else:
         app = server.streamable_http_app(
             max_request_body_size=config.max_request_bytes, transport_security=settings, host=host

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import StorageError
+from ..errors import InvalidInput, StorageError
 from ..ids import utc_now
 
 __all__ = ["Database", "Migration"]
@@ -111,6 +111,8 @@ class Database:
                 conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError):
                 raise _storage_error(exc) from exc
+            if isinstance(exc, OverflowError):
+                raise _too_large() from exc
             raise
         finally:
             self._local.depth = 0
@@ -121,6 +123,8 @@ class Database:
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             raise _storage_error(exc) from exc
+        except OverflowError as exc:
+            raise _too_large() from exc
 
     def data_version(self) -> int:
         """A number that changes whenever another connection commits (``PRAGMA data_version``)."""
@@ -143,9 +147,7 @@ class Database:
                 " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
                 " PRIMARY KEY (component, version))"
             )
-            applied = {
-                (row[0], row[1]) for row in conn.execute("SELECT component, version FROM schema_migrations")
-            }
+            applied = {(row[0], row[1]) for row in conn.execute("SELECT component, version FROM schema_migrations")}
             for component, version in applied:
                 if version > known.get(component, 0):
                     raise StorageError(
@@ -178,6 +180,11 @@ def _statements(script: str) -> Iterator[str]:
             buffer = ""
     if buffer.strip():
         yield buffer.strip()
+
+
+def _too_large() -> InvalidInput:
+    """A Python int beyond SQLite's 64-bit range reached a query: always the caller's number."""
+    return InvalidInput("a number is too large: integers must fit in 64 bits (-2**63 .. 2**63-1); use a smaller value")
 
 
 def _storage_error(exc: sqlite3.OperationalError) -> StorageError:
