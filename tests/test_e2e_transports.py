@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from _mcp import call
 from _procs import SERVER, HttpServer, clean_env, free_port, http_server, port_open, stdio_params
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -19,13 +20,6 @@ pytestmark = pytest.mark.anyio
 
 TOKEN = "s3cret-token-for-tests"
 SMALL_BODY_LIMIT = 4096  # fits every ordinary request these tests send
-
-
-async def call(client: Client, tool_name: str, /, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool_name, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 async def exercise(client: Client) -> None:

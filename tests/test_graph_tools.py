@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _mcp import call, error
 from mcp import Client
 from test_graph import fixture_graph, nid, node
 
@@ -15,21 +16,6 @@ from mcp_memory_server.cli import main
 from mcp_memory_server.server import build_server
 
 pytestmark = pytest.mark.anyio
-
-
-async def call(client: Client, tool_name: str, /, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool_name, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def error(client: Client, tool_name: str, /, **arguments: Any) -> str:
-    result = await client.call_tool(tool_name, arguments)
-    assert result.is_error, result.structured_content
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert "Traceback" not in text
-    return text
 
 
 async def test_graph_tools_are_listed_with_hints_and_output_schemas(client: Client) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _mcp import call, error
 from mcp import Client
 
 from mcp_memory_server import MemoryStore
@@ -21,21 +22,6 @@ def store(data_dir: Path, embedding_model: Embedder) -> Iterator[MemoryStore]:
     """A fresh store whose embedder is ready at once: the session already loaded the model."""
     with MemoryStore.open(data_dir) as opened:
         yield opened
-
-
-async def call(client: Client, tool_name: str, /, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool_name, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def error(client: Client, tool_name: str, /, **arguments: Any) -> str:
-    result = await client.call_tool(tool_name, arguments)
-    assert result.is_error, result.structured_content
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert "Traceback" not in text
-    return text
 
 
 async def test_lab_tools_are_listed_with_hints_schemas_and_descriptions(client: Client) -> None:

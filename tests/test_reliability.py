@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _mcp import call, error
 from _procs import clean_env, launcher_command, read_line, run_python, stdio_params, wait_for_file
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -25,21 +26,6 @@ from mcp_memory_server import MemoryStore
 pytestmark = pytest.mark.anyio
 
 HEAVY_MODULES = ("torch", "sentence_transformers", "transformers")
-
-
-async def call(client: Client, tool_name: str, /, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool_name, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def error(client: Client, tool_name: str, /, **arguments: Any) -> str:
-    result = await client.call_tool(tool_name, arguments)
-    assert result.is_error, result.structured_content
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert "Traceback" not in text
-    return text
 
 
 def blob_files(data_dir: Path) -> list[Path]:

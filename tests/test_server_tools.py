@@ -7,27 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _mcp import call, error
 from mcp import Client
 
 from mcp_memory_server import MemoryStore
 from mcp_memory_server.server import build_server
 
 pytestmark = pytest.mark.anyio
-
-
-async def call(client: Client, tool_name: str, /, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool_name, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def error(client: Client, tool_name: str, /, **arguments: Any) -> str:
-    result = await client.call_tool(tool_name, arguments)
-    assert result.is_error, result.structured_content
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert "Traceback" not in text
-    return text
 
 
 async def test_every_tool_has_annotations_an_output_schema_and_a_description(client: Client) -> None:
