@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AccessDenied, InvalidInput, LimitExceeded, StorageError
-from ..storage.blobs import _process_alive
+from ..storage.blobs import remove_orphaned_temps
 
 __all__ = ["RESERVED", "LiveTree", "ReadOnlyPrefixes", "StatKey", "normalize_namespace", "normalize_path"]
 
@@ -254,14 +254,7 @@ class LiveTree:
 
     def remove_stale_temps(self) -> int:
         """Delete temp files whose writing process is gone; return how many were removed."""
-        removed = 0
-        for temp in self.root.glob(f"*/{RESERVED}/tmp/*.tmp"):
-            pid_text = temp.name.split("-", 1)[0]
-            if pid_text.isdigit() and _process_alive(int(pid_text)):
-                continue
-            temp.unlink(missing_ok=True)
-            removed += 1
-        return removed
+        return remove_orphaned_temps(self.root.glob(f"*/{RESERVED}/tmp/*.tmp"), lambda name: name)
 
 
 def sha256_hex(data: bytes) -> str:

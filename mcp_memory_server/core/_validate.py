@@ -165,3 +165,13 @@ def decode_cursor(cursor: str | None) -> int | None:
         raise InvalidInput(
             f"cursor {cursor[:40]!r} is not a cursor this server issued; pass next_cursor from the last page"
         ) from None
+
+
+def utf8_prefix(raw: bytes, *, final: bool) -> tuple[str | None, int]:
+    """Decode UTF-8, dropping an incomplete character at the cut; ``(None, 0)`` if not text."""
+    for trim in range(0, 1 if final else 4):
+        try:
+            return raw[: len(raw) - trim].decode("utf-8"), len(raw) - trim
+        except UnicodeDecodeError:
+            continue
+    return None, 0

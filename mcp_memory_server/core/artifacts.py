@@ -339,7 +339,7 @@ class Artifacts:
         if encoding == "text":
             want = min(length or limit, limit)
             raw = self._blobs.read(record.sha256, offset, want)
-            text, used = _decode_prefix(raw, final=offset + len(raw) >= total)
+            text, used = check.utf8_prefix(raw, final=offset + len(raw) >= total)
             if text is None:
                 raise InvalidInput(
                     f"artifact {record.artifact_id} is not UTF-8 text at offset {offset}; read it with encoding=base64"
@@ -616,19 +616,9 @@ def _manifest_bytes(entries: list[dict[str, Any]]) -> bytes:
     return check.canonical_json({"type": "directory", "entries": entries}).encode("utf-8")
 
 
-def _decode_prefix(raw: bytes, *, final: bool) -> tuple[str | None, int]:
-    """Decode UTF-8, dropping an incomplete character at the cut; ``(None, 0)`` if not text."""
-    for trim in range(0, 1 if final else 4):
-        try:
-            return raw[: len(raw) - trim].decode("utf-8"), len(raw) - trim
-        except UnicodeDecodeError:
-            continue
-    return None, 0
-
-
 def _preview(head: bytes, mime: str, size: int) -> str:
     if _is_textual(mime) or mime == "application/octet-stream":
-        text, _ = _decode_prefix(head, final=len(head) >= size)
+        text, _ = check.utf8_prefix(head, final=len(head) >= size)
         if text is not None and (_is_textual(mime) or text.isprintable() or "\n" in text):
             return text[:_PREVIEW_CHARS] + ("…" if len(text) > _PREVIEW_CHARS or size > len(head) else "")
     return f"binary, {size} bytes ({mime})"

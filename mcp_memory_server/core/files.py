@@ -32,7 +32,6 @@ from . import _validate as check
 from ._context import StoreContext
 from ._file_archive import open_sink, open_source
 from ._paths import LiveTree, ReadOnlyPrefixes, StatKey, normalize_namespace, normalize_path, sha256_hex
-from .artifacts import _decode_prefix
 from .search import FILES_JOIN, SearchIndex, SourceFilter
 from .search import ProgressFn as SearchProgressFn
 
@@ -464,7 +463,7 @@ class Files:
         if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
             raise InvalidInput(f"length must be a positive integer, got {length!r}")
         raw = self._blobs.read(meta.sha256, offset, length)
-        text, used = _decode_prefix(raw, final=offset + len(raw) >= meta.bytes)
+        text, used = check.utf8_prefix(raw, final=offset + len(raw) >= meta.bytes)
         if text is None:
             raise InvalidInput(f"offset {offset} splits a UTF-8 character; continue from next_offset")
         end = offset + used

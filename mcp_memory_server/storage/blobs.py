@@ -18,7 +18,7 @@ from typing import BinaryIO, Protocol
 
 from ..errors import InvalidInput, NotFound, StorageError
 
-__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "LocalBlobStore", "check_digest"]
+__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "LocalBlobStore", "check_digest", "remove_orphaned_temps"]
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -194,14 +194,22 @@ class LocalBlobStore:
 
     def remove_stale_temps(self) -> int:
         """Delete temp files whose writing process is gone; return how many were removed."""
-        removed = 0
-        for path in self.root.glob(f"{_TMP_PREFIX}*"):
-            pid_text = path.name[len(_TMP_PREFIX) :].split("-", 1)[0]
-            if pid_text.isdigit() and _process_alive(int(pid_text)):
-                continue
-            path.unlink(missing_ok=True)
-            removed += 1
-        return removed
+        return remove_orphaned_temps(self.root.glob(f"{_TMP_PREFIX}*"), lambda name: name[len(_TMP_PREFIX) :])
+
+
+def remove_orphaned_temps(paths: Iterable[Path], pid_prefixed: Callable[[str], str]) -> int:
+    """Delete the temp files among ``paths`` whose writer process is gone; return how many.
+
+    ``pid_prefixed`` maps a file name to the part that starts with ``<pid>-``.
+    """
+    removed = 0
+    for path in paths:
+        pid_text = pid_prefixed(path.name).split("-", 1)[0]
+        if pid_text.isdigit() and _process_alive(int(pid_text)):
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _process_alive(pid: int) -> bool:
