@@ -9,6 +9,7 @@ read-check-write sequence is atomic across processes.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -66,7 +67,13 @@ class Database:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the database at {self.path}: {exc}") from exc
+            hint = ""
+            if not os.access(self.path.parent, os.W_OK):
+                # WAL needs memory.db-shm beside the database, even just to read it.
+                hint = (
+                    " (the data directory is read-only: a store needs to create memory.db-shm there; make it writable)"
+                )
+            raise StorageError(f"cannot open the database at {self.path}: {exc}{hint}") from exc
         with self._all_lock:
             self._all.append(conn)
         return conn

@@ -687,22 +687,26 @@ class GraphMemory:
 
         Raises:
             AccessDenied: ``path`` is outside ``roots`` or is a directory.
+            StorageError: the file cannot be written (name too long, disk full, read-only).
         """
         target = Path(path) if roots is None else resolve_allowed(path, roots, must_exist=False)
-        if target.is_dir():
-            raise AccessDenied(f"{target} is a directory; give a file path such as {target / 'snapshot.json'}")
         snapshot = self.export(agent_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".graph-", suffix=".tmp", dir=target.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(snapshot.model_dump_json(indent=1))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+            if target.is_dir():
+                raise AccessDenied(f"{target} is a directory; give a file path such as {target / 'snapshot.json'}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=".graph-", suffix=".tmp", dir=target.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(snapshot.model_dump_json(indent=1))
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temp, target)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageError(f"cannot write the snapshot to {str(target)[:200]!r}: {exc.strerror or exc}") from None
         return GraphExportResult(agent_id=snapshot.agent_id, node_count=len(snapshot.nodes),
                                  edge_count=len(snapshot.edges), path=str(target))  # fmt: skip
 
@@ -723,6 +727,10 @@ class GraphMemory:
             raise InvalidInput(f"{source} is a directory; give the snapshot's JSON file") from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise InvalidInput(f"{source} is not a JSON snapshot: {exc}") from None
+        except RecursionError:
+            raise InvalidInput(f"{source} nests JSON too deeply to be a snapshot") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read the snapshot file {source}: {exc.strerror or exc}") from None
 
     @contextmanager
     def _foreign_keys_off(self) -> Iterator[None]:
