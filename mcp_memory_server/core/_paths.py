@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AccessDenied, InvalidInput, LimitExceeded, StorageError
-from ..storage.blobs import remove_orphaned_temps
+from ..storage.blobs import fsync_dir, remove_orphaned_temps
 
 __all__ = ["RESERVED", "LiveTree", "ReadOnlyPrefixes", "StatKey", "normalize_namespace", "normalize_path"]
 
@@ -224,7 +224,7 @@ class LiveTree:
             self.locate(namespace, path)  # the folders just made must not have raced a symlink in
             os.replace(staged, target)
             if self._durable:
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
             st = os.stat(target, follow_symlinks=False)
         except OSError as exc:
             staged.unlink(missing_ok=True)
@@ -248,7 +248,7 @@ class LiveTree:
                     break
                 parent = parent.parent
             if self._durable and parent.exists():
-                _fsync_dir(parent)
+                fsync_dir(parent)
         except OSError as exc:
             raise StorageError(f"cannot remove the live file {target}: {exc.strerror}") from exc
 
@@ -259,11 +259,3 @@ class LiveTree:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -18,7 +18,15 @@ from typing import BinaryIO, Protocol
 
 from ..errors import InvalidInput, NotFound, StorageError
 
-__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "LocalBlobStore", "check_digest", "remove_orphaned_temps"]
+__all__ = [
+    "BlobInfo",
+    "BlobStore",
+    "BlobWriter",
+    "LocalBlobStore",
+    "check_digest",
+    "fsync_dir",
+    "remove_orphaned_temps",
+]
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -97,7 +105,7 @@ class _TempBlob:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(self.path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
                 os.replace(self.path, final)
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
         except OSError as exc:
             self.discard()
             raise _os_error(exc) from exc
@@ -229,7 +237,8 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or new entry in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
