@@ -6,11 +6,13 @@ import base64
 import binascii
 import json
 import math
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config import Config
 from ..errors import InvalidInput, LimitExceeded
+from ..storage import Database
 
 LabelValue = str | int | float | bool
 
@@ -147,6 +149,20 @@ def decode_base64(value: str, *, config: Config) -> bytes:
         raise InvalidInput(
             "base64 is not valid base64 (standard alphabet with padding); encode the bytes again"
         ) from None
+
+
+def newest_first_page(
+    db: Database, table: str, clauses: list[str], params: list[Any], limit: int, cursor: str | None
+) -> tuple[list[sqlite3.Row], str | None]:
+    """One page of ``table`` rows matching ``clauses``, newest ``seq`` first, and the next cursor."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        clauses = [*clauses, "seq < ?"]
+        params = [*params, after]
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = db.query(f"SELECT * FROM {table} {where} ORDER BY seq DESC LIMIT ?", (*params, limit + 1))
+    next_cursor = encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
 
 
 def encode_cursor(position: int) -> str:

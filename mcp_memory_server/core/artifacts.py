@@ -503,14 +503,8 @@ class Artifacts:
         )
         if query is not None:
             return self._ranked(query, mode, clauses, params, limit, cursor, progress)
-        after = check.decode_cursor(cursor)
-        if after is not None:
-            clauses.append("seq < ?")
-            params.append(after)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.query(f"SELECT * FROM artifacts {where} ORDER BY seq DESC LIMIT ?", (*params, limit + 1))
-        next_cursor = check.encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
-        return ArtifactPage(items=[_record(r) for r in rows[:limit]], next_cursor=next_cursor)
+        rows, next_cursor = check.newest_first_page(self._db, "artifacts", clauses, params, limit, cursor)
+        return ArtifactPage(items=[_record(r) for r in rows], next_cursor=next_cursor)
 
     def _ranked(
         self, query: str, mode: str, clauses: list[str], params: list[Any], limit: int, cursor: str | None,

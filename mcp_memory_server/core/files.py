@@ -631,14 +631,8 @@ class Files:
             rel = normalize_path(path, max_bytes=self._config.max_path_bytes)
             clauses.append("path = ?")
             params.append(rel)
-        before = check.decode_cursor(cursor)
-        if before is not None:
-            clauses.append("seq < ?")
-            params.append(before)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.query(f"SELECT * FROM file_versions {where} ORDER BY seq DESC LIMIT ?", (*params, n + 1))
-        next_cursor = check.encode_cursor(rows[n - 1]["seq"]) if len(rows) > n else None
-        entries = [_audit_entry(r) for r in reversed(rows[:n])]
+        rows, next_cursor = check.newest_first_page(self._db, "file_versions", clauses, params, n, cursor)
+        entries = [_audit_entry(r) for r in reversed(rows)]
         return FileHistory(namespace=ns or "*", path=rel, audit=entries, next_cursor=next_cursor)
 
     def counts(self) -> dict[str, int]:
