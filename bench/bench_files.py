@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from common import machine, print_table, summary, write_results
+from common import call, machine, print_table, summary, trivial_server, write_results
 from mcp import Client, StdioServerParameters
 
 BENCH = Path(__file__).resolve().parent
@@ -32,17 +32,6 @@ SECTIONS = ("latency", "storage")
 def memory_server(data_dir: Path, sync: str) -> StdioServerParameters:
     args = ["-m", "mcp_memory_server", "--data-dir", str(data_dir), "--sync", sync]
     return StdioServerParameters(command=sys.executable, args=args)
-
-
-def trivial_server() -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=[str(BENCH / "trivial_server.py")])
-
-
-async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error or result.structured_content is None:
-        raise RuntimeError(f"{tool} failed: {result.content}")
-    return result.structured_content
 
 
 async def time_paired(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from common import find_child, machine, memory_kib, print_table, summary, write_results
+from common import call, find_child, machine, memory_kib, print_table, summary, trivial_server, write_results
 from mcp import Client, StdioServerParameters
 
 BENCH = Path(__file__).resolve().parent
@@ -32,17 +32,6 @@ SECTIONS = ("cold_start", "latency", "events", "ingest", "idle_rss")
 
 def memory_server(data_dir: Path) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=["-m", "mcp_memory_server", "--data-dir", str(data_dir)])
-
-
-def trivial_server() -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=[str(BENCH / "trivial_server.py")])
-
-
-async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error or result.structured_content is None:
-        raise RuntimeError(f"{tool} failed: {result.content}")
-    return result.structured_content
 
 
 # -- cold start ------------------------------------------------------------------------------------

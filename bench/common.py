@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: the machine, percentiles, process memory, results on disk."""
+"""Shared pieces of the benchmarks: the machine, percentiles, process memory, results on disk, the trivial floor."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from mcp import Client, StdioServerParameters
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
 
 
 def machine() -> dict[str, Any]:
@@ -111,3 +114,16 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]
         print("  " + "  ".join(padded), file=sys.stderr)
         if index == 0:
             print("  " + "  ".join("-" * w for w in widths), file=sys.stderr)
+
+
+def trivial_server() -> StdioServerParameters:
+    """The floor: a one-tool server on the same SDK (``bench/trivial_server.py``)."""
+    return StdioServerParameters(command=sys.executable, args=[str(BENCH / "trivial_server.py")])
+
+
+async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A tool call that must succeed; its structured result."""
+    result = await client.call_tool(tool, arguments)
+    if result.is_error or result.structured_content is None:
+        raise RuntimeError(f"{tool} failed: {result.content}")
+    return result.structured_content
