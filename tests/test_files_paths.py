@@ -127,13 +127,17 @@ def test_a_new_file_symlink_pointing_outside_is_not_picked_up_as_an_external_edi
     assert store.files.counts()["file_versions"] == 0
 
 
-def test_a_symlink_that_stays_inside_the_namespace_is_allowed(store: MemoryStore) -> None:
-    """Symlinks are judged by where they lead: inside the namespace root is fine."""
+def test_a_symlink_that_stays_inside_the_namespace_is_refused_too(store: MemoryStore) -> None:
+    """Any symlink in the live tree is refused: where it leads can change between a check and a use."""
     store.files.write("real/a.md", "x")
     root = store.data_dir / "files" / "default"
     (root / "alias").symlink_to(root / "real", target_is_directory=True)
-    assert store.files.write("alias/b.md", "y").path == "alias/b.md"
-    assert (root / "real" / "b.md").read_text() == "y"
+    with pytest.raises(AccessDenied, match="'alias' in the live-file folder is a symlink"):
+        store.files.write("alias/b.md", "y")
+    with pytest.raises(AccessDenied, match="symlink"):
+        store.files.read("alias/a.md")
+    assert sorted(os.listdir(root / "real")) == ["a.md"]
+    assert [item.path for item in store.files.list().items] == ["real/a.md"]
 
 
 def test_the_namespace_itself_cannot_hide_a_traversal(store: MemoryStore, outside: Path) -> None:

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..config import Config
-from ..errors import Conflict, InvalidInput, MemoryServerError, NotFound
+from ..errors import Conflict, InvalidInput, LimitExceeded, MemoryServerError, NotFound
 from ..ids import utc_now
 from ..models import FileArchiveReport, FileAuditEntry, FileContent, FileHistory, FileList, FileMeta, FileVersion
 from ..storage.blobs import check_digest
 from . import _validate as check
 from ._context import StoreContext
-from ._file_archive import open_sink, open_source
-from ._paths import LiveTree, ReadOnlyPrefixes, StatKey, normalize_namespace, normalize_path, sha256_hex
+from ._file_archive import ArchiveSource, open_sink, open_source, read_lines, read_member
+from ._paths import LiveTree, ReadOnlyPrefixes, Staged, StatKey, normalize_namespace, normalize_path, sha256_hex
 from .search import FILES_JOIN, SearchIndex, SourceFilter
 from .search import ProgressFn as SearchProgressFn
 
@@ -95,6 +95,9 @@ BLOB_REFERENCES = "SELECT sha256 FROM file_versions WHERE sha256 IS NOT NULL"
 """SQL listing every blob digest file versions need (used by gc)."""
 
 _OPS = ("create", "update", "delete", "restore", "external_edit")
+# One versions.jsonl record: a path of at most 1 KiB, a reason of 2000 characters, JSON escapes.
+_MAX_VERSION_LINE = 64 << 10
+_MAX_JSONL_BYTES = 1 << 34  # streamed, so this bounds the time an import takes, not its memory
 _MISSING: Any = object()
 
 
@@ -217,7 +220,7 @@ class Files:
         expected = _expected(expected_sha)
         actor = _actor(actor)
         reason = check.short(reason, field="reason", max_chars=2000)
-        self._tree.locate(ns, rel)  # refuse a symlink that leads outside before anything is committed
+        self._tree.check(ns, rel)  # refuse a symlink on the way before anything is committed
         # An edit made on disk becomes a version first, so the write cannot silently drop it.
         self._synced_row(ns, rel, strict=False)
         new_sha = self._store_blob(data) if data is not None else None
@@ -247,10 +250,12 @@ class Files:
         size: int,
         actor: str,
         reason: str,
+        *,
+        ts: str | None = None,
     ) -> sqlite3.Row:
         """Append a version and move the path's latest state to it (inside a write transaction)."""
         version = (row["version"] if row else 0) + 1
-        now = utc_now()
+        now = ts or utc_now()
         conn.execute(
             "INSERT INTO file_versions (namespace, path, version, op, sha256, old_sha, bytes, ts, actor, reason)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -300,9 +305,9 @@ class Files:
             logger.warning("%s/%s is saved but its live file was not updated: %s", ns, rel, exc)
         finally:
             if staged is not None:
-                staged.unlink(missing_ok=True)
+                staged.discard()
 
-    def _install(self, conn: sqlite3.Connection, ns: str, rel: str, sha: str | None, staged: Any) -> None:
+    def _install(self, conn: sqlite3.Connection, ns: str, rel: str, sha: str | None, staged: Staged | None) -> None:
         if sha is None:
             self._tree.remove(ns, rel)
             self._seen.pop((ns, rel), None)
@@ -312,7 +317,7 @@ class Files:
             try:
                 self._seen[(ns, rel)] = (self._tree.install(ns, rel, staged), sha)
             finally:
-                staged.unlink(missing_ok=True)
+                staged.discard()
         _set_projected(conn, ns, rel, sha)
 
     def _synced_row(self, ns: str, rel: str, *, strict: bool = True) -> sqlite3.Row | None:
@@ -704,17 +709,22 @@ class Files:
         """Restore an export into ``namespace`` (default: the exported one), which must be empty.
 
         Versions keep their numbers, times, actors and reasons; live files are rewritten
-        on disk. The import is one transaction: all or nothing.
+        on disk. Every version passes the checks a write makes (path rules, read-only
+        prefixes, UTF-8 text within max_text_bytes, no file where a folder is), with sizes
+        and hashes recomputed from the content. The inputs are streamed (one line of
+        ``versions.jsonl`` or ``transcript.jsonl`` in memory at a time) and the records go
+        in as one transaction: all or nothing. Blobs are stored before it, so a failed
+        import leaves only unreferenced blobs (gc removes them) and can simply be retried.
 
         Raises:
             Conflict: the namespace already has files or a transcript.
             InvalidInput: ``src`` is not a valid export (bad format, missing or corrupt content).
-            NotFound / AccessDenied: ``src`` is missing or outside the allowed roots.
+            NotFound / AccessDenied: ``src`` is missing or outside the allowed roots; or a
+                path is under a read-only prefix.
         """
-        limit = self._config.max_text_bytes
-        source = open_source(src, self._config.allowed_roots)
+        source = open_source(src, self._config.allowed_roots, max_read=self._config.max_text_bytes + (1 << 20))
         try:
-            manifest = _load_json(source.read("manifest.json", max_bytes=1 << 20), "manifest.json")
+            manifest = _load_json(read_member(source, "manifest.json", max_bytes=1 << 20), "manifest.json")
             if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
                 raise InvalidInput(
                     f"{source.location} is not a files export (manifest.json has no format {ARCHIVE_FORMAT!r})"
@@ -725,75 +735,140 @@ class Files:
                     f"this mcp-memory-server reads version {ARCHIVE_VERSION}"
                 )
             ns = normalize_namespace(namespace if namespace is not None else manifest.get("namespace"))
-            versions = [self._check_record(r) for r in _read_jsonl(source, "versions.jsonl", 1 << 30)]
-            _check_sequences(versions)
-            messages = list(_read_jsonl(source, "transcript.jsonl", 1 << 30))
-            for digest in sorted({v["sha256"] for v in versions if v["sha256"]}):
-                stored = self._blobs.put_bytes(source.read(f"blobs/{digest}", max_bytes=limit)).sha256
-                if stored != digest:
-                    raise InvalidInput(f"blobs/{digest} in {source.location} is corrupt (its sha256 is {stored})")
+            with self._db.write() as conn:
+                _refuse_filled(conn, ns)
+            # Pass 1, outside the write lock: check every record and store each content it names once.
+            sizes: dict[str, int] = {}
+            for where, v in self._archive_versions(source):
+                self._read_only.check(ns, v["path"], action="import")
+                digest = v["sha256"]
+                if digest is not None and digest not in sizes:
+                    sizes[digest] = self._import_blob(source, digest)
+                if digest is not None and v["bytes"] != sizes[digest]:
+                    raise InvalidInput(
+                        f"{where} says {v['path']!r} version {v['version']} is {v['bytes']} bytes, but its content "
+                        f"blobs/{digest} is {sizes[digest]}; the archive is corrupt"
+                    )
+            # Pass 2: replay the versions in order, as writes would have made them, in one transaction.
+            counts = {"versions": 0, "messages": 0}
+            with self._db.write() as conn:
+                _refuse_filled(conn, ns)
+                for where, v in self._archive_versions(source):
+                    try:
+                        self._replay(conn, ns, v)
+                    except (InvalidInput, Conflict) as exc:
+                        raise InvalidInput(f"{where} in {source.location}: {exc}. Nothing was imported") from None
+                    counts["versions"] += 1
+                for ts, text in self._archive_transcript(source):
+                    conn.execute(
+                        "INSERT INTO file_transcripts (namespace, ts, message) VALUES (?, ?, ?)", (ns, ts, text)
+                    )
+                    counts["messages"] += 1
+                files = conn.execute(
+                    "SELECT COUNT(*) FROM files WHERE namespace = ? AND sha256 IS NOT NULL", (ns,)
+                ).fetchone()[0]
         finally:
             source.close()
-        texts = [(m.get("ts"), _message_text(m.get("message"), self._config)) for m in messages if isinstance(m, dict)]
-        if len(texts) != len(messages) or any(not isinstance(ts, str) for ts, _ in texts):
-            raise InvalidInput(f"transcript.jsonl in {source.location} must hold objects {{ts, message}}")
-        latest: dict[str, dict[str, Any]] = {}
-        with self._db.write() as conn:
-            if conn.execute(
-                "SELECT 1 FROM files WHERE namespace = ? UNION ALL SELECT 1 FROM file_transcripts WHERE namespace = ?"
-                " LIMIT 1",
-                (ns, ns),
-            ).fetchone():
-                raise Conflict(f"namespace {ns!r} already has files or a transcript; import into an empty namespace")
-            for v in versions:
-                conn.execute(
-                    "INSERT INTO file_versions (namespace, path, version, op, sha256, old_sha, bytes, ts, actor,"
-                    " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (ns, v["path"], v["version"], v["op"], v["sha256"], v["old_sha"], v["bytes"], v["ts"],
-                     v["actor"], v["reason"]),
-                )  # fmt: skip
-                latest[v["path"]] = v
-            conn.executemany(
-                "INSERT INTO files (namespace, path, sha256, bytes, version, updated_at, updated_by, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(ns, p, v["sha256"], v["bytes"], v["version"], v["ts"], v["actor"], v["reason"])
-                 for p, v in latest.items()],
-            )  # fmt: skip
-            conn.executemany(
-                "INSERT INTO file_transcripts (namespace, ts, message) VALUES (?, ?, ?)",
-                [(ns, ts, text) for ts, text in texts],
-            )
-        for rel, v in latest.items():
-            if v["sha256"] is not None:
-                self._project(ns, rel, v["sha256"], self._blobs.read(v["sha256"]))
+        # The records are committed: a live file that cannot be written now stays pending and is
+        # repaired on the next read, so the import is reported as done.
+        after = ""
+        while page := self._db.query(
+            "SELECT path, sha256 FROM files WHERE namespace = ? AND sha256 IS NOT NULL AND path > ?"
+            " ORDER BY path LIMIT 500",
+            (ns, after),
+        ):
+            for row in page:
+                self._project(ns, row["path"], row["sha256"], None)
+            after = page[-1]["path"]
         return FileArchiveReport(
-            namespace=ns, location=source.location, files=sum(1 for v in latest.values() if v["sha256"]),
-            versions=len(versions), blobs=len({v["sha256"] for v in versions if v["sha256"]}),
-            transcript_messages=len(texts),
+            namespace=ns, location=source.location, files=files, versions=counts["versions"], blobs=len(sizes),
+            transcript_messages=counts["messages"],
         )  # fmt: skip
 
-    def _check_record(self, record: Any) -> dict[str, Any]:
-        if not isinstance(record, dict):
-            raise InvalidInput("versions.jsonl must hold one JSON object per line")
+    def _archive_versions(self, source: ArchiveSource) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(where, checked record)`` for each line of versions.jsonl, streamed."""
+        lines = read_lines(source, "versions.jsonl", max_line_bytes=_MAX_VERSION_LINE, max_bytes=_MAX_JSONL_BYTES)
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                where = f"versions.jsonl line {number}"
+                yield where, self._check_record(_load_json(line, where), where)
+
+    def _archive_transcript(self, source: ArchiveSource) -> Iterator[tuple[str, str]]:
+        """``(ts, message text)`` for each line of transcript.jsonl, streamed and checked."""
+        # JSON escapes can make a message up to six times longer than its text.
+        cap = 6 * self._config.max_text_bytes + (1 << 16)
+        lines = read_lines(source, "transcript.jsonl", max_line_bytes=cap, max_bytes=_MAX_JSONL_BYTES)
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            where = f"transcript.jsonl line {number}"
+            record = _load_json(line, where)
+            if not isinstance(record, dict) or set(record) != {"ts", "message"}:
+                raise InvalidInput(f"{where} in {source.location} must be an object {{ts, message}}")
+            ts = check.short(record["ts"], field=f"{where} ts", max_chars=64)
+            yield ts, _message_text(record["message"], self._config)
+
+    def _import_blob(self, source: ArchiveSource, digest: str) -> int:
+        """Check one archived content like written content and store it; return its size."""
+        name = f"blobs/{digest}"
+        data = read_member(source, name, max_bytes=self._config.max_text_bytes)
+        if sha256_hex(data) != digest:
+            raise InvalidInput(f"{name} in {source.location} is corrupt (its sha256 is {sha256_hex(data)})")
         try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                f"{name} in {source.location} is not UTF-8 text; memory files hold text, so it cannot be imported"
+            ) from None
+        check.text(text, field=name, config=self._config)
+        self._store_blob(data)
+        return len(data)
+
+    def _replay(self, conn: sqlite3.Connection, ns: str, v: dict[str, Any]) -> None:
+        """Append one archived version after the checks a write of it would pass (inside the transaction)."""
+        rel = v["path"]
+        row = _row(conn, ns, rel)
+        current = row["sha256"] if row else None
+        expected = (row["version"] if row else 0) + 1
+        if v["version"] != expected:
+            raise InvalidInput(f"{rel!r} version {v['version']} should be {expected} (versions run 1, 2, 3, …)")
+        op = v["op"]
+        if op == "delete" and current is None:
+            raise InvalidInput(f"version {v['version']} deletes {rel!r}, which does not exist at that point")
+        if (op == "create") != (current is None) and op in ("create", "update"):
+            raise InvalidInput(f"version {v['version']} of {rel!r} is an {op!r}, but the path "
+                               f"{'does not exist' if current is None else 'exists'} at that point")  # fmt: skip
+        if v["sha256"] is not None and current is None:
+            _check_tree(conn, ns, rel)  # the write path's rule: no file where a folder is, or the reverse
+        size = v["bytes"] if v["sha256"] is not None else 0
+        self._append(conn, ns, rel, row, op, v["sha256"], size, v["actor"], v["reason"], ts=v["ts"])
+
+    def _check_record(self, record: Any, where: str) -> dict[str, Any]:
+        if not isinstance(record, dict):
+            raise InvalidInput(f"{where}: versions.jsonl must hold one JSON object per line")
+        try:
+            path = normalize_path(record["path"], max_bytes=self._config.max_path_bytes)
             out = {
-                "path": normalize_path(record["path"], max_bytes=self._config.max_path_bytes),
+                "path": path,
                 "version": record["version"],
                 "op": record["op"],
                 "sha256": None if record["sha256"] is None else check_digest(record["sha256"]),
-                "old_sha": None if record.get("old_sha") is None else check_digest(record["old_sha"]),
                 "bytes": record["bytes"],
                 "ts": check.short(record["ts"], field="ts", max_chars=64),
                 "actor": _actor(record["actor"]),
                 "reason": check.short(record["reason"], field="reason", max_chars=2000),
             }
         except KeyError as exc:
-            raise InvalidInput(f"a version in versions.jsonl lacks {exc.args[0]!r}") from None
+            raise InvalidInput(f"{where}: a version lacks {exc.args[0]!r}") from None
+        except (InvalidInput, LimitExceeded) as exc:
+            raise InvalidInput(f"{where}: {exc}") from None
+        if path != record["path"]:
+            raise InvalidInput(f"{where}: path {record['path']!r} is not in canonical form (it would be {path!r})")
         if out["op"] not in _OPS or (out["sha256"] is None) != (out["op"] == "delete"):
-            raise InvalidInput(f"version {record!r} has a bad op or sha256")
+            raise InvalidInput(f"{where}: op {out['op']!r} with sha256 {out['sha256']!r} is not a valid version")
         for key in ("version", "bytes"):
             if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 0:
-                raise InvalidInput(f"version {record!r} has a bad {key}")
+                raise InvalidInput(f"{where}: {key} {out[key]!r} is not a non-negative integer")
         return out
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -966,6 +1041,15 @@ def _check_tree(conn: sqlite3.Connection, ns: str, rel: str) -> None:
         raise Conflict(f"cannot create {rel!r}: it is a folder holding {child['path']!r}; choose another path")
 
 
+def _refuse_filled(conn: sqlite3.Connection, ns: str) -> None:
+    """Raises: Conflict: ``ns`` already has files or a transcript (an import needs an empty namespace)."""
+    if conn.execute(
+        "SELECT 1 FROM files WHERE namespace = ? UNION ALL SELECT 1 FROM file_transcripts WHERE namespace = ? LIMIT 1",
+        (ns, ns),
+    ).fetchone():
+        raise Conflict(f"namespace {ns!r} already has files or a transcript; import into an empty namespace")
+
+
 def _missing_message(ns: str, rel: str, row: sqlite3.Row | None) -> str:
     if row is not None:
         return (
@@ -1022,16 +1106,6 @@ def _version_record(row: sqlite3.Row) -> dict[str, Any]:
     return {key: row[key] for key in keys}
 
 
-def _check_sequences(versions: list[dict[str, Any]]) -> None:
-    """Raises: InvalidInput: a path's versions do not run 1, 2, 3, … in order."""
-    last: dict[str, int] = {}
-    for v in versions:
-        expected = last.get(v["path"], 0) + 1
-        if v["version"] != expected:
-            raise InvalidInput(f"versions.jsonl: {v['path']!r} version {v['version']} should be {expected}")
-        last[v["path"]] = v["version"]
-
-
 def _jsonl(records: Iterable[Any]) -> bytes:
     return "".join(jsonlib.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 
@@ -1041,12 +1115,6 @@ def _load_json(data: bytes, name: str) -> Any:
         return jsonlib.loads(data)
     except ValueError as exc:
         raise InvalidInput(f"{name} is not valid JSON ({exc})") from None
-
-
-def _read_jsonl(source: Any, name: str, max_bytes: int) -> Iterator[Any]:
-    for number, line in enumerate(source.read(name, max_bytes=max_bytes).decode("utf-8").splitlines(), 1):
-        if line.strip():
-            yield _load_json(line.encode(), f"{name} line {number}")
 
 
 def _encode_path_cursor(path: str) -> str:
@@ -1073,10 +1141,16 @@ def _decode_path_cursor(cursor: str | None) -> str | None:
 
 
 def _prefix_end(prefix: str) -> str | None:
-    """The smallest string above every string starting with ``prefix`` (UTF-8 order is code point order)."""
-    code = ord(prefix[-1]) + 1
-    if code > 0x10FFFF:
+    """The smallest string above every string starting with ``prefix`` (None: no such string).
+
+    SQLite compares text as UTF-8 bytes, which is code point order. Trailing U+10FFFF
+    cannot be incremented, so the bound comes from the last character before them:
+    ``"a\U0010ffff"`` → ``"b"``.
+    """
+    stem = prefix.rstrip("\U0010ffff")
+    if not stem:
         return None
+    code = ord(stem[-1]) + 1
     if 0xD800 <= code <= 0xDFFF:  # surrogates are not text; the next character is U+E000
         code = 0xE000
-    return prefix[:-1] + chr(code)
+    return stem[:-1] + chr(code)

@@ -205,7 +205,15 @@ class LocalBlobStore:
         return remove_orphaned_temps(self.root.glob(f"{_TMP_PREFIX}*"), lambda name: name[len(_TMP_PREFIX) :])
 
 
-def remove_orphaned_temps(paths: Iterable[Path], pid_prefixed: Callable[[str], str]) -> int:
+class _TempName(Protocol):
+    """A temp file to sweep: a ``Path``, or a name relative to an open folder (the live tree's walk)."""
+
+    @property
+    def name(self) -> str: ...
+    def unlink(self, missing_ok: bool = False) -> None: ...
+
+
+def remove_orphaned_temps(paths: Iterable[_TempName], pid_prefixed: Callable[[str], str]) -> int:
     """Delete the temp files among ``paths`` whose writer process is gone; return how many.
 
     ``pid_prefixed`` maps a file name to the part that starts with ``<pid>-``.
