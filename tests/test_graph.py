@@ -79,11 +79,31 @@ def fixture_graph() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return nodes, edges
 
 
+def write_fixture(store: MemoryStore) -> None:
+    """Write the fixture graph: the nodes, each agent's edges as that agent, and the cross-agent edge.
+
+    Edges are scoped to the agent writing them, so no write can make bob_ep -> ep1; it is put
+    in with SQL, as a store written before that rule (or by hand) may hold one.
+    """
+    nodes, edges = fixture_graph()
+    agent_of = {n["id"]: n["agent_id"] for n in nodes}
+    store.graph.write(nodes)
+    for agent in ("alice", "bob"):
+        mine = [e for e in edges if agent_of[e["from_id"]] == agent == agent_of[e["to_id"]]]
+        store.graph.write(edges=mine, agent_id=agent)
+    with store.db.write() as conn:
+        for e in edges:
+            if agent_of[e["from_id"]] != agent_of[e["to_id"]]:
+                conn.execute(
+                    "INSERT INTO graph_edges (from_id, to_id, label, weight, agent_id) VALUES (?, ?, ?, ?, ?)",
+                    (e["from_id"], e["to_id"], e["label"], e["weight"], agent_of[e["from_id"]]),
+                )
+
+
 @pytest.fixture
 def graph_store(store: MemoryStore) -> MemoryStore:
     """The fixture graph written into a fresh store, plus runtime state for alice and bob."""
-    nodes, edges = fixture_graph()
-    store.graph.write(nodes, edges)
+    write_fixture(store)
     store.graph.write_runtime_state("alice", turn_count=12, last_extraction_at_turn=10)
     store.graph.write_runtime_state("bob", turn_count=1)
     return store
@@ -402,7 +422,8 @@ def test_lineage_terminates_on_cycles_and_ignores_other_labels(store: MemoryStor
     ids = chain(store, 4, label="CAUSED_PATCH")
     store.graph.add_edge(nid("c3"), nid("c0"), "CAUSED_PATCH")
     store.graph.add_edge(nid("c1"), nid("c1"), "DERIVED_FROM")
-    store.graph.write([node("side", "semantic", {"fact": "side"}, 9)], [edge("c0", "side", "FOLLOWS")])
+    store.graph.write([node("side", "semantic", {"fact": "side"}, 9)], [edge("c0", "side", "FOLLOWS")],
+                      agent_id="alice")  # fmt: skip
     assert names(store.graph.lineage(nid("c0"), "alice")) == ids[1:]
     assert names(store.graph.lineage(nid("c2"), "alice")) == ["c3", "c0", "c1"]
 
@@ -543,8 +564,7 @@ def test_search_follows_node_updates_and_deletes(store: MemoryStore) -> None:
 def test_search_falls_back_to_lexical_when_the_model_cannot_load(tmp_path: Any) -> None:
     """A broken model path degrades hybrid search to lexical with a warning instead of failing."""
     with MemoryStore.open(tmp_path / "s", embed_model=str(tmp_path / "no-such-model")) as broken:
-        nodes, edges = fixture_graph()
-        broken.graph.write(nodes, edges)
+        write_fixture(broken)
         result = broken.graph.query("search", "alice", query="python")
     assert names(result) == ["f2"] and result.mode == "lexical"
     assert result.warning and "semantic search is unavailable" in result.warning

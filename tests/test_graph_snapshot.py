@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_graph import at, edge, fixture_graph, nid, node, table_counts
+from test_graph import at, edge, fixture_graph, nid, node, table_counts, write_fixture
 
 from mcp_memory_server import Conflict, InvalidInput, MemoryStore, NotFound
 from mcp_memory_server.core.graph import GraphSnapshot, runtime_state_id
@@ -100,7 +100,7 @@ def test_export_import_export_is_identical_over_generated_graphs(
             pairs = data.draw(st.lists(st.tuples(st.sampled_from(ids), st.sampled_from(ids)), max_size=10))
             edges = [{"from_id": a, "to_id": b, "label": data.draw(labels), "weight": data.draw(st.floats(-1e6, 1e6)),
                       "metadata": data.draw(json_values)} for a, b in pairs]  # fmt: skip
-            source.graph.write(edges=edges)
+            source.graph.write(edges=edges, agent_id=agent)
         first = source.graph.export(agent)
         report = copy.graph.import_snapshot(first.model_dump(mode="json"))
         second = copy.graph.export(agent)
@@ -112,8 +112,7 @@ def test_the_fixture_graph_round_trips_through_a_file_and_is_valid(
     store: MemoryStore, other_store: MemoryStore, tmp_path: Path
 ) -> None:
     """export_to_file → read_snapshot_file → import → export gives alice's graph back, edges included."""
-    nodes, edges = fixture_graph()
-    store.graph.write(nodes, edges)
+    write_fixture(store)
     store.graph.write_runtime_state("alice", turn_count=2)
     written = store.graph.export_to_file("alice", tmp_path / "out" / "alice.json")
     assert (written.node_count, written.edge_count) == (12, 8)
@@ -124,8 +123,7 @@ def test_the_fixture_graph_round_trips_through_a_file_and_is_valid(
 
 def test_export_holds_only_the_agents_nodes_and_edges_among_them(store: MemoryStore) -> None:
     """Bob's snapshot leaves out alice's nodes and bob's edge into alice's graph."""
-    nodes, edges = fixture_graph()
-    store.graph.write(nodes, edges)
+    write_fixture(store)
     snapshot = store.graph.export("bob")
     assert snapshot.schema_version == "1.0" and snapshot.agent_id == "bob"
     assert {n.id for n in snapshot.nodes} == {nid("bob_ep"), nid("bob_f"), nid("bob_p"), nid("bob_s")}
@@ -260,8 +258,7 @@ def test_ainl_memory_snapshots_with_legacy_names_are_accepted(store: MemoryStore
 
 def test_validate_counts_nodes_edges_cross_agent_edges_and_orphans(store: MemoryStore) -> None:
     """The report of the fixture graph, per agent and for the whole store."""
-    nodes, edges = fixture_graph()
-    store.graph.write(nodes, edges)
+    write_fixture(store)
     alice = store.graph.validate("alice")
     assert (alice.node_count, alice.edge_count, alice.cross_agent_edges, alice.dangling_edge_count) == (11, 9, 1, 0)
     assert alice.orphan_nodes == [nid("p2"), nid("s2"), nid("s3")] and alice.is_valid

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from _mcp import call, error
 from mcp import Client
-from test_graph import fixture_graph, nid, node
+from test_graph import fixture_graph, nid, node, write_fixture
 
 from mcp_memory_server import MemoryStore
 from mcp_memory_server.cli import main
@@ -78,8 +78,7 @@ async def test_bad_graph_calls_are_tool_errors_that_say_what_to_fix(
 
 async def test_export_import_and_validate_through_the_tools(client: Client, store: MemoryStore, tmp_path: Path) -> None:
     """A snapshot exported inline imports strictly elsewhere; a dangling one needs allow_dangling_edges."""
-    nodes, edges = fixture_graph()
-    store.graph.write(nodes, edges)
+    write_fixture(store)
     exported = await call(client, "graph_export", agent_id="alice")
     snapshot = exported["snapshot"]
     assert (exported["node_count"], exported["edge_count"], snapshot["schema_version"]) == (11, 8, "1.0")
@@ -99,8 +98,7 @@ async def test_export_import_and_validate_through_the_tools(client: Client, stor
 
 async def test_export_to_a_path_and_import_from_it(client: Client, store: MemoryStore, tmp_path: Path) -> None:
     """path= writes the snapshot to a server-local file, and graph_import path= reads it back."""
-    nodes, edges = fixture_graph()
-    store.graph.write(nodes, edges)
+    write_fixture(store)
     target = tmp_path / "alice.json"
     result = await call(client, "graph_export", agent_id="alice", path=str(target))
     assert result["path"] == str(target) and result["snapshot"] is None
@@ -125,8 +123,7 @@ async def test_a_too_large_inline_export_points_to_path_and_the_resource(tmp_pat
 
 async def test_the_snapshot_resource_serves_an_agents_graph(client: Client, store: MemoryStore) -> None:
     """graph://{agent_id}/snapshot is the JSON of graph_export for that agent."""
-    nodes, edges = fixture_graph()
-    store.graph.write(nodes, edges)
+    write_fixture(store)
     templates = (await client.list_resource_templates()).resource_templates
     assert any(t.uri_template == "graph://{agent_id}/snapshot" for t in templates)
     contents = (await client.read_resource("graph://bob/snapshot")).contents
@@ -152,8 +149,7 @@ def test_cli_exports_imports_and_validates(tmp_path: Path, capsys: pytest.Captur
     """graph export → import into another store → validate; validate exits 2 on a dangling edge."""
     source, copy = tmp_path / "source", tmp_path / "copy"
     with MemoryStore.open(source) as store:
-        nodes, edges = fixture_graph()
-        store.graph.write(nodes, edges)
+        write_fixture(store)
     assert main(["graph", "export", "--agent-id", "alice", "--data-dir", str(source)]) == 0
     printed = capsys.readouterr().out
     assert len(json.loads(printed)["nodes"]) == 11

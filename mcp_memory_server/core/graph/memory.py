@@ -144,14 +144,19 @@ class GraphMemory:
         neither in this batch nor already in the store. ``agent_id`` is the default for
         nodes that do not name one. Existing edges of an upserted node are kept.
 
+        Edges are written as an agent: one embedded in a node, or in ``edges`` from a node
+        of this batch, as that node's agent; any other as ``agent_id``. Both ends must be
+        that agent's nodes, so one agent cannot rewrite or add edges in another's graph.
+
         Raises:
             InvalidInput / LimitExceeded: a node or edge is malformed (the message names which).
             NotFound: an edge endpoint does not exist.
-            Conflict: an id belongs to another agent or to a node of another type.
+            Conflict: an id belongs to another agent or to a node of another type, or an
+                edge touches a node of an agent other than the one writing it.
         """
-        node_rows, edge_rows = self._parse_batch(nodes, edges, check_agent_id(agent_id), where="")
+        node_rows, edge_rows, writers = self._parse_batch(nodes, edges, check_agent_id(agent_id), where="")
         with self._db.write() as conn:
-            created = self._apply(conn, node_rows, edge_rows, check_endpoints=True)
+            created = self._apply(conn, node_rows, edge_rows, writers, check_endpoints=True)
         return GraphWriteResult(node_ids=[row.id for row in node_rows], created=created,
                                 updated=len(node_rows) - created, edges_written=len(edge_rows))  # fmt: skip
 
@@ -161,22 +166,25 @@ class GraphMemory:
         Raises:
             InvalidInput / NotFound / Conflict: as :meth:`write`.
         """
-        (row,), edge_rows = self._parse_batch([node], None, check_agent_id(agent_id), where="")
+        (row,), edge_rows, writers = self._parse_batch([node], None, check_agent_id(agent_id), where="")
         with self._db.write() as conn:
-            self._apply(conn, [row], edge_rows, check_endpoints=True)
+            self._apply(conn, [row], edge_rows, writers, check_endpoints=True)
         return row.record()
 
     def add_edge(self, from_id: str, to_id: str, label: str, *, weight: float = 1.0, metadata: Any = None) -> GraphEdge:
         """Insert (or update the weight and metadata of) one edge after checking both nodes exist.
 
+        The edge is written as the source node's agent, so the target must be that agent's too.
+
         Raises:
             InvalidInput: an id or the label is malformed.
             NotFound: the source or target node does not exist.
+            Conflict: the target belongs to another agent than the source.
         """
         edge = parse_edge({"from_id": from_id, "to_id": to_id, "label": label, "weight": weight,
                            "metadata": metadata}, where="edge", config=self._config)  # fmt: skip
         with self._db.write() as conn:
-            self._apply(conn, [], [edge], check_endpoints=True)
+            self._apply(conn, [], [edge], [None], check_endpoints=True)
         return edge.record()
 
     def delete_nodes(self, node_ids: Sequence[str], *, agent_id: str | None = None) -> int:
@@ -200,12 +208,14 @@ class GraphMemory:
         default_agent: str,
         *,
         where: str,
-    ) -> tuple[list[NodeRow], list[EdgeRow]]:
+    ) -> tuple[list[NodeRow], list[EdgeRow], list[str | None]]:
+        """The checked nodes, edges, and for each edge the agent writing it."""
         for name, items in (("nodes", nodes), ("edges", edges)):
             if items is not None and (isinstance(items, str | bytes | Mapping) or not isinstance(items, Sequence)):
                 raise InvalidInput(f"{where}{name} must be a list of objects")
         node_rows: list[NodeRow] = []
         edge_rows: list[EdgeRow] = []
+        writers: list[str | None] = []
         first_index: dict[str, int] = {}
         for index, raw in enumerate(nodes or ()):
             row, embedded = parse_node(raw, where=f"{where}nodes[{index}]", default_agent=default_agent,
@@ -218,18 +228,24 @@ class GraphMemory:
             first_index[row.id] = index
             node_rows.append(row)
             edge_rows.extend(embedded)
+            writers.extend([row.agent_id] * len(embedded))
+        # A call speaks for its agent_id, and for the agent a node it writes names: an edge from
+        # such a node is written as that node's agent.
+        batch_agent = {row.id: row.agent_id for row in node_rows}
         for index, raw in enumerate(edges or ()):
-            edge_rows.append(parse_edge(raw, where=f"{where}edges[{index}]", config=self._config))
-        return node_rows, edge_rows
+            edge = parse_edge(raw, where=f"{where}edges[{index}]", config=self._config)
+            edge_rows.append(edge)
+            writers.append(batch_agent.get(edge.from_id, default_agent))
+        return node_rows, edge_rows, writers
 
     def _apply(
         self,
         conn: sqlite3.Connection,
         nodes: Sequence[NodeRow],
         edges: Sequence[EdgeRow],
+        writers: Sequence[str | None],
         *,
         check_endpoints: bool,
-        edge_agent: str | None = None,
         missing_hint: str = "write that node first, or in the same call",
         progress: ProgressFn | None = None,
     ) -> int:
@@ -260,15 +276,18 @@ class GraphMemory:
                             f"{edge.where} ({edge.from_id} -[{edge.label}]-> {edge.to_id}): {role} {end} is not a "
                             f"node in this store; {missing_hint}. Nothing was written"
                         )
+        # None: written as the source node's agent (add_edge); a missing source leaves the target's.
+        agents = [
+            w if w is not None else owner.get(e.from_id, owner.get(e.to_id, ""))
+            for e, w in zip(edges, writers, strict=True)
+        ]
+        self._check_edge_scope(conn, edges, agents, owner)
         total = len(nodes) + len(edges)
         done = 0
         node_params = [(r.id, r.agent_id, r.node_type, r.importance, r.payload_json, r.timestamp, r.text)
                        for r in nodes]  # fmt: skip
-        edge_params = [
-            (e.from_id, e.to_id, e.label, e.weight, e.metadata_json,
-             edge_agent if edge_agent is not None else owner.get(e.from_id, ""))
-            for e in edges
-        ]  # fmt: skip
+        edge_params = [(e.from_id, e.to_id, e.label, e.weight, e.metadata_json, writer)
+                       for e, writer in zip(edges, agents, strict=True)]  # fmt: skip
         try:
             for sql, params in ((_UPSERT_NODE, node_params), (_UPSERT_EDGE, edge_params)):
                 for start in range(0, len(params), 5000):
@@ -281,6 +300,37 @@ class GraphMemory:
         except sqlite3.IntegrityError as exc:  # the foreign keys caught what the check above did not
             raise NotFound(f"an edge points at a node that does not exist ({exc}); nothing was written") from None
         return sum(1 for row in nodes if row.id not in existing)
+
+    @staticmethod
+    def _check_edge_scope(
+        conn: sqlite3.Connection, edges: Sequence[EdgeRow], writers: Sequence[str], owner: Mapping[str, str]
+    ) -> None:
+        """Raises: Conflict: an edge touches a node, or replaces an edge, of another agent than its writer.
+
+        Queries never cross agents (SPEC §8), so an edge belongs to one agent's graph: the
+        agent writing it must own both ends. Refusing (rather than quietly filing the edge
+        under the writer) keeps the other agent's weights and metadata exactly as they were.
+        """
+        for edge, writer in zip(edges, writers, strict=True):
+            for role, end in (("from_id", edge.from_id), ("to_id", edge.to_id)):
+                found = owner.get(end)
+                if found is not None and found != writer:
+                    raise Conflict(
+                        f"{edge.where} ({edge.from_id} -[{edge.label}]-> {edge.to_id}): {role} {end} is a node of "
+                        f"agent {found!r}, and this edge is written as agent {writer!r}; an agent's edges join its "
+                        "own nodes. Write it as that agent (agent_id) or link nodes of this agent. Nothing was written"
+                    )
+            if edge.from_id not in owner or edge.to_id not in owner:
+                # A dangling (forensic) edge: the one it replaces must be the writer's too.
+                stored = conn.execute(
+                    "SELECT agent_id FROM graph_edges WHERE from_id = ? AND to_id = ? AND label = ?",
+                    (edge.from_id, edge.to_id, edge.label),
+                ).fetchone()
+                if stored is not None and stored[0] != writer:
+                    raise Conflict(
+                        f"{edge.where} ({edge.from_id} -[{edge.label}]-> {edge.to_id}) is an edge of agent "
+                        f"{stored[0]!r}, not {writer!r}; it cannot be rewritten as another agent. Nothing was written"
+                    )
 
     def _owners(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``id → (agent_id, node_type)`` of the given ids that exist."""
@@ -658,8 +708,9 @@ class GraphMemory:
             if not isinstance(snapshot["exported_at"], str):
                 raise InvalidInput("snapshot.exported_at must be an RFC 3339 string")
             parse_timestamp(snapshot["exported_at"], field="snapshot.exported_at")
-        nodes, edges = self._parse_batch(snapshot.get("nodes") or [], snapshot.get("edges") or [], agent_id,
-                                         where="snapshot.")  # fmt: skip
+        nodes, edges, _ = self._parse_batch(snapshot.get("nodes") or [], snapshot.get("edges") or [], agent_id,
+                                            where="snapshot.")  # fmt: skip
+        writers = [agent_id] * len(edges)  # every edge of a snapshot is written into the snapshot's agent
         for index, row in enumerate(nodes):
             if row.agent_id != agent_id:
                 raise InvalidInput(
@@ -671,10 +722,10 @@ class GraphMemory:
         hint = "fix the snapshot, or import it with allow_dangling_edges=true for a forensic load"
         if allow_dangling_edges:
             with self._foreign_keys_off(), self._db.write() as conn:
-                self._apply(conn, nodes, edges, check_endpoints=False, edge_agent=agent_id, progress=progress)
+                self._apply(conn, nodes, edges, writers, check_endpoints=False, progress=progress)
         else:
             with self._db.write() as conn:
-                self._apply(conn, nodes, edges, check_endpoints=True, edge_agent=agent_id, missing_hint=hint,
+                self._apply(conn, nodes, edges, writers, check_endpoints=True, missing_hint=hint,
                             progress=progress)  # fmt: skip
         return GraphImportReport(agent_id=agent_id, nodes_imported=len(nodes), edges_imported=len(edges),
                                  allow_dangling_edges=allow_dangling_edges,
@@ -853,5 +904,5 @@ class GraphMemory:
             payload.update(agent_id=agent_id, updated_at=utc_now())
             node, _ = parse_node({"node_type": "runtime_state", "agent_id": agent_id, "payload": payload},
                                  where="runtime_state", default_agent=agent_id, config=self._config)  # fmt: skip
-            self._apply(conn, [node], [], check_endpoints=True)
+            self._apply(conn, [node], [], [], check_endpoints=True)
         return self._runtime_record(node_id, node.payload)
