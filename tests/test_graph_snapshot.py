@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_graph import at, edge, fixture_graph, nid, node, table_counts, write_fixture
+from test_graph import at, edge, nid, node, table_counts, write_fixture
 
 from mcp_memory_server import Conflict, InvalidInput, MemoryStore, NotFound
 from mcp_memory_server.core.graph import GraphSnapshot, runtime_state_id
