@@ -11,8 +11,9 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
-import threading
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from mcp_memory_server.server import build_server
 
 pytestmark = pytest.mark.anyio
 
-SWAPS = 400  # bounded: even, so the tree ends as it started
+MAX_SWAPS = 1_000_000  # a bound on the tries; the attacker stops (on an even count) when the calls are done
+CALLS = 300
 SECRET = b"outside secret"
 
 
@@ -64,18 +66,40 @@ def swap_target(tmp_path: Path, store: MemoryStore) -> tuple[Path, Path, Path]:
     return real, link, outside
 
 
-def attacker(real: Path, link: Path, done: threading.Event, swaps: list[int]) -> threading.Thread:
-    def run() -> None:
-        try:
-            for _ in range(SWAPS):
-                exchange(real, link)
-                swaps.append(1)
-        finally:
-            done.set()
+SWAPPER = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+real, link, stop, limit = os.fsencode(sys.argv[1]), os.fsencode(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+count = 0
+print("ready", flush=True)
+while count < limit and (count % 2 or count % 256 or not os.path.exists(stop)):
+    if libc.renameat2(-100, real, -100, link, 2) != 0:
+        sys.exit(f"renameat2 failed: {os.strerror(ctypes.get_errno())}")
+    count += 1
+print(count, flush=True)
+"""
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+
+class Attacker:
+    """A separate process (so no lock of ours slows it) swapping the folder and the symlink.
+
+    It stops, on an even count so the tree ends as it started, once :meth:`stop` is called
+    or after MAX_SWAPS tries.
+    """
+
+    def __init__(self, real: Path, link: Path) -> None:
+        self._stop = link.with_name("stop-swapping")
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", SWAPPER, str(real), str(link), str(self._stop), str(MAX_SWAPS)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self._process.stdout is not None and self._process.stdout.readline().strip() == "ready"
+
+    def stop(self) -> int:
+        self._stop.touch()
+        out, _ = self._process.communicate(timeout=120)
+        assert self._process.returncode == 0, out
+        return int(out.split()[-1])
 
 
 def outside_tree(outside: Path) -> dict[str, bytes]:
@@ -91,10 +115,10 @@ async def test_file_write_never_lands_outside_while_a_folder_is_swapped_for_a_sy
     kept from being written is refused, logged, and repaired once the symlink is gone.
     """
     real, link, outside = swap_target
-    done, swaps = threading.Event(), []
-    thread = attacker(real, link, done, swaps)
-    written = []
-    while not done.is_set() or len(written) < 20:
+    swapper = Attacker(real, link)
+    written, calls = [], 0
+    while calls < CALLS:
+        calls += 1
         path = f"dir/w{len(written)}.md"
         result = await client.call_tool("file_write", {"path": path, "text": f"payload {len(written)}"})
         if result.is_error:
@@ -102,8 +126,8 @@ async def test_file_write_never_lands_outside_while_a_folder_is_swapped_for_a_sy
             assert "is a symlink; symlinks are refused" in result.content[0].text  # type: ignore[union-attr]
         else:
             written.append(path)
-    thread.join()
-    assert len(swaps) == SWAPS
+    swaps = swapper.stop()
+    assert swaps > CALLS and swaps % 2 == 0 and written
     assert outside_tree(outside) == {"notes.md": SECRET}
     assert not real.is_symlink() and link.is_symlink()
     for index, path in enumerate(written):
@@ -117,10 +141,9 @@ async def test_file_read_never_returns_an_outside_file_while_a_folder_is_swapped
 ) -> None:
     """Reads during the swaps return the stored content or a clean refusal, never the outside file."""
     real, link, outside = swap_target
-    done, swaps = threading.Event(), []
-    thread = attacker(real, link, done, swaps)
+    swapper = Attacker(real, link)
     served = refused = 0
-    while not done.is_set() or served + refused < 50:
+    while served + refused < CALLS:
         result = await client.call_tool("file_read", {"path": "dir/notes.md"})
         if result.is_error:
             assert "symlink" in result.content[0].text  # type: ignore[union-attr]
@@ -129,8 +152,8 @@ async def test_file_read_never_returns_an_outside_file_while_a_folder_is_swapped
             assert result.structured_content is not None
             assert result.structured_content["content"] == "mine"
             served += 1
-    thread.join()
-    assert len(swaps) == SWAPS and served > 0
+    swaps = swapper.stop()
+    assert swaps > CALLS and swaps % 2 == 0 and served > 0
     history = await call(client, "file_history", path="dir/notes.md")
     assert [v["op"] for v in history["versions"]] == ["create"]  # the secret never became an external edit
     assert outside_tree(outside) == {"notes.md": SECRET}
@@ -361,9 +384,6 @@ def test_a_decompression_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> No
     The old import read the member whole, decoded and split it (the 1.35 GiB seen in the
     issue); now one line of at most 64 KiB is held, so the peak is the baseline plus little.
     """
-    import subprocess
-    import sys
-
     bomb = build_archive(tmp_path / "bomb.tar.gz", b'{"path": "' + b" " * (192 << 20), [])
     assert bomb.stat().st_size < 400 << 10
     small = build_archive(tmp_path / "small.tar.gz", GOOD, GOOD_BLOBS)

@@ -52,6 +52,48 @@ async def test_write_then_query_through_the_tools(client: Client) -> None:
     assert [n["id"] for n in found["nodes"]] == [nid("f1")] and found["mode"] == "lexical"
 
 
+async def edges_of(client: Client, agent: str) -> list[tuple[str, str, str, float, Any]]:
+    snapshot = (await call(client, "graph_export", agent_id=agent))["snapshot"]
+    return sorted((e["source_id"], e["target_id"], e["edge_type"], e["weight"], e["metadata"])
+                  for e in snapshot["edges"])  # fmt: skip
+
+
+async def test_an_agent_cannot_rewrite_or_add_edges_in_another_agents_graph(client: Client, store: MemoryStore) -> None:
+    """graph_write and graph_import as bob (or the global graph) cannot touch alice's edges or link her nodes."""
+    await call(client, "graph_write", agent_id="alice", nodes=[
+        node("a1", "semantic", {"fact": "one"}, 1), node("a2", "semantic", {"fact": "two"}, 2),
+        node("a3", "semantic", {"fact": "three"}, 3),
+    ], edges=[{"from_id": nid("a1"), "to_id": nid("a2"), "label": "L", "weight": 0.5, "metadata": {"v": 1}}])  # fmt: skip
+    await call(client, "graph_write", agent_id="bob", nodes=[node("b1", "semantic", {"fact": "bob's"}, 4, agent="bob")])
+    before = (await edges_of(client, "alice"), store.graph.count())
+    rewrite = {"from_id": nid("a1"), "to_id": nid("a2"), "label": "L", "weight": 9.0, "metadata": {"v": "bob"}}
+    attempts = [
+        ("graph_write", {"agent_id": "bob", "edges": [rewrite]}, "is a node of agent 'alice', and this edge is "
+                                                                  "written as agent 'bob'"),
+        ("graph_write", {"agent_id": "bob", "edges": [{**rewrite, "to_id": nid("a3"), "label": "NEW"}]},
+         "agent 'alice'"),
+        ("graph_write", {"agent_id": "bob", "edges": [{"from_id": nid("b1"), "to_id": nid("a1"), "label": "X"}]},
+         f"to_id {nid('a1')} is a node of agent 'alice'"),
+        ("graph_write", {"edges": [rewrite]}, "written as agent ''"),
+        ("graph_write", {"agent_id": "bob", "nodes": [node("b2", "semantic", {"fact": "new"}, 5, agent="bob",
+                                                           edges=[{"to_id": nid("a1"), "label": "X"}])]},
+         "agent 'alice'"),
+        ("graph_import", {"snapshot": {"agent_id": "bob", "schema_version": "1.0", "nodes": [], "edges": [
+            {"source_id": nid("a1"), "target_id": nid("a2"), "edge_type": "L", "weight": 9.0}]}}, "agent 'alice'"),
+        ("graph_import", {"allow_dangling_edges": True, "snapshot": {"agent_id": "bob", "schema_version": "1.0",
+                          "nodes": [], "edges": [{"source_id": nid("a1"), "target_id": nid("ghost"),
+                                                  "edge_type": "L"}]}}, "agent 'alice'"),
+    ]  # fmt: skip
+    for tool, arguments, message in attempts:
+        text = await error(client, tool, **arguments)
+        assert message in text and "Nothing was written" in text, (tool, arguments, text)
+    assert (await edges_of(client, "alice"), store.graph.count()) == before
+    assert await edges_of(client, "bob") == []
+    # alice herself rewrites her edge
+    await call(client, "graph_write", agent_id="alice", edges=[{**rewrite, "metadata": {"v": 2}}])
+    assert await edges_of(client, "alice") == [(nid("a1"), nid("a2"), "L", 9.0, {"v": 2})]
+
+
 @pytest.mark.parametrize(
     ("tool", "arguments", "message"),
     [

@@ -336,6 +336,8 @@ class LiveTree:
             raise StorageError(
                 f"cannot update the live file {shown}: a file stands where a folder should be; move it away"
             ) from None
+        except MemoryServerError:  # AccessDenied and StorageError are OSErrors too: keep their message
+            raise
         except OSError as exc:
             raise StorageError(
                 f"cannot update the live file {shown}: {exc.strerror}; move away whatever is in the way"
@@ -369,6 +371,8 @@ class LiveTree:
                 os.fsync(fds[synced])
         except _Missing:
             return
+        except MemoryServerError:
+            raise
         except OSError as exc:
             raise StorageError(f"cannot remove the live file {shown}: {exc.strerror}") from exc
         finally:
