@@ -395,8 +395,10 @@ def test_a_decompression_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> No
     )
     peaks = {}
     for name, archive in (("small", small), ("bomb", bomb)):
+        # No embedding model: its background load would dwarf, and blur, what the import itself takes.
+        env = {**os.environ, "MCP_MEMORY_EMBED_MODEL": str(tmp_path / "no-model")}
         out = subprocess.run([sys.executable, "-c", probe, str(archive), str(tmp_path / name)],
-                             capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
+                             capture_output=True, text=True, timeout=300, check=True, env=env)  # fmt: skip
         code, peak_kib = out.stdout.split()[-2:]
         peaks[name] = int(peak_kib)
         assert (code == "0") == (name == "small"), out.stderr
