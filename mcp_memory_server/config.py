@@ -117,6 +117,19 @@ class Config:
             raise InvalidInput(f"lab_direction={self.lab_direction!r} is not valid; use 'min' or 'max'")
         if not self.lab_metric.strip() or '"' in self.lab_metric or "\\" in self.lab_metric:
             raise InvalidInput(f"lab_metric={self.lab_metric!r} must be a metric name without quotes or backslashes")
+        for host in self.allowed_hosts:
+            if not host or any(c.isspace() or c in "/@*" for c in host.removesuffix(":*")):
+                raise InvalidInput(
+                    f"allowed_hosts entry {host!r} is not a Host header value; give a name or address, "
+                    "optionally with :port or :* (e.g. mcp.lan, 10.0.0.5:8765, [fe80::1]:*)"
+                )
+        for origin in self.allowed_origins:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest or any(c.isspace() for c in rest):
+                raise InvalidInput(
+                    f"allowed_origins entry {origin!r} is not an origin; give scheme://host[:port] with no path, "
+                    "e.g. https://app.example"
+                )
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             positive = f.name.startswith("max_") or f.name in ("hot_window", "embed_threads")
