@@ -59,10 +59,10 @@ class Rejection:
 
 def too_large(size: int | None, limits: MessageLimits, prefix: bytes = b"") -> Rejection:
     """The answer to a message over ``max_bytes`` (``size`` None: it was cut off unread)."""
-    got = f"{size} bytes" if size is not None else "more bytes than that"
+    got = f"is {size} bytes, over" if size is not None else "is over"
     return Rejection(
         INVALID_REQUEST,
-        f"request is {got}, over the limit of {limits.max_bytes} (max_request_bytes); send less per call, "
+        f"request {got} the limit of {limits.max_bytes} bytes (max_request_bytes); send less per call, "
         "e.g. save big content from a server-local path or in several artifacts",
         request_id(prefix),
     )
