@@ -77,7 +77,7 @@ class Config:
     max_request_bytes: int = _setting(33_554_432, "largest JSON-RPC message (HTTP body or stdio line), in bytes")
     max_request_depth: int = _setting(64, "deepest JSON nesting of one JSON-RPC message, checked before parsing")
     max_request_items: int = _setting(
-        262_144, "most JSON values (elements and members) in one JSON-RPC message, checked before parsing"
+        65_536, "most JSON values (elements and members) in one JSON-RPC message, checked before parsing"
     )
     max_body_seconds: int = _setting(30, "longest wait for the rest of an HTTP request body, in seconds (then 408)")
     embed_model: str | None = _setting(None, "sentence-transformers model name or path for search")

@@ -72,15 +72,21 @@ def check_message(data: bytes, limits: MessageLimits) -> Rejection | None:
     """Why ``data`` (one whole message) must not be parsed, or None if it may be.
 
     Refuses more than ``max_bytes`` bytes, nesting deeper than ``max_depth`` (arrays and
-    objects, outside strings) and more than ``max_items`` values (counted as commas and
-    opening brackets outside strings). Unbalanced brackets are a parse error. Anything
+    objects, outside strings) and more than ``max_items`` values (counted outside strings:
+    one per comma, one per non-empty array or object, and the message itself). Unbalanced brackets are a parse error. Anything
     else, including other malformed JSON, is left to the parser, which is safe on
     input within these bounds.
     """
     if len(data) > limits.max_bytes:
         return too_large(len(data), limits, data[:4096])
-    structure = (_STRING if b'\\"' in data else _PLAIN_STRING).sub(b"", data)
-    depth = _depth(structure.translate(_CURLY_TO_SQUARE, _NOT_BRACKETS), limits.max_depth)
+    structure = (_STRING if b'\\"' in data else _PLAIN_STRING).sub(b"", data) if b'"' in data else data
+    # Each value but the first of its container follows a comma; a container without one is empty.
+    empty = structure.count(b"[]") + structure.count(b"{}")
+    items = structure.count(b",") + structure.count(b"[") + structure.count(b"{") - empty + 1
+    brackets = structure.translate(_CURLY_TO_SQUARE, _NOT_BRACKETS)
+    del structure  # at most two copies of the message alive at once
+    depth = _depth(brackets, limits.max_depth)
+    del brackets
     if depth is None:
         return Rejection(PARSE_ERROR, "request is not valid JSON: its brackets do not balance", None)
     if depth > limits.max_depth:
@@ -89,7 +95,6 @@ def check_message(data: bytes, limits: MessageLimits) -> Rejection | None:
             f"request is nested more than {limits.max_depth} levels deep (max_request_depth); flatten it",
             request_id(data),
         )
-    items = structure.count(b",") + structure.count(b"[") + structure.count(b"{")
     if items > limits.max_items:
         return Rejection(
             INVALID_REQUEST,

@@ -145,7 +145,7 @@ async def serve_stdio(server: MCPServer, config: Config) -> None:
             async for message in outbound_receive:
                 await emit(message.message.model_dump_json(by_alias=True, exclude_unset=True).encode())
 
-    # The SDK's run_stdio_async does exactly this with its own streams; lowlevel is the public loop.
+    # MCPServer.run_stdio_async runs this same loop on the SDK's reader; there is no public way to give it ours.
     lowlevel = server._lowlevel_server
     try:
         async with anyio.create_task_group() as tasks:
