@@ -98,7 +98,11 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     try:
         server = build_server(store)
         if transport == "stdio":
-            server.run("stdio")
+            import anyio
+
+            from .server.stdio import serve_stdio
+
+            anyio.run(serve_stdio, server, config)
         else:
             from .server.http import serve_http
 

@@ -32,8 +32,10 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("mcp-memory-server", appauthor=False))
 
 
-def _setting(default: Any, help: str, *, env: str | None = None, flag: bool = True) -> Any:
-    meta = {"help": help, "env": env, "flag": flag}
+def _setting(default: Any, help: str, *, env: str | None = None, flag: bool = True, sep: str = os.pathsep) -> Any:
+    # ``sep`` splits a list setting's environment variable: os.pathsep for paths, "," for
+    # values that may hold a colon themselves (host:port, origins).
+    meta = {"help": help, "env": env, "flag": flag, "sep": sep}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -53,6 +55,15 @@ class Config:
         [], "memory-file prefix refusing writes and deletes, as namespace/prefix, e.g. default/policies/ (repeatable)"
     )
     token: str | None = _setting(None, "bearer token required by the HTTP transports")
+    allowed_hosts: list[str] = _setting(
+        [],
+        "extra Host header the HTTP transports accept, as name or name:port, e.g. mcp.lan (repeatable; "
+        "loopback names, the bound address and, for a wildcard bind, this machine's names are always accepted)",
+        sep=",",
+    )
+    allowed_origins: list[str] = _setting(
+        [], "extra Origin header the HTTP transports accept, e.g. https://app.example (repeatable)", sep=","
+    )
     sync: str = _setting("full", "SQLite synchronous mode: full (survives power loss) or normal")
     hot_window: int = _setting(1000, "newest events per run answered from memory")
     max_text_bytes: int = _setting(1_048_576, "largest text/JSON field accepted, in bytes")
@@ -62,7 +73,13 @@ class Config:
     max_path_bytes: int = _setting(1024, "longest file path accepted, in bytes")
     max_page_size: int = _setting(500, "largest page a list or search returns")
     max_response_bytes: int = _setting(262_144, "largest inline content in one response, in bytes")
-    max_request_bytes: int = _setting(33_554_432, "largest HTTP request body, in bytes")
+    max_resource_bytes: int = _setting(1_048_576, "largest chunk one resource read returns, in bytes")
+    max_request_bytes: int = _setting(33_554_432, "largest JSON-RPC message (HTTP body or stdio line), in bytes")
+    max_request_depth: int = _setting(64, "deepest JSON nesting of one JSON-RPC message, checked before parsing")
+    max_request_items: int = _setting(
+        65_536, "most JSON values (elements and members) in one JSON-RPC message, checked before parsing"
+    )
+    max_body_seconds: int = _setting(30, "longest wait for the rest of an HTTP request body, in seconds (then 408)")
     embed_model: str | None = _setting(None, "sentence-transformers model name or path for search")
     embed_threads: int = _setting(1, "torch threads for embedding (1 keeps single queries fast under load)")
     lab_metric: str = _setting("val_bpb", "the lab's primary metric (a metrics key of each run)")
@@ -100,6 +117,19 @@ class Config:
             raise InvalidInput(f"lab_direction={self.lab_direction!r} is not valid; use 'min' or 'max'")
         if not self.lab_metric.strip() or '"' in self.lab_metric or "\\" in self.lab_metric:
             raise InvalidInput(f"lab_metric={self.lab_metric!r} must be a metric name without quotes or backslashes")
+        for host in self.allowed_hosts:
+            if not host or any(c.isspace() or c in "/@*" for c in host.removesuffix(":*")):
+                raise InvalidInput(
+                    f"allowed_hosts entry {host!r} is not a Host header value; give a name or address, "
+                    "optionally with :port or :* (e.g. mcp.lan, 10.0.0.5:8765, [fe80::1]:*)"
+                )
+        for origin in self.allowed_origins:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest or any(c.isspace() for c in rest):
+                raise InvalidInput(
+                    f"allowed_origins entry {origin!r} is not an origin; give scheme://host[:port] with no path, "
+                    "e.g. https://app.example"
+                )
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             positive = f.name.startswith("max_") or f.name in ("hot_window", "embed_threads")
@@ -129,7 +159,9 @@ def env_var(name: str) -> str:
 def _from_env(f: dataclasses.Field[Any], raw: str, env_name: str) -> Any:
     kind = str(f.type)
     if "list" in kind:
-        return [p for p in raw.split(os.pathsep) if p]
+        sep = f.metadata["sep"]
+        parts = raw.split(sep) if sep == os.pathsep else [p.strip() for p in raw.split(sep)]
+        return [p for p in parts if p]
     if kind.startswith("int"):
         try:
             return int(raw)

@@ -109,11 +109,12 @@ class HttpServer:
     port: int
     transport: str
     stderr_path: Path
+    host: str = "127.0.0.1"  # where clients connect (a wildcard bind is reached through 127.0.0.1)
 
     @property
     def url(self) -> str:
         """The MCP endpoint: ``/mcp`` for streamable HTTP, ``/sse`` for SSE."""
-        return f"http://127.0.0.1:{self.port}/{'sse' if self.transport == 'sse' else 'mcp'}"
+        return f"http://{self.host}:{self.port}/{'sse' if self.transport == 'sse' else 'mcp'}"
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -126,7 +127,7 @@ class HttpServer:
         headers: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """One raw HTTP request (headers exactly as given, ``Host`` included); returns status and body."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         try:
             given = {k.lower() for k in (headers or {})}
             conn.putrequest(method, path, skip_host="host" in given, skip_accept_encoding=True)
@@ -144,16 +145,17 @@ class HttpServer:
 
 
 def _spawn_http(
-    data_dir: Path, transport: str, args: Sequence[str], env: Mapping[str, str] | None, log_dir: Path
+    data_dir: Path, transport: str, args: Sequence[str], env: Mapping[str, str] | None, log_dir: Path, bind: str
 ) -> HttpServer:
     port = free_port()
     stderr_path = log_dir / f"server-{transport}-{port}.log"
-    command = [*SERVER, "serve", "--transport", transport, "--port", str(port), "--data-dir", str(data_dir), *args]
+    command = [*SERVER, "serve", "--transport", transport, "--host", bind, "--port", str(port),
+               "--data-dir", str(data_dir), *args]  # fmt: skip
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=clean_env(env)
         )
-    return HttpServer(process, port, transport, stderr_path)
+    return HttpServer(process, port, transport, stderr_path, "127.0.0.1" if bind in ("0.0.0.0", "::") else bind)
 
 
 def wait_until_listening(server: HttpServer, timeout: float = READY_TIMEOUT_S) -> bool:
@@ -162,7 +164,7 @@ def wait_until_listening(server: HttpServer, timeout: float = READY_TIMEOUT_S) -
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             return False
-        if port_open(server.port):
+        if port_open(server.port, server.host):
             return True
         time.sleep(0.05)
     raise TimeoutError(f"the {server.transport} server did not listen within {timeout} s:\n{server.stderr()}")
@@ -186,12 +188,13 @@ def http_server(
     *args: str,
     env: Mapping[str, str] | None = None,
     log_dir: Path | None = None,
+    bind: str = "127.0.0.1",
 ) -> Iterator[HttpServer]:
-    """Run ``serve --transport <transport>`` on a free 127.0.0.1 port until the block ends."""
+    """Run ``serve --transport <transport> --host <bind>`` on a free port until the block ends."""
     log_dir = log_dir or data_dir.parent
     log_dir.mkdir(parents=True, exist_ok=True)
     for _attempt in range(3):  # another process may take the free port before the server binds it
-        server = _spawn_http(data_dir, transport, args, env, log_dir)
+        server = _spawn_http(data_dir, transport, args, env, log_dir, bind)
         if wait_until_listening(server):
             break
         if "address already in use" not in server.stderr().lower():

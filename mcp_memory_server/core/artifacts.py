@@ -16,10 +16,11 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import AccessDenied, InvalidInput, NotFound
+from ..errors import AccessDenied, InvalidInput, NotFound, StorageError
 from ..ids import new_id, utc_now
 from ..models import ArtifactContent, ArtifactPage, ArtifactRecord, DeleteReport
 from ..storage.blobs import check_digest
@@ -321,16 +322,18 @@ class Artifacts:
             return ArtifactContent(
                 artifact=record, encoding="path", path=str(self.as_local_file(record)), total_bytes=record.bytes
             )
+        limit = self._config.max_response_bytes
         if record.is_dir:
-            manifest = self._blobs.read(record.sha256).decode("utf-8")
+            page = self._manifest_page(record, offset, min(length or limit, limit))
             return ArtifactContent(
                 artifact=record,
                 encoding="manifest",
-                content=manifest,
-                length=len(manifest),
-                total_bytes=record.bytes,
+                content=page.text,
+                offset=offset,
+                length=page.end - offset,
+                total_bytes=page.size,
+                next_offset=page.next_offset,
             )
-        limit = self._config.max_response_bytes
         if encoding == "auto":
             encoding = "text" if _is_textual(record.mime) else "base64"
         total = record.bytes
@@ -368,6 +371,75 @@ class Artifacts:
     def read_bytes(self, ref: str | ArtifactRecord) -> bytes:
         """The whole content of a file artifact (the manifest JSON for a directory)."""
         return self._blobs.read(self.get(ref).sha256)
+
+    def read_chunk(self, ref: str | ArtifactRecord, *, offset: int, limit: int) -> Chunk:
+        """At most ``limit`` bytes of content from ``offset``, read from the blob without loading the rest.
+
+        Text types come as ``str`` cut at a character boundary (bytes that are not UTF-8
+        become U+FFFD); other files as ``bytes``; a directory as one page of its manifest.
+
+        Raises:
+            NotFound: no such record. InvalidInput: ``offset`` is negative or past the end.
+        """
+        record = self.get(ref)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInput(f"offset must be a non-negative integer, got {offset!r}")
+        if record.is_dir:
+            page = self._manifest_page(record, offset, limit)
+            return Chunk(record, page.text, offset, page.end, page.size, page.next_offset)
+        if offset > record.bytes:
+            raise InvalidInput(f"offset {offset} is past the end of the content ({record.bytes} bytes)")
+        raw = self._blobs.read(record.sha256, offset, limit)
+        end = offset + len(raw)
+        content: str | bytes = raw
+        if _is_textual(record.mime):
+            if end < record.bytes:
+                end -= _incomplete_utf8_tail(raw)
+            content = raw[: end - offset].decode("utf-8", errors="replace")
+        return Chunk(record, content, offset, end, record.bytes, end if end < record.bytes else None)
+
+    def _manifest_page(self, record: ArtifactRecord, offset: int, budget: int) -> _ManifestPage:
+        """Whole entries of a directory manifest from byte ``offset`` of its blob, about ``budget`` bytes of them.
+
+        The manifest is canonical JSON, ``{"entries":[{"bytes":…,"path":…,"sha256":…},…],"type":"directory"}``,
+        so ``,{"bytes":`` can only occur between entries (inside a string a quote is
+        escaped): a page ends at the last such boundary in the window read, and an offset
+        is valid when it is 0 or follows such a comma. Each page is itself a manifest with
+        the same shape; at least one entry comes back, however long.
+
+        Raises:
+            InvalidInput: ``offset`` is not 0 or the ``next_offset`` of a previous page.
+        """
+        with self._blobs.open(record.sha256) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            entries_end = size - len(_MANIFEST_TAIL)
+            if handle.read(len(_MANIFEST_HEAD)) != _MANIFEST_HEAD:
+                raise StorageError(f"the manifest of {record.artifact_id} is not a directory manifest; re-save it")
+            start = offset or len(_MANIFEST_HEAD)
+            if offset:
+                handle.seek(offset - 1)
+                if offset >= entries_end or handle.read(1 + len(_ENTRY_START)) != b"," + _ENTRY_START:
+                    raise InvalidInput(
+                        f"offset {offset} is not the start of an entry of directory {record.artifact_id}'s manifest; "
+                        "read from offset 0, then pass each answer's next_offset"
+                    )
+            window = max(budget, 64)
+            while True:
+                if start + window >= entries_end:
+                    handle.seek(start)
+                    body = handle.read(max(entries_end - start, 0))
+                    end, next_offset = entries_end, None
+                    break
+                handle.seek(start)
+                raw = handle.read(window + len(_ENTRY_START) + 1)
+                cut = raw.rfind(b"}," + _ENTRY_START)  # its "}" lies within the window
+                if cut >= 0:
+                    body = raw[: cut + 1]
+                    end = next_offset = start + cut + 2
+                    break
+                window *= 2  # one entry longer than the budget: it still comes whole
+        text = (_MANIFEST_HEAD + body + _MANIFEST_TAIL).decode("utf-8")
+        return _ManifestPage(text, end, size, next_offset)
 
     def as_local_file(self, ref: str | ArtifactRecord) -> Path:
         """A local path holding the content: the read-only blob for a file, a materialised tree for a directory."""
@@ -604,6 +676,41 @@ def _json_path(key: str, field: str) -> str:
     if '"' in key or "\\" in key:
         raise InvalidInput(f"{field} name {key!r} must not contain quotes or backslashes")
     return f'$."{key}"'
+
+
+_MANIFEST_HEAD = b'{"entries":['
+_MANIFEST_TAIL = b'],"type":"directory"}'
+_ENTRY_START = b'{"bytes":'
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A bounded piece of an artifact's content; ``end`` is the blob offset just past it."""
+
+    artifact: ArtifactRecord
+    content: str | bytes
+    offset: int
+    end: int
+    total_bytes: int
+    next_offset: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _ManifestPage:
+    text: str
+    end: int
+    size: int
+    next_offset: int | None
+
+
+def _incomplete_utf8_tail(raw: bytes) -> int:
+    """How many bytes at the end of ``raw`` start a UTF-8 character that continues past it (0 to 3)."""
+    for back in range(1, min(4, len(raw)) + 1):
+        byte = raw[-back]
+        if byte & 0xC0 != 0x80:  # a lead byte (or ASCII): does its sequence fit?
+            need = 1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            return back if need > back else 0
+    return 0
 
 
 def _manifest_bytes(entries: list[dict[str, Any]]) -> bytes:

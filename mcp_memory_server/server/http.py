@@ -1,19 +1,25 @@
-"""HTTP transports (streamable HTTP and SSE) with loopback default, bearer token and host checks."""
+"""HTTP transports (streamable HTTP and SSE) with loopback default, bearer token, host and body checks."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
+import socket
+from collections.abc import Iterable
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config
 from ..errors import AccessDenied
+from ._limits import MessageLimits, Rejection, check_message, too_large
 
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+_WILDCARDS = {"", "0.0.0.0", "::"}
 
 
 def is_loopback(host: str) -> bool:
@@ -43,14 +49,158 @@ class BearerToken:
         await self._app(scope, receive, send)
 
 
-def security_settings(host: str, port: int) -> TransportSecuritySettings:
-    """DNS-rebinding protection: only Host/Origin headers naming this server are accepted."""
-    hosts = {"127.0.0.1", "localhost", "[::1]"} if is_loopback(host) else {host}
+class BodyLimits:
+    """Reads a request body under a size cap and a deadline, and checks its JSON bounds before the app parses it.
+
+    Over ``max_request_bytes`` (declared or counted): 413. Not all there within
+    ``max_body_seconds``: 408. Nested deeper than ``max_request_depth`` or holding more
+    than ``max_request_items`` values: 400 with a JSON-RPC error naming the limit. Without
+    the deadline a client that sends one byte a minute holds a connection and its buffer
+    forever; without the JSON bounds a 30 MiB body of ``[],[],…`` costs ~1 GiB to parse.
+    The body that passes is replayed to the app as one chunk (one copy, not a second buffer).
+    """
+
+    def __init__(self, app: ASGIApp, limits: MessageLimits, seconds: float) -> None:
+        self._app = app
+        self._limits = limits
+        self._seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self._app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._limits.max_bytes:
+            await _answer(send, 413, too_large(int(declared), self._limits))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        trailing: Message | None = None
+        with anyio.move_on_after(self._seconds) as deadline:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    trailing = message  # the client went away; let the app see it
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self._limits.max_bytes:
+                    await _answer(send, 413, too_large(None, self._limits, b"".join(chunks)[:4096]))
+                    return
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        if deadline.cancelled_caught:
+            await _answer(send, 408, Rejection(-32600, (
+                f"the request body did not arrive within {self._seconds:g} s (max_body_seconds); "
+                "send the whole body promptly")))  # fmt: skip
+            return
+        body = b"".join(chunks)
+        del chunks
+        rejection = check_message(body, self._limits) if trailing is None else None
+        if rejection is not None:
+            await _answer(send, 400, rejection)
+            return
+        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+        if trailing is not None:
+            pending.append(trailing)
+        del body
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        await self._app(scope, replay, send)
+
+
+async def _answer(send: Send, status: int, rejection: Rejection) -> None:
+    body = rejection.body()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]  # fmt: skip
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _bracketed(name: str) -> str:
+    """An IPv6 literal as a Host header writes it (``[::1]``); anything else unchanged."""
+    try:
+        return f"[{name}]" if ipaddress.ip_address(name).version == 6 else name
+    except ValueError:
+        return name
+
+
+def machine_names() -> set[str]:
+    """This machine's host name, FQDN and interface addresses (best effort; what a wildcard bind answers on)."""
+    names: set[str] = set()
+    with contextlib.suppress(OSError):
+        names.update(n for n in (socket.gethostname(), socket.getfqdn()) if n)
+    for name in list(names):
+        with contextlib.suppress(OSError, UnicodeError):
+            names.update(str(info[4][0]).split("%")[0] for info in socket.getaddrinfo(name, None))
+    names.update(_interface_addresses())
+    return names
+
+
+def _interface_addresses() -> set[str]:
+    """Every address configured on a local interface: IPv4 through a UDP socket's routing, IPv6 from /proc (Linux)."""
+    found: set[str] = set()
+    # /proc/net/if_inet6 lines: hex address, index, prefix, scope, flags, name.
+    with contextlib.suppress(OSError), open("/proc/net/if_inet6") as table:
+        for line in table:
+            raw = line.split()[0]
+            if len(raw) == 32:
+                found.add(str(ipaddress.IPv6Address(bytes.fromhex(raw))))
+    with contextlib.suppress(OSError):
+        import fcntl
+        import struct
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            for _index, ifname in socket.if_nameindex():
+                with contextlib.suppress(OSError):
+                    request = struct.pack("256s", ifname.encode()[:15])
+                    answer = fcntl.ioctl(probe.fileno(), 0x8915, request)  # SIOCGIFADDR
+                    found.add(socket.inet_ntoa(answer[20:24]))
+    return found
+
+
+def allowed_host_names(host: str, config: Config) -> list[str]:
+    """The names a client may put in ``Host`` (before ports are added): loopback, the bind, the machine, the operator's."""
+    names = {"localhost", "127.0.0.1", "::1"}
+    if host in _WILDCARDS:
+        names |= machine_names()
+    else:
+        names.add(host)
+    return sorted(_bracketed(n) for n in names) + [h for h in config.allowed_hosts if h not in names]
+
+
+def security_settings(host: str, port: int, config: Config | None = None) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only Host/Origin headers naming this server are accepted.
+
+    Accepted hosts are loopback names, the bound address (for a wildcard bind, this
+    machine's names and addresses) and ``--allowed-hosts``, each with and without
+    ``:port``; an operator entry that names a port (``name:8443``, ``name:*``) is kept
+    as given. Origins are ``http://`` and ``https://`` of each accepted host, plus
+    ``--allowed-origins``. Anything else, such as a rebinding page's own name, gets 421
+    (Host) or 403 (Origin).
+    """
+    config = config or Config()
+    hosts = _with_ports(allowed_host_names(host, config), port)
+    origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{h}:{port}" for h in sorted(hosts)] + sorted(hosts),
-        allowed_origins=[f"http://{h}:{port}" for h in sorted(hosts)],
+        allowed_hosts=hosts,
+        allowed_origins=list(dict.fromkeys([*origins, *config.allowed_origins])),
     )
+
+
+def _with_ports(names: Iterable[str], port: int) -> list[str]:
+    forms: list[str] = []
+    for name in names:
+        tail = name.rsplit("]", 1)[-1] if name.startswith("[") else name
+        if ":" in tail:  # already has a port (or :* for any)
+            forms.append(name)
+        else:
+            forms += [f"{name}:{port}", name]
+    return list(dict.fromkeys(forms))
 
 
 def check_bind(host: str, config: Config) -> None:
@@ -73,13 +223,16 @@ def build_app(server: MCPServer, config: Config, transport: str, host: str, port
         AccessDenied: a non-loopback host was asked for without a token.
     """
     check_bind(host, config)
-    settings = security_settings(host, port)
+    settings = security_settings(host, port, config)
+    app: ASGIApp
     if transport == "sse":
         app = server.sse_app(max_request_body_size=config.max_request_bytes, transport_security=settings, host=host)
     else:
         app = server.streamable_http_app(
             max_request_body_size=config.max_request_bytes, transport_security=settings, host=host
         )
+    # The token first: an unauthenticated client gets 401 before any of its body is read.
+    app = BodyLimits(app, MessageLimits.from_config(config), config.max_body_seconds)
     return BearerToken(app, config.token) if config.token else app
 
 
