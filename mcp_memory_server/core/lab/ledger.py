@@ -25,6 +25,7 @@ from .. import _validate as check
 from .._context import StoreContext
 from ..local_paths import resolve_allowed
 from . import report as report_module
+from .autoresearch import merge_metrics
 from .decisions import NEAR_MARGIN, categorize, classify, decide, error_kind, policy
 from .models import (
     BoardEntry,
@@ -447,6 +448,7 @@ class Lab:
         error: str | Mapping[str, Any] | None = None,
         log_text: str | None = None,
         log_path: str | None = None,
+        summary: Mapping[str, Any] | None = None,
         patch: str | None = None,
         patch_path: str | None = None,
         artifact_ids: Sequence[str] | None = None,
@@ -455,7 +457,9 @@ class Lab:
     ) -> LabRun:
         """Append a run, with its novelty guard and decision packet; store its log, patch and summary.
 
-        Nothing is written unless every argument is valid.
+        Metrics come from ``metrics``, then ``summary`` (autoresearch's summary sidecar, an
+        object of final metrics), then the ``---`` footer of the log (``log_text``/``log_path``),
+        the earlier source winning. Nothing is written unless every argument is valid.
 
         Raises:
             InvalidInput: an unknown status, a kept run without the primary metric, or another bad argument.
@@ -466,12 +470,6 @@ class Lab:
         if status not in STATUSES:
             raise InvalidInput(f"status={status!r} is not valid; use keep, discard or crash")
         description = check.text(description, field="description", config=config, allow_empty=False)
-        clean_metrics = check.metrics(metrics, config=config)
-        if status == "keep" and self.metric not in clean_metrics:
-            raise InvalidInput(
-                f"a kept run needs metrics[{self.metric!r}] (the primary metric, lab_metric); give it, "
-                "or log the run as discard or crash"
-            )
         commit = self._short(commit, "commit")
         parent_commit = self._short(parent_commit, "parent_commit")
         branch = self._short(branch, "branch")
@@ -496,6 +494,14 @@ class Lab:
                 raise InvalidInput(f"{name} must be a file, got a directory: {path}")
         attached = [self._artifacts.get(check.short(a, field="artifact_ids entry")) for a in artifact_ids or ()]
         log_tail = log_text if log_text is not None else (_read_tail(log_file) if log_file is not None else None)
+        # autoresearch's train.py reports its final metrics in the log footer and the summary sidecar.
+        clean_metrics = check.metrics(merge_metrics(check.metrics(metrics, config=config), summary, log_tail),
+                                      config=config)  # fmt: skip
+        if status == "keep" and self.metric not in clean_metrics:
+            raise InvalidInput(
+                f"a kept run needs metrics[{self.metric!r}] (the primary metric, lab_metric): pass it, a summary "
+                f"with it, or a log whose final '---' footer has '{self.metric}: …'; or log the run as discard or crash"
+            )
         run_error = self._error(error, status, log_tail)
 
         novelty, vector = self._check(description, clean_tags, family, mode, None, 3)
@@ -506,11 +512,11 @@ class Lab:
         value = clean_metrics.get(self.metric)
         with self._db.write() as conn:
             comparison = self._compare(conn, status, value, parent_commit)
-            summary = RunSummary(
+            run_summary = RunSummary(
                 run_id=run_id, commit=commit, parent_commit=parent_commit, branch=branch, family=family,
                 status=status, description=description, metric=value,
             )  # fmt: skip
-            packet = decide(summary, comparison, error=run_error, novelty=novelty, near_margin=self.near_margin)
+            packet = decide(run_summary, comparison, error=run_error, novelty=novelty, near_margin=self.near_margin)
             stored: list[RunArtifact] = []
             if log_text is not None:
                 record = self._artifacts.save_text(log_text, "run_log", name="run.log", labels=labels)
@@ -1019,8 +1025,8 @@ class Lab:
                 self._index.ensure_vectors()
         return TsvImport(imported=len(rows), run_ids=run_ids[:100], metric=self.metric, champion=self.board().champion)
 
-    def export_tsv(self, *, branch: str | None = None) -> str:
-        """The ledger (or one branch) as an autoresearch ``results.tsv``."""
+    def export_tsv(self, *, branch: str | None = None, extra_metrics: bool = False) -> str:
+        """The ledger (or one branch) as autoresearch's five-column ``results.tsv`` (``extra_metrics``: every metric)."""
         where, params = ("WHERE branch = ?", [branch]) if branch else ("", [])
         rows = self._db.query(
             f"SELECT commit_sha, status, description, metrics, source FROM lab_runs {where} ORDER BY seq", params
@@ -1035,7 +1041,13 @@ class Lab:
             }
             for r in rows
         ]
-        return format_results_tsv(runs, metric=self.metric)
+        return format_results_tsv(runs, metric=self.metric, extra_metrics=extra_metrics)
+
+    def export_run_tsv(self, run_id: str) -> str:
+        """One run as a results.tsv (header + its row), in autoresearch's five columns."""
+        run = self.get(run_id)
+        row = {"commit": run.commit, "status": run.status, "description": run.description, "metrics": run.metrics}
+        return format_results_tsv([row], metric=self.metric)
 
     def embed_missing(self) -> int:
         """Embed every run without a vector for the current model (e.g. after a model change).
