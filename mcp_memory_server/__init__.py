@@ -12,12 +12,22 @@ except PackageNotFoundError:  # running from a checkout without installing
 
 from .aio import AsyncMemoryStore
 from .config import Config
-from .errors import AccessDenied, Conflict, InvalidInput, LimitExceeded, MemoryServerError, NotFound, StorageError
+from .errors import (
+    AccessDenied,
+    ConcurrencyError,
+    Conflict,
+    InvalidInput,
+    LimitExceeded,
+    MemoryServerError,
+    NotFound,
+    StorageError,
+)
 from .store import MemoryStore
 
 __all__ = [
     "AccessDenied",
     "AsyncMemoryStore",
+    "ConcurrencyError",
     "Config",
     "Conflict",
     "InvalidInput",
