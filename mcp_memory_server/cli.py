@@ -312,12 +312,18 @@ def _lab(args: argparse.Namespace, config: Config) -> int:
             return 0
         if action == "report":
             result = lab.report(args.since_hours, until=args.until)
-            if args.output:
-                assert result.report_artifact_id is not None
-                Path(args.output).write_bytes(store.artifacts.read_bytes(result.report_artifact_id))
+            assert result.report_artifact_id is not None
+            markdown = store.artifacts.read_bytes(result.report_artifact_id).decode("utf-8")
             if args.chart and result.chart_artifact_id:
-                Path(args.chart).write_bytes(store.artifacts.read_bytes(result.chart_artifact_id))
-            print(result.markdown)
+                chart = Path(args.chart)
+                chart.write_bytes(store.artifacts.read_bytes(result.chart_artifact_id))
+                # A Markdown viewer opens a file next to the report, not a cas:// URI.
+                beside = Path(args.output).resolve().parent if args.output else Path.cwd()
+                link = Path(os.path.relpath(chart.resolve(), beside)).as_posix()
+                markdown = markdown.replace(f"]({result.chart_uri})", f"]({link})")
+            if args.output:
+                Path(args.output).write_text(markdown, encoding="utf-8")
+            print(markdown)
             return 0
         if action == "import-tsv":
             if args.src == "-":

@@ -170,3 +170,19 @@ def test_experiment_log_summary_over_the_library(store: MemoryStore) -> None:
     with pytest.raises(InvalidInput, match="JSON object"):
         store.lab.log("again", "keep", summary=[0.99])  # type: ignore[arg-type]
     assert store.lab.count() == 1
+
+
+def test_report_written_to_files_links_the_chart_file(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`lab report -o report.md --chart chart.png`: the Markdown links chart.png (a viewer opens it), not cas://."""
+    log = tmp_path / "run.log"
+    log.write_text(RUN_LOG)
+    assert lab("log", "baseline", "--status", "keep", "--commit", "a1b2c3d", "--log", str(log))[0] == 0
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    report, chart = out_dir / "report.md", out_dir / "chart.png"
+    code, printed, err = lab("report", "-o", str(report), "--chart", str(chart))
+    assert code == 0, err
+    text = report.read_text()
+    assert "](chart.png)" in text and "](cas://" not in text
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert printed.strip() == text.strip()

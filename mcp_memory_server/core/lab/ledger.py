@@ -621,7 +621,7 @@ class Lab:
             value=value,
             champion_run_id=champion["run_id"] if champion else None,
             champion_value=champion_value,
-            delta=value - champion_value if value is not None and champion_value is not None else None,
+            delta=_round(value - champion_value) if value is not None and champion_value is not None else None,
             improvement=improvement,
             new_champion=status == "keep" and value is not None and (champion is None or (improvement or 0) > 0),
             parent_run_id=parent["run_id"] if parent else None,
@@ -632,7 +632,7 @@ class Lab:
     def _improvement(self, value: float | None, reference: float | None) -> float | None:
         if value is None or reference is None:
             return None
-        return reference - value if self.direction == "min" else value - reference
+        return _round(reference - value if self.direction == "min" else value - reference)
 
     def _error(self, error: str | Mapping[str, Any] | None, status: str, log_tail: str | None) -> RunError | None:
         tail = _tail(log_tail) if log_tail else ""
@@ -721,7 +721,7 @@ class Lab:
                 status=r["status"],
                 description=r["description"],
                 value=r["value"],
-                delta=r["value"] - best,
+                delta=_round(r["value"] - best),
                 ts=r["ts"],
             )
             for i, r in enumerate(rows, 1)
@@ -903,6 +903,10 @@ class Lab:
             board=self.board(),
             lineages=self.lineages(),
             clusters=self.failure_clusters(since=start),
+            followed_up=frozenset(
+                r[0]
+                for r in self._db.query("SELECT DISTINCT parent_commit FROM lab_runs WHERE parent_commit IS NOT NULL")
+            ),
         )
         chart_record = None
         if chart and save:
@@ -931,7 +935,7 @@ class Lab:
             since=start,
             until=end,
             headline=report_module.headline(data),
-            counts=report_module.counts(window),
+            counts=report_module.counts(data),
             champion=data.board.champion,
             report_artifact_id=report_record.artifact_id if report_record else None,
             report_uri=report_record.uri if report_record else None,
@@ -1062,6 +1066,11 @@ class Lab:
 
 def _artifact(role: Literal["log", "patch", "summary", "attached"], record: Any) -> RunArtifact:
     return RunArtifact(role=role, artifact_id=record.artifact_id, uri=record.uri, name=record.name)
+
+
+def _round(delta: float) -> float:
+    """A metric difference without float noise (0.9911 - 0.9979 is -0.0068, not -0.006800000000000028)."""
+    return round(delta, 10)
 
 
 def _read_tail(path: Path, size: int = 65536) -> str:
