@@ -186,3 +186,22 @@ def test_report_written_to_files_links_the_chart_file(lab, tmp_path: Path) -> No
     assert "](chart.png)" in text and "](cas://" not in text
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert printed.strip() == text.strip()
+
+
+def test_a_logged_run_is_judged_as_made_not_advised_and_crashes_measure_nothing(store: MemoryStore) -> None:
+    """Logging judges the run that happened (no "run it only if it is cheap"); the guard names its probe."""
+    first = store.lab.log("swap the optimizer to Lion with weight decay 0.1", "discard", {"val_bpb": 1.01})
+    guard = first.novelty_guard
+    assert guard is not None
+    assert guard.policy.rationale.startswith("logged run, novel:")
+    assert "only if it is cheap" not in guard.policy.rationale
+    assert (guard.probe_text, guard.match_count, guard.threshold) == (
+        "swap the optimizer to Lion with weight decay 0.1", 0, guard.effective_threshold,
+    )  # fmt: skip
+    again = store.lab.log("swap the optimizer to Lion with weight decay 0.1", "discard", {"val_bpb": 1.02})
+    assert again.novelty_guard is not None and again.novelty_guard.match_count >= 1
+    assert again.novelty_guard.policy.decision == "caution"
+    assert "already" in again.novelty_guard.policy.rationale
+    crashed = store.lab.log("depth 64", "crash", log_text=CRASH_LOG)
+    assert crashed.metrics is None
+    assert store.lab.get(crashed.run_id).metrics is None

@@ -26,7 +26,7 @@ from .._context import StoreContext
 from ..local_paths import resolve_allowed
 from . import report as report_module
 from .autoresearch import merge_metrics
-from .decisions import NEAR_MARGIN, categorize, classify, decide, error_kind, policy
+from .decisions import NEAR_MARGIN, categorize, classify, decide, error_kind, judge_logged, policy
 from .models import (
     BoardEntry,
     ChampionBoard,
@@ -342,6 +342,8 @@ class Lab:
         mode: Mode,
         threshold: float | None,
         limit: int,
+        *,
+        logged: bool = False,
     ) -> tuple[NoveltyCheck, np.ndarray | None]:
         features = analyze(description)
         warning = None
@@ -368,7 +370,8 @@ class Lab:
         for category in ("duplicate_run", "repeat_failure", "incremental_followup", "known_success"):
             counts[category] = sum(1 for c in categories.values() if c == category)
         example = next((m for m in matched if categories[m.row.run_id] == classification), None)
-        decision = policy(classification, mode, self._describe(example.row) if example else None)
+        closest = self._describe(example.row) if example else None
+        decision = judge_logged(classification, closest) if logged else policy(classification, mode, closest)
         top = [
             NoveltyMatch(
                 run_id=m.row.run_id,
@@ -389,6 +392,9 @@ class Lab:
             policy=decision,
             mode=mode,
             effective_threshold=round(weights.match, 4),
+            threshold=round(weights.match, 4),
+            probe_text=description,
+            match_count=len(matched),
             counts=counts,
             top_matches=top,
             similarity="embedding" if probe_vector is not None else "lexical",
@@ -504,7 +510,7 @@ class Lab:
             )
         run_error = self._error(error, status, log_tail)
 
-        novelty, vector = self._check(description, clean_tags, family, mode, None, 3)
+        novelty, vector = self._check(description, clean_tags, family, mode, None, 3, logged=True)
         run_id = new_id("run")
         labels: dict[str, str | int | float | bool] = {"lab_run_id": run_id}
         if commit:
@@ -1050,7 +1056,7 @@ class Lab:
     def export_run_tsv(self, run_id: str) -> str:
         """One run as a results.tsv (header + its row), in autoresearch's five columns."""
         run = self.get(run_id)
-        row = {"commit": run.commit, "status": run.status, "description": run.description, "metrics": run.metrics}
+        row = {"commit": run.commit, "status": run.status, "description": run.description, "metrics": run.metrics or {}}
         return format_results_tsv([row], metric=self.metric)
 
     def embed_missing(self) -> int:
@@ -1109,7 +1115,8 @@ def _run(row: sqlite3.Row) -> LabRun:
         hypothesis=row["hypothesis"],
         tags=json.loads(row["tags"]),
         notes=row["notes"],
-        metrics=json.loads(row["metrics"]),
+        # A crash measured nothing: null, not an empty object that reads as "measured, no values".
+        metrics=json.loads(row["metrics"]) or (None if row["status"] == "crash" else {}),
         error=RunError.model_validate_json(row["error"]) if row["error"] else None,
         artifacts=[RunArtifact.model_validate(a) for a in json.loads(row["artifacts"])],
         novelty_guard=NoveltyCheck.model_validate_json(row["novelty_guard"]) if row["novelty_guard"] else None,

@@ -160,7 +160,7 @@ def render_markdown(data: ReportData) -> str:
         for rank, (_, run, packet) in enumerate(queued[:_QUEUE_ROWS], 1):
             out.append(
                 f"| {rank} | {packet.priority} | **{packet.next_action}** | `{run.run_id}` | {_commit(run.commit)} | "
-                f"{_v(run.metrics.get(m))} | {_cell(run.description)} | {_cell(packet.rationale, 160)} |"
+                f"{_v((run.metrics or {}).get(m))} | {_cell(run.description)} | {_cell(packet.rationale, 160)} |"
             )
         if len(queued) > _QUEUE_ROWS:
             rest = Counter(f"{p.next_action} ({p.priority})" for _, _, p in queued[_QUEUE_ROWS:])
@@ -213,7 +213,7 @@ def render_markdown(data: ReportData) -> str:
         for run in recent[:_LEDGER_ROWS]:
             out.append(
                 f"| {run.ts[:19].replace('T', ' ')} | `{run.run_id}` | {_commit(run.commit)} | {run.status} | "
-                f"{_v(run.metrics.get(m))} | {_cell(run.description)} |"
+                f"{_v((run.metrics or {}).get(m))} | {_cell(run.description)} |"
             )
         if len(recent) > _LEDGER_ROWS:
             out.append(f"\n… and {len(recent) - _LEDGER_ROWS} older runs in the window.")
