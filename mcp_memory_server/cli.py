@@ -169,6 +169,12 @@ def _graph_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
     )
     check = actions.add_parser("validate", parents=[settings], help="report dangling, cross-agent and orphan items")
     check.add_argument("--agent-id", default=None, help="one agent's graph (default: the whole store)")
+    ainl = actions.add_parser("import-db", parents=[settings], help="import an ainl-memory SQLite database")
+    ainl.add_argument("src", help="the ainl-memory database file (read only, never changed)")
+    ainl.add_argument("--agent-id", default=None, help="import only this agent's graph (default: every agent)")
+    ainl.add_argument(
+        "--allow-dangling-edges", action="store_true", help="forensic load: keep edges whose nodes are missing"
+    )
 
 
 _PARSER_EXTENSIONS.append(_graph_parsers)
@@ -189,6 +195,10 @@ def _graph(args: argparse.Namespace, config: Config) -> int:
         if args.graph_command == "import":
             source = sys.stdin.read() if args.src == "-" else store.graph.read_snapshot_file(args.src)
             _print_json(store.graph.import_snapshot(source, allow_dangling_edges=args.allow_dangling_edges))
+            return 0
+        if args.graph_command == "import-db":
+            _print_json(store.graph.import_database(args.src, agent_id=args.agent_id,
+                                                    allow_dangling_edges=args.allow_dangling_edges))  # fmt: skip
             return 0
         report = store.graph.validate(args.agent_id)
         _print_json(report)

@@ -25,6 +25,7 @@ from .._context import StoreContext
 from ..local_paths import resolve_allowed
 from ..search import ProgressFn as SearchProgressFn
 from ..search import SearchIndex, SourceFilter
+from .ainl_db import read_ainl_database
 from .nodes import (
     NODE_TYPES,
     EdgeRow,
@@ -39,6 +40,8 @@ from .nodes import (
 )
 from .records import (
     SNAPSHOT_SCHEMA_VERSION,
+    AinlDatabaseImportReport,
+    AinlEdgeRef,
     GraphEdge,
     GraphExportResult,
     GraphImportReport,
@@ -679,6 +682,42 @@ class GraphMemory:
         return GraphImportReport(agent_id=agent_id, nodes_imported=len(nodes), edges_imported=len(edges),
                                  allow_dangling_edges=allow_dangling_edges,
                                  validation=self.validate(agent_id))  # fmt: skip
+
+    def import_database(
+        self, path: str | os.PathLike[str], *, agent_id: str | None = None, allow_dangling_edges: bool = False
+    ) -> AinlDatabaseImportReport:
+        """Import an ainl-memory SQLite database: every agent's graph (or ``agent_id``'s), same rules as snapshots.
+
+        Strict by default: before anything is written, every edge's ends must be in the
+        database or the store, else nothing is imported. Legacy edge tables (no foreign keys)
+        lose their dangling rows first, as the crate's migration does; cross-agent edges are
+        reported, not imported. The database is only read.
+
+        Raises:
+            NotFound: no database at ``path``, or (strict) an edge whose node exists nowhere.
+            InvalidInput: not an ainl-memory database, or a node is malformed.
+        """
+        db = read_ainl_database(path, agent_id=agent_id)
+        if not allow_dangling_edges:
+            known = {n["id"] for snap in db.snapshots.values() for n in snap["nodes"]}
+            for snap in db.snapshots.values():
+                for edge in snap["edges"]:
+                    for end in (edge["from_id"], edge["to_id"]):
+                        if end not in known and self.get(str(end)) is None:
+                            raise NotFound(
+                                f"edge {edge['from_id']} -[{edge['label']}]-> {edge['to_id']} points at node {end}, "
+                                "which is neither in the database nor in this store; nothing was imported "
+                                "(import with allow_dangling_edges for a forensic load)"
+                            )
+        reports = [
+            self.import_snapshot(snap, allow_dangling_edges=allow_dangling_edges)
+            for _, snap in sorted(db.snapshots.items())
+        ]
+        return AinlDatabaseImportReport(
+            source=str(path), legacy_edges=db.legacy_edges, agents=reports,
+            dropped_dangling_edges=[AinlEdgeRef(**e) for e in db.dropped_dangling_edges],
+            cross_agent_boundary_edges=[AinlEdgeRef(**e) for e in db.cross_agent_boundary_edges],
+        )  # fmt: skip
 
     def export_to_file(
         self, agent_id: str, path: str | os.PathLike[str], *, roots: Sequence[Path] | None = None

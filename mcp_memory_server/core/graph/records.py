@@ -130,3 +130,23 @@ class GraphQueryResult(_Record):
     next_cursor: str | None = Field(default=None, description="pass as cursor for the next page; null on the last page")
     mode: str | None = Field(default=None, description="for search: the mode actually used")
     warning: str | None = None
+
+
+class AinlEdgeRef(_Record):
+    from_id: str
+    to_id: str
+    label: str
+
+
+class AinlDatabaseImportReport(_Record):
+    """The result of importing an ainl-memory SQLite database (one snapshot import per agent)."""
+
+    source: str
+    legacy_edges: bool = Field(description="the edges table had no foreign keys (the crate's old layout)")
+    agents: list[GraphImportReport] = Field(description="one import report per agent found")
+    dropped_dangling_edges: list[AinlEdgeRef] = Field(
+        description="legacy edge rows whose node is missing, dropped as the crate's own migration does"
+    )
+    cross_agent_boundary_edges: list[AinlEdgeRef] = Field(
+        description="edges between two agents' nodes, not imported: graph writes are scoped to one agent"
+    )
