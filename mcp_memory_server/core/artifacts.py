@@ -159,7 +159,8 @@ class Artifacts:
             NotFound: nothing exists at the path.
         """
         resolved = resolve_allowed(path, self._config.allowed_roots)
-        meta.setdefault("name", resolved.name)
+        if not meta.get("name"):  # None from a tool that left it out: the file's own name
+            meta["name"] = resolved.name
         fields = self._check_meta(kind, meta)
         if resolved.is_dir():
             return self._save_dir(resolved, fields, progress)
