@@ -124,3 +124,24 @@ def test_cli_import_db_one_agent(data_dir: Path, tmp_path: Path, capsys: pytest.
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     assert main(["graph", "import-db", str(other), "--data-dir", str(data_dir)]) != 0
     assert "not an ainl-memory database" in capsys.readouterr().err
+
+
+def test_family_ops_subgraph_edges_and_crate_validation_names(store: MemoryStore, tmp_path: Path) -> None:
+    """episodes/semantic_nodes/… list one family each; subgraph_edges returns the edges among given nodes."""
+    ep, f1, f2, other = episode("alice"), fact("alice", "a"), fact("alice", "b"), fact("bob", "c")
+    db = tmp_path / "ainl.db"
+    build(db, [ep, f1, f2, other], [(str(f1["id"]), str(ep["id"]), "DERIVED_FROM"),
+                                    (str(f2["id"]), str(ep["id"]), "DERIVED_FROM"),
+                                    (str(f1["id"]), str(other["id"]), "RELATED_TO")])  # fmt: skip
+    store.graph.import_database(db)
+    graph = store.graph
+    assert [n.id for n in graph.query("episodes", "alice").nodes] == [ep["id"]]
+    assert {n.id for n in graph.query("semantic_nodes", "alice").nodes} == {f1["id"], f2["id"]}
+    assert graph.query("procedural_nodes", "alice").nodes == [] and graph.query("persona_nodes", "alice").nodes == []
+    sub = graph.query("subgraph_edges", "alice", node_ids=[str(f1["id"]), str(ep["id"]), str(other["id"])])
+    assert {n.id for n in sub.nodes} == {f1["id"], ep["id"]}
+    assert [(e.from_id, e.to_id, e.label) for e in sub.edges] == [(f1["id"], ep["id"], "DERIVED_FROM")]
+    # The cross-agent edge was not imported; write one (as the crate would allow) to see it reported by name.
+    report = graph.validate("alice")
+    assert report.dangling_edge_details == report.dangling_edges == []
+    assert report.cross_agent_boundary_edges == [] and report.cross_agent_edges == 0

@@ -86,7 +86,11 @@ class GraphValidationReport(_Record):
     edge_count: int = Field(description="edges with at least one endpoint in the checked graph, or owned by it")
     dangling_edges: list[SnapshotEdge] = Field(description="edges whose source or target node does not exist")
     dangling_edge_count: int
+    dangling_edge_details: list[SnapshotEdge] = Field([], description="the same edges, under ainl-memory's name")
     cross_agent_edges: int = Field(description="edges joining nodes of two different agents")
+    cross_agent_boundary_edges: list[SnapshotEdge] = Field(
+        [], description="those edges (ainl-memory's cross_agent_boundary_edges)"
+    )
     orphan_nodes: list[str] = Field(description="ids of nodes without any edge")
     orphan_node_count: int
     is_valid: bool = Field(description="true when no edge dangles")
