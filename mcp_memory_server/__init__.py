@@ -10,12 +10,24 @@ try:
 except PackageNotFoundError:  # running from a checkout without installing
     __version__ = "0.0.0+local"
 
+from .aio import AsyncMemoryStore
 from .config import Config
-from .errors import AccessDenied, Conflict, InvalidInput, LimitExceeded, MemoryServerError, NotFound, StorageError
+from .errors import (
+    AccessDenied,
+    ConcurrencyError,
+    Conflict,
+    InvalidInput,
+    LimitExceeded,
+    MemoryServerError,
+    NotFound,
+    StorageError,
+)
 from .store import MemoryStore
 
 __all__ = [
     "AccessDenied",
+    "AsyncMemoryStore",
+    "ConcurrencyError",
     "Config",
     "Conflict",
     "InvalidInput",

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .config import Config, env_var
@@ -171,6 +173,12 @@ def _graph_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
     )
     check = actions.add_parser("validate", parents=[settings], help="report dangling, cross-agent and orphan items")
     check.add_argument("--agent-id", default=None, help="one agent's graph (default: the whole store)")
+    ainl = actions.add_parser("import-db", parents=[settings], help="import an ainl-memory SQLite database")
+    ainl.add_argument("src", help="the ainl-memory database file (read only, never changed)")
+    ainl.add_argument("--agent-id", default=None, help="import only this agent's graph (default: every agent)")
+    ainl.add_argument(
+        "--allow-dangling-edges", action="store_true", help="forensic load: keep edges whose nodes are missing"
+    )
 
 
 _PARSER_EXTENSIONS.append(_graph_parsers)
@@ -192,6 +200,10 @@ def _graph(args: argparse.Namespace, config: Config) -> int:
             source = sys.stdin.read() if args.src == "-" else store.graph.read_snapshot_file(args.src)
             _print_json(store.graph.import_snapshot(source, allow_dangling_edges=args.allow_dangling_edges))
             return 0
+        if args.graph_command == "import-db":
+            _print_json(store.graph.import_database(args.src, agent_id=args.agent_id,
+                                                    allow_dangling_edges=args.allow_dangling_edges))  # fmt: skip
+            return 0
         report = store.graph.validate(args.agent_id)
         _print_json(report)
         return 0 if report.is_valid else 2
@@ -203,7 +215,8 @@ def _lab_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
     init = actions.add_parser("init", parents=[settings], help="create the ledger (optionally from a results.tsv)")
     init.add_argument("--from-tsv", default=None, metavar="FILE", help="import this autoresearch results.tsv")
     check = actions.add_parser("check", parents=[settings], help="has this idea (or one close to it) been tried?")
-    check.add_argument("description", help="the change you are about to try")
+    check.add_argument("description", nargs="?", default=None, help="the change you are about to try")
+    check.add_argument("--description", dest="description_flag", default=None, help="the same, as a flag")
     check.add_argument("--tag", dest="tags", action="append", default=None, help="a tag (repeatable)")
     check.add_argument("--family", default=None, help="the line of work, e.g. lr-sweep")
     check.add_argument("--mode", choices=["explore", "exploit", "replicate"], default="explore")
@@ -227,8 +240,19 @@ def _lab_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
     log.add_argument("--tag", dest="tags", action="append", default=None)
     log.add_argument("--notes", default=None)
     log.add_argument("--error", default=None, help="a crash's one-line error (default: read from --log-file)")
-    log.add_argument("--log-file", default=None, help="the run's output, stored as an artifact")
+    log.add_argument(
+        "--log", "--log-file", dest="log_file", default=None, metavar="FILE",
+        help="the run's output (run.log), stored as an artifact; its final '---' footer gives metrics",
+    )  # fmt: skip
+    log.add_argument(
+        "--summary", default=None, metavar="FILE",
+        help="train.py's summary sidecar (JSON of final metrics); default: $AUTORESEARCH_SUMMARY_PATH when set",
+    )  # fmt: skip
     log.add_argument("--patch-file", default=None, help="the run's diff, stored as an artifact")
+    log.add_argument(
+        "--results-tsv", default=None, metavar="FILE",
+        help="also append the run's row to this autoresearch results.tsv (created with its header if absent)",
+    )  # fmt: skip
     log.add_argument("--mode", choices=["explore", "exploit", "replicate"], default="exploit")
     log.add_argument("--ts", default=None, help="when it ran (RFC 3339; default now)")
     report = actions.add_parser("report", parents=[settings], help="write the morning report (Markdown + PNG)")
@@ -244,6 +268,9 @@ def _lab_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
     dump = actions.add_parser("export-tsv", parents=[settings], help="write the ledger as a results.tsv")
     dump.add_argument("--output", "-o", default=None, help="file to write (default: standard output)")
     dump.add_argument("--branch", default=None, help="only this branch's runs")
+    dump.add_argument(
+        "--extra-metrics", action="store_true", help="a column for every metric, after autoresearch's five"
+    )
 
 
 _PARSER_EXTENSIONS.append(_lab_parsers)
@@ -252,8 +279,7 @@ _PARSER_EXTENSIONS.append(_lab_parsers)
 @command("lab")
 def _lab(args: argparse.Namespace, config: Config) -> int:
     """``lab check --fail-on-similar`` exits 2 when the policy decision is block."""
-    from pathlib import Path
-
+    from .core.lab.autoresearch import SUMMARY_PATH_VARIABLE, read_summary_file
     from .errors import InvalidInput
     from .store import MemoryStore
 
@@ -268,7 +294,8 @@ def _lab(args: argparse.Namespace, config: Config) -> int:
             })  # fmt: skip
             return 0
         if action == "check":
-            verdict = lab.check(args.description, tags=args.tags, family=args.family, mode=args.mode,
+            description = _one_description(args)
+            verdict = lab.check(description, tags=args.tags, family=args.family, mode=args.mode,
                                 threshold=args.threshold, limit=args.limit)  # fmt: skip
             _print_json(verdict)
             closest = verdict.top_matches[0] if verdict.top_matches else None
@@ -285,22 +312,32 @@ def _lab(args: argparse.Namespace, config: Config) -> int:
                     raise InvalidInput(f"--metric {item!r} must look like NAME=NUMBER, e.g. val_bpb=0.9912") from None
                 if not sep or not name.strip():
                     raise InvalidInput(f"--metric {item!r} must look like NAME=NUMBER, e.g. val_bpb=0.9912")
+            summary_path = args.summary or os.environ.get(SUMMARY_PATH_VARIABLE) or None
+            summary = read_summary_file(summary_path) if summary_path else None
             run = lab.log(
-                args.description, args.status, metrics, commit=args.commit, parent_commit=args.parent_commit,
+                args.description, args.status, metrics, summary=summary, commit=args.commit, parent_commit=args.parent_commit,
                 branch=args.branch, family=args.family, hypothesis=args.hypothesis, tags=args.tags,
                 notes=args.notes, error=args.error, log_path=args.log_file, patch_path=args.patch_file,
                 mode=args.mode, ts=args.ts,
             )  # fmt: skip
+            if args.results_tsv:
+                _append_results_row(Path(args.results_tsv), lab.export_run_tsv(run.run_id))
             _print_json(run.decision_packet)
             return 0
         if action == "report":
             result = lab.report(args.since_hours, until=args.until)
-            if args.output:
-                assert result.report_artifact_id is not None
-                Path(args.output).write_bytes(store.artifacts.read_bytes(result.report_artifact_id))
+            assert result.report_artifact_id is not None
+            markdown = store.artifacts.read_bytes(result.report_artifact_id).decode("utf-8")
             if args.chart and result.chart_artifact_id:
-                Path(args.chart).write_bytes(store.artifacts.read_bytes(result.chart_artifact_id))
-            print(result.markdown)
+                chart = Path(args.chart)
+                chart.write_bytes(store.artifacts.read_bytes(result.chart_artifact_id))
+                # A Markdown viewer opens a file next to the report, not a cas:// URI.
+                beside = Path(args.output).resolve().parent if args.output else Path.cwd()
+                link = Path(os.path.relpath(chart.resolve(), beside)).as_posix()
+                markdown = markdown.replace(f"]({result.chart_uri})", f"]({link})")
+            if args.output:
+                Path(args.output).write_text(markdown, encoding="utf-8")
+            print(markdown)
             return 0
         if action == "import-tsv":
             if args.src == "-":
@@ -311,12 +348,33 @@ def _lab(args: argparse.Namespace, config: Config) -> int:
                                           parent_commit=args.parent_commit)  # fmt: skip
             _print_json(imported)
             return 0
-        text = lab.export_tsv(branch=args.branch)
+        text = lab.export_tsv(branch=args.branch, extra_metrics=args.extra_metrics)
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text)
         return 0
+
+
+def _append_results_row(path: Path, table: str) -> None:
+    """Append the data line of a one-run results.tsv ``table``, writing its header first into a new or empty file."""
+    header, row = table.splitlines(keepends=True)
+    with path.open("a+", encoding="utf-8") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            handle.write(header)
+        handle.write(row)
+
+
+def _one_description(args: argparse.Namespace) -> str:
+    from .errors import InvalidInput
+
+    if args.description is not None and args.description_flag is not None:
+        raise InvalidInput("give the description once: as the argument or as --description, not both")
+    description = args.description if args.description is not None else args.description_flag
+    if description is None:
+        raise InvalidInput("lab check needs the change you are about to try: lab check 'lr 0.04' or --description …")
+    return str(description)
 
 
 def _search_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ fields below (see ``cli.py``), so a new setting is one field here.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -94,6 +95,11 @@ class Config:
         """
         environ = os.environ if environ is None else environ
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v != []}
+        names = [f.name for f in dataclasses.fields(cls)]
+        for unknown in sorted(set(overrides) - set(names)):
+            close = difflib.get_close_matches(unknown, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InvalidInput(f"unknown setting {unknown!r}; {hint}valid settings: {', '.join(names)}")
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name in overrides:

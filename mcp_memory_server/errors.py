@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "ConcurrencyError",
     "Conflict",
     "InvalidInput",
     "LimitExceeded",
@@ -35,6 +36,10 @@ class NotFound(MemoryServerError, LookupError):
 
 class Conflict(MemoryServerError):
     """A conditional write lost: the stored state is not what the caller expected."""
+
+
+ConcurrencyError = Conflict
+"""Flyte's name for :class:`Conflict`."""
 
 
 class AccessDenied(MemoryServerError, PermissionError):

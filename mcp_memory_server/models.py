@@ -119,6 +119,7 @@ class Event(_Record):
     run_id: str
     graph_id: str | None = None
     node_id: str | None = None
+    version: int = Field(1, description="the event record's format version (AetherGraph's Event.version)")
     truncated: bool = Field(False, description="text/data were cut to keep the response bounded")
 
 

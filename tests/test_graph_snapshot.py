@@ -262,6 +262,7 @@ def test_validate_counts_nodes_edges_cross_agent_edges_and_orphans(store: Memory
     alice = store.graph.validate("alice")
     assert (alice.node_count, alice.edge_count, alice.cross_agent_edges, alice.dangling_edge_count) == (11, 9, 1, 0)
     assert alice.orphan_nodes == [nid("p2"), nid("s2"), nid("s3")] and alice.is_valid
+    assert len(alice.cross_agent_boundary_edges) == 1 and alice.dangling_edge_details == alice.dangling_edges
     bob = store.graph.validate("bob")
     assert (bob.node_count, bob.edge_count, bob.cross_agent_edges) == (4, 2, 1)
     assert bob.orphan_nodes == [nid("bob_p"), nid("bob_s")]

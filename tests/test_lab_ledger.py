@@ -249,7 +249,7 @@ def test_an_imported_results_tsv_becomes_a_linked_ledger(store: MemoryStore) -> 
     assert imported.champion is not None and imported.champion.commit == "e5f6a7b"
     runs = store.lab.runs()
     assert [r.parent_commit for r in runs] == [None, "a1b2c3d", "b2c3d4e", "b2c3d4e", "b2c3d4e"]
-    assert runs[3].status == "crash" and runs[3].metrics == {}
+    assert runs[3].status == "crash" and runs[3].metrics is None
     assert [r.decision_packet.next_action for r in runs if r.decision_packet] == [
         "promote", "promote", "abandon", "investigate_crash", "promote",
     ]  # fmt: skip

@@ -60,10 +60,11 @@ def test_the_report_has_every_section_with_the_right_numbers(store: MemoryStore,
     report = store.lab.report(16, until=UNTIL)
     md = report.markdown
     assert report.since == "2026-03-04T16:00:00.000000Z" and report.until == "2026-03-05T08:00:00.000000Z"
-    assert report.counts == {"runs": 7, "keep": 3, "discard": 3, "crash": 1, "high_priority": 5}
+    # Open decisions only: c1's and c4's promotions were acted on (runs were built on them).
+    assert report.counts == {"runs": 7, "keep": 3, "discard": 3, "crash": 1, "high_priority": 3}
     assert report.headline == (
         "7 runs in the last 16 h: 3 kept, 3 discarded, 1 crashed. 2 new champions: val_bpb 1.000000 → "
-        f"0.990000 (improved by 0.010000; {ledger['c4']}). 5 high-priority decisions waiting."
+        f"0.990000 (improved by 0.010000; {ledger['c4']}). 3 open high-priority decisions."
     )
     headers = [line for line in md.splitlines() if line.startswith("## ")]
     assert headers == [
@@ -73,9 +74,8 @@ def test_the_report_has_every_section_with_the_right_numbers(store: MemoryStore,
     queue = _section(md, "Decision queue")
     order = [(row[1], row[2].strip("*"), row[4]) for row in _table(queue)]
     assert order == [
-        ("high", "branch_followup", "`c7`"), ("high", "abandon", "`c6`"), ("high", "promote", "`c4`"),
-        ("high", "fix_and_retry", "`c3`"), ("high", "promote", "`c1`"), ("medium", "replicate", "`c5`"),
-        ("low", "abandon", "`c2`"),
+        ("high", "branch_followup", "`c7`"), ("high", "abandon", "`c6`"), ("high", "fix_and_retry", "`c3`"),
+        ("medium", "replicate", "`c5`"), ("low", "abandon", "`c2`"),
     ]  # fmt: skip
     board = _table(_section(md, "Champion board"))
     assert [(row[2], row[4], row[5]) for row in board] == [
@@ -166,3 +166,33 @@ def _section(markdown: str, title: str) -> str:
 def _table(section: str) -> list[list[str]]:
     rows = [line for line in section.splitlines() if line.startswith("|")][2:]
     return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
+
+
+def test_a_champion_improved_in_the_window_is_not_called_first(store: MemoryStore) -> None:
+    """With no champion before the window, a run of improvements is reported as first set and improved n times."""
+    parent = None
+    for i, value in enumerate([1.0, 0.99, 0.98, 0.97]):
+        store.lab.log(f"step {i}", "keep", {"val_bpb": value}, commit=f"k{i}", parent_commit=parent,
+                      ts=f"2026-03-04T{i + 17}:00:00Z")  # fmt: skip
+        parent = f"k{i}"
+    headline = store.lab.report(16, until=UNTIL).headline
+    assert "First champion set and improved 3 times: val_bpb 1.000000 → 0.970000 (improved by 0.030000" in headline
+    assert "First champion set:" not in headline
+
+
+def test_a_superseded_champion_leaves_the_decision_queue(store: MemoryStore) -> None:
+    """Only the current champion's promotion stays open; the replaced one is history."""
+    old = store.lab.log("baseline", "keep", {"val_bpb": 1.0}, commit="a", ts="2026-03-04T17:00:00Z")
+    new = store.lab.log("better", "keep", {"val_bpb": 0.99}, commit="b", ts="2026-03-04T18:00:00Z")
+    queue = _table(_section(store.lab.report(16, until=UNTIL).markdown, "Decision queue"))
+    assert [row[3] for row in queue] == [f"`{new.run_id}`"]
+    assert old.run_id not in " ".join(" ".join(row) for row in queue)
+
+
+def test_deltas_are_rounded_for_people(store: MemoryStore) -> None:
+    """Board deltas and decision comparisons carry no float noise (0.9911 - 0.9979 is -0.0068)."""
+    store.lab.log("baseline", "keep", {"val_bpb": 0.9979}, commit="a")
+    run = store.lab.log("better", "keep", {"val_bpb": 0.9911}, commit="b", parent_commit="a")
+    assert run.decision_packet is not None
+    assert run.decision_packet.comparison.delta == -0.0068
+    assert store.lab.board().challengers[0].delta == 0.0068

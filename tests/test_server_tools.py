@@ -158,3 +158,13 @@ async def test_prompts_are_served_from_the_prompts_folder(client: Client) -> Non
     prompt = await client.get_prompt("recall_context", {"task": "tune the optimiser"})
     text = prompt.messages[0].content.text  # type: ignore[union-attr]
     assert "tune the optimiser" in text and "memory_recent" in text
+
+
+async def test_save_by_path_records_the_file_name_unless_one_is_given(client: Client, tmp_path: Path) -> None:
+    """artifact_save(path=…) names the record after the file (AetherGraph shows it); an explicit name wins."""
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 x")
+    saved = await call(client, "artifact_save", path=str(report), kind="report")
+    assert saved["name"] == "report.pdf" and saved["mime"] == "application/pdf"
+    named = await call(client, "artifact_save", path=str(report), kind="report", name="q3.pdf")
+    assert named["name"] == "q3.pdf"

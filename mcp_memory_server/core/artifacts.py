@@ -119,6 +119,8 @@ class Artifacts:
         self._blobs = ctx.blobs
         self._config = ctx.config
         self._search = search
+        self.last_artifact: ArtifactRecord | None = None
+        """The record the latest :meth:`writer` block of this process committed (AetherGraph's name)."""
 
     # -- saving ----------------------------------------------------------------------------------
 
@@ -158,7 +160,8 @@ class Artifacts:
             NotFound: nothing exists at the path.
         """
         resolved = resolve_allowed(path, self._config.allowed_roots)
-        meta.setdefault("name", resolved.name)
+        if not meta.get("name"):  # None from a tool that left it out: the file's own name
+            meta["name"] = resolved.name
         fields = self._check_meta(kind, meta)
         if resolved.is_dir():
             return self._save_dir(resolved, fields, progress)
@@ -211,6 +214,7 @@ class Artifacts:
         mime = fields.pop("mime") or mimetypes.guess_type(f"x{planned_ext}")[0] or "application/octet-stream"
         preview = _preview(self._blobs.read(info.sha256, 0, 2048), mime, info.size)
         writer.record = self._insert(info.sha256, info.size, mime, preview, fields)
+        self.last_artifact = writer.record
 
     def _check_meta(self, kind: str, meta: dict[str, Any]) -> dict[str, Any]:
         allowed = {"name", "labels", "metrics", "tags", "pin", "mime", "graph_id", "node_id"}
@@ -598,8 +602,18 @@ class Artifacts:
             next_cursor=None if ranking.next_offset is None else check.encode_cursor(ranking.next_offset),
         )  # fmt: skip
 
-    def list(self, *, limit: int = 50, cursor: str | None = None) -> ArtifactPage:
-        return self.search(limit=limit, cursor=cursor)
+    def list(
+        self,
+        *,
+        kind: str | None = None,
+        scope: Scope = "all",
+        graph_id: str | None = None,
+        node_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ArtifactPage:
+        """Every record in ``scope`` (``arts.list(scope="run")``: what this run produced), newest first."""
+        return self.search(kind=kind, scope=scope, graph_id=graph_id, node_id=node_id, limit=limit, cursor=cursor)
 
     def best(
         self,
@@ -629,9 +643,19 @@ class Artifacts:
 
     # -- changing --------------------------------------------------------------------------------
 
-    def pin(self, ref: str | ArtifactRecord, pinned: bool = True) -> ArtifactRecord:
-        """Pin (or unpin) a record; pinned records are never removed by gc or delete."""
-        record = self.get(ref)
+    def pin(
+        self, ref: str | ArtifactRecord | None = None, pinned: bool = True, *, artifact_id: str | None = None
+    ) -> ArtifactRecord:
+        """Pin (or unpin) a record; pinned records are never removed by gc or delete.
+
+        The record is ``ref`` (an id, ``cas://`` URI or record) or, as AetherGraph calls it, ``artifact_id=``.
+
+        Raises:
+            InvalidInput: neither or both of ``ref`` and ``artifact_id`` given. NotFound: no such record.
+        """
+        if (ref is None) == (artifact_id is None):
+            raise InvalidInput("pin needs exactly one record: pin(ref) or pin(artifact_id=...)")
+        record = self.get(ref if ref is not None else str(artifact_id))
         with self._db.write() as conn:
             conn.execute("UPDATE artifacts SET pinned = ? WHERE artifact_id = ?", (int(pinned), record.artifact_id))
         return self.get(record.artifact_id)

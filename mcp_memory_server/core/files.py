@@ -19,6 +19,7 @@ import json as jsonlib
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from ..storage.blobs import check_digest
 from . import _validate as check
 from ._context import StoreContext
 from ._file_archive import ArchiveSource, open_sink, open_source, read_lines, read_member
+from ._files_flyte import FlyteFileNames
 from ._paths import LiveTree, ReadOnlyPrefixes, Staged, StatKey, normalize_namespace, normalize_path, sha256_hex
 from .search import FILES_JOIN, SearchIndex, SourceFilter
 from .search import ProgressFn as SearchProgressFn
@@ -101,11 +103,12 @@ _MAX_JSONL_BYTES = 1 << 34  # streamed, so this bounds the time an import takes,
 _MISSING: Any = object()
 
 
-class Files:
+class Files(FlyteFileNames):
     """The memory files of one data directory. Get it as ``MemoryStore.files``.
 
     Every method takes ``namespace`` (default ``"default"``). Opening repairs live files
-    left behind by a killed writer.
+    left behind by a killed writer. Flyte's names (``write_text``, ``read_text``,
+    ``current_sha``, ``append``/``flush_messages`` …) work too.
     """
 
     def __init__(self, ctx: StoreContext, *, search: SearchIndex | None = None) -> None:
@@ -118,6 +121,8 @@ class Files:
         self._read_only = ReadOnlyPrefixes.parse(ctx.config.read_only_prefixes, max_bytes=ctx.config.max_path_bytes)
         # (namespace, path) → the stat key and sha of the live file when this process last checked it.
         self._seen: dict[tuple[str, str], tuple[StatKey, str | None]] = {}
+        self._transcripts: dict[str, Transcript] = {}
+        self._transcripts_lock = threading.Lock()
         self._tree.remove_stale_temps()
         self.repair()
 
@@ -448,14 +453,14 @@ class Files:
         default: Any = _MISSING,
         namespace: str = DEFAULT_NAMESPACE,
     ) -> Any:
-        """The parsed JSON content of ``path``.
+        """The parsed JSON content of ``path``; ``default`` (when given) for a missing or empty file.
 
         Raises:
             NotFound: no such path or version (unless ``default`` is given).
             InvalidInput: the content is not JSON.
         """
         content = self.read(path, version, default=_MISSING if default is _MISSING else None, namespace=namespace)
-        if content is None:
+        if content is None or (default is not _MISSING and not content.content.strip()):
             return default
         try:
             return jsonlib.loads(content.content)

@@ -31,6 +31,7 @@ AgentId = Annotated[str, Field(description='the agent whose graph this is; "" is
 QueryOp = Literal[
     "recent_episodes", "since", "neighbors", "lineage", "by_tag", "by_topic_cluster", "pattern_by_name",
     "active_patches", "successful_episodes", "episodes_with_tool", "evolved_persona", "runtime_state", "search",
+    "episodes", "semantic_nodes", "procedural_nodes", "persona_nodes", "subgraph_edges",
 ]  # fmt: skip
 NodeTypeName = Literal["episode", "semantic", "procedural", "persona", "runtime_state"]
 
@@ -82,6 +83,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         since: Annotated[str | None, Field(description="since: RFC 3339 time, e.g. 2026-01-31T12:00:00Z")] = None,
         node_type: Annotated[NodeTypeName | None, Field(description="since, search: only this node type")] = None,
         query: Annotated[str | None, Field(description="search: what to look for")] = None,
+        node_ids: Annotated[list[str] | None, Field(description="subgraph_edges: the nodes of the subgraph")] = None,
         mode: Annotated[
             Literal["hybrid", "semantic", "lexical"] | None, Field(description="search: ranking (default hybrid)")
         ] = None,
@@ -95,11 +97,13 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         breadth-first over DERIVED_FROM/CAUSED_PATCH, start excluded, at most 20 levels.
         by_tag(tag), by_topic_cluster(cluster), pattern_by_name(name), active_patches (not retired),
         successful_episodes (outcome=success), episodes_with_tool(tool), evolved_persona,
-        runtime_state, search(query, mode?) over node text. Lists are newest first and paginated.
+        runtime_state, search(query, mode?) over node text; ainl-memory's episodes, semantic_nodes,
+        procedural_nodes, persona_nodes (one node family each) and subgraph_edges(node_ids, label?): the
+        edges among those nodes. Lists are newest first and paginated.
         """
         run = partial(graph.query, op, agent_id, node_id=node_id, label=label, direction=direction, depth=depth,
                       tag=tag, cluster=cluster, name=name, tool=tool, since=since, node_type=node_type, query=query,
-                      mode=mode, limit=limit, cursor=cursor,
+                      node_ids=node_ids, mode=mode, limit=limit, cursor=cursor,
                       progress=progress_reporter(ctx) if op == "search" else None)  # fmt: skip
         return await anyio.to_thread.run_sync(run)
 

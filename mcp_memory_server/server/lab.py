@@ -70,6 +70,10 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         error: Annotated[RunErrorInput | None, Field(description="for a crash: summary and log tail")] = None,
         log_text: Annotated[str | None, Field(description="the run's output (stored as a run_log artifact)")] = None,
         log_path: Annotated[str | None, Field(description="server-local run log file, instead of log_text")] = None,
+        summary: Annotated[
+            dict[str, float | int | str | bool | None] | None,
+            Field(description="train.py's summary sidecar: an object of final metrics (metrics win over it)"),
+        ] = None,
         patch: Annotated[str | None, Field(description="the diff the run applied (run_patch artifact)")] = None,
         patch_path: Annotated[str | None, Field(description="server-local patch file, instead of patch")] = None,
         artifact_ids: Annotated[list[str] | None, Field(description="existing artifacts to attach")] = None,
@@ -88,7 +92,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
             description, status, metrics, commit=commit, parent_commit=parent_commit, branch=branch,
             family=family, hypothesis=hypothesis, tags=tags, notes=notes,
             error=error.model_dump(exclude_none=True) if error else None, log_text=log_text, log_path=log_path,
-            patch=patch, patch_path=patch_path, artifact_ids=artifact_ids, mode=mode, ts=ts,
+            summary=summary, patch=patch, patch_path=patch_path, artifact_ids=artifact_ids, mode=mode, ts=ts,
         )  # fmt: skip
 
     @register(server, title="Write the morning report")

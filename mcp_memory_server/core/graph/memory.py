@@ -25,6 +25,7 @@ from .._context import StoreContext
 from ..local_paths import resolve_allowed
 from ..search import ProgressFn as SearchProgressFn
 from ..search import SearchIndex, SourceFilter
+from .ainl_db import read_ainl_database
 from .nodes import (
     NODE_TYPES,
     EdgeRow,
@@ -39,6 +40,8 @@ from .nodes import (
 )
 from .records import (
     SNAPSHOT_SCHEMA_VERSION,
+    AinlDatabaseImportReport,
+    AinlEdgeRef,
     GraphEdge,
     GraphExportResult,
     GraphImportReport,
@@ -90,7 +93,15 @@ QUERY_OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "evolved_persona": ((), ()),
     "runtime_state": ((), ()),
     "search": (("query",), ("mode", "node_type")),
+    # ainl-memory's per-family listings and its subgraph query.
+    "episodes": ((), ()),
+    "semantic_nodes": ((), ()),
+    "procedural_nodes": ((), ()),
+    "persona_nodes": ((), ()),
+    "subgraph_edges": (("node_ids",), ("label",)),
 }
+_FAMILY_OPS = {"episodes": "episode", "semantic_nodes": "semantic", "procedural_nodes": "procedural",
+               "persona_nodes": "persona"}  # fmt: skip
 
 
 # Rows were validated on the way in, so reading them back skips validation (it dominated export time).
@@ -444,6 +455,50 @@ class GraphMemory:
                              offset=offset)  # fmt: skip
         return self._page(op, agent_id, nodes, limit=limit, offset=offset)
 
+    def _family(self, op: str, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
+        return self._listing(op, agent_id, "n.node_type = ?", (_FAMILY_OPS[op],), limit=limit, offset=offset)
+
+    def _op_episodes(self, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
+        return self._family("episodes", agent_id, limit=limit, offset=offset)
+
+    def _op_semantic_nodes(self, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
+        return self._family("semantic_nodes", agent_id, limit=limit, offset=offset)
+
+    def _op_procedural_nodes(self, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
+        return self._family("procedural_nodes", agent_id, limit=limit, offset=offset)
+
+    def _op_persona_nodes(self, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
+        return self._family("persona_nodes", agent_id, limit=limit, offset=offset)
+
+    def _op_subgraph_edges(self, agent_id: str, *, node_ids: Sequence[str], limit: int, offset: int,
+                           label: str | None = None) -> GraphQueryResult:  # fmt: skip
+        """The agent's nodes among ``node_ids`` and the edges with both ends among them (ainl's subgraph_edges)."""
+        if isinstance(node_ids, str) or not isinstance(node_ids, Sequence) or not node_ids:
+            raise InvalidInput("node_ids must be a non-empty list of node ids")
+        if len(node_ids) > self._config.max_page_size:
+            raise InvalidInput(f"node_ids has {len(node_ids)} ids; ask for at most {self._config.max_page_size}")
+        ids = sorted({check_node_id(n, field="node_ids entry") for n in node_ids})
+        marks = ",".join("?" * len(ids))
+        nodes = self._select(f"n.agent_id = ? AND n.id IN ({marks})", (agent_id, *ids), order=" ORDER BY n.id",
+                             limit=len(ids), offset=0)  # fmt: skip
+        kept = [n.id for n in nodes]
+        label_sql, label_params = ("", []) if label is None else (" AND label = ?", [check_label(label, field="label")])
+        edges = []
+        if kept:
+            inner = ",".join("?" * len(kept))
+            edges = [
+                _edge(*row)
+                for row in self._db.query(
+                    f"SELECT from_id, to_id, label, weight, metadata FROM graph_edges WHERE from_id IN ({inner})"
+                    f" AND to_id IN ({inner}){label_sql} ORDER BY from_id, to_id, label",
+                    (*kept, *kept, *label_params),
+                )
+            ]
+        page = edges[offset : offset + limit]
+        more = len(edges) > offset + limit
+        return GraphQueryResult(op="subgraph_edges", agent_id=agent_id, nodes=nodes, edges=page, count=len(page),
+                                next_cursor=check.encode_cursor(offset + limit) if more else None)  # fmt: skip
+
     def _op_recent_episodes(self, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
         return self._listing("recent_episodes", agent_id, "n.node_type = 'episode'", (), limit=limit, offset=offset)
 
@@ -731,6 +786,42 @@ class GraphMemory:
                                  allow_dangling_edges=allow_dangling_edges,
                                  validation=self.validate(agent_id))  # fmt: skip
 
+    def import_database(
+        self, path: str | os.PathLike[str], *, agent_id: str | None = None, allow_dangling_edges: bool = False
+    ) -> AinlDatabaseImportReport:
+        """Import an ainl-memory SQLite database: every agent's graph (or ``agent_id``'s), same rules as snapshots.
+
+        Strict by default: before anything is written, every edge's ends must be in the
+        database or the store, else nothing is imported. Legacy edge tables (no foreign keys)
+        lose their dangling rows first, as the crate's migration does; cross-agent edges are
+        reported, not imported. The database is only read.
+
+        Raises:
+            NotFound: no database at ``path``, or (strict) an edge whose node exists nowhere.
+            InvalidInput: not an ainl-memory database, or a node is malformed.
+        """
+        db = read_ainl_database(path, agent_id=agent_id)
+        if not allow_dangling_edges:
+            known = {n["id"] for snap in db.snapshots.values() for n in snap["nodes"]}
+            for snap in db.snapshots.values():
+                for edge in snap["edges"]:
+                    for end in (edge["from_id"], edge["to_id"]):
+                        if end not in known and self.get(str(end)) is None:
+                            raise NotFound(
+                                f"edge {edge['from_id']} -[{edge['label']}]-> {edge['to_id']} points at node {end}, "
+                                "which is neither in the database nor in this store; nothing was imported "
+                                "(import with allow_dangling_edges for a forensic load)"
+                            )
+        reports = [
+            self.import_snapshot(snap, allow_dangling_edges=allow_dangling_edges)
+            for _, snap in sorted(db.snapshots.items())
+        ]
+        return AinlDatabaseImportReport(
+            source=str(path), legacy_edges=db.legacy_edges, agents=reports,
+            dropped_dangling_edges=[AinlEdgeRef(**e) for e in db.dropped_dangling_edges],
+            cross_agent_boundary_edges=[AinlEdgeRef(**e) for e in db.cross_agent_boundary_edges],
+        )  # fmt: skip
+
     def export_to_file(
         self, agent_id: str, path: str | os.PathLike[str], *, roots: Sequence[Path] | None = None
     ) -> GraphExportResult:
@@ -837,6 +928,15 @@ class GraphMemory:
                     (*edge_params, sample_limit),
                 )
             ]  # fmt: skip
+            cross_sql = "(f.id IS NOT NULL AND t.id IS NOT NULL AND f.agent_id != t.agent_id)"
+            crossing = [] if not cross else [
+                _snapshot_edge(row)
+                for row in conn.execute(
+                    f"SELECT e.from_id, e.to_id, e.label, e.weight, e.metadata {edge_from}"
+                    f"{edge_where or ' WHERE 1'} AND {cross_sql} ORDER BY e.from_id, e.to_id, e.label LIMIT ?",
+                    (*edge_params, sample_limit),
+                )
+            ]  # fmt: skip
             orphan_ids = [row[0] for row in conn.execute(
                 f"SELECT n.id FROM graph_nodes n WHERE {orphan_sql}{node_where} ORDER BY n.timestamp, n.id",
                 node_params,
@@ -844,9 +944,10 @@ class GraphMemory:
         orphan_count, orphans = len(orphan_ids), orphan_ids[:sample_limit]
         return GraphValidationReport(
             agent_id=scope, node_count=node_count, edge_count=edge_count, dangling_edges=dangling,
-            dangling_edge_count=dangling_count, cross_agent_edges=cross, orphan_nodes=orphans,
-            orphan_node_count=orphan_count, is_valid=dangling_count == 0,
-            truncated=dangling_count > len(dangling) or orphan_count > len(orphans),
+            dangling_edge_details=dangling, dangling_edge_count=dangling_count, cross_agent_edges=cross,
+            cross_agent_boundary_edges=crossing, orphan_nodes=orphans, orphan_node_count=orphan_count,
+            is_valid=dangling_count == 0,
+            truncated=dangling_count > len(dangling) or cross > len(crossing) or orphan_count > len(orphans),
         )  # fmt: skip
 
     # -- runtime state ---------------------------------------------------------------------------

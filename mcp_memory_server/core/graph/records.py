@@ -86,7 +86,11 @@ class GraphValidationReport(_Record):
     edge_count: int = Field(description="edges with at least one endpoint in the checked graph, or owned by it")
     dangling_edges: list[SnapshotEdge] = Field(description="edges whose source or target node does not exist")
     dangling_edge_count: int
+    dangling_edge_details: list[SnapshotEdge] = Field([], description="the same edges, under ainl-memory's name")
     cross_agent_edges: int = Field(description="edges joining nodes of two different agents")
+    cross_agent_boundary_edges: list[SnapshotEdge] = Field(
+        [], description="those edges (ainl-memory's cross_agent_boundary_edges)"
+    )
     orphan_nodes: list[str] = Field(description="ids of nodes without any edge")
     orphan_node_count: int
     is_valid: bool = Field(description="true when no edge dangles")
@@ -130,3 +134,23 @@ class GraphQueryResult(_Record):
     next_cursor: str | None = Field(default=None, description="pass as cursor for the next page; null on the last page")
     mode: str | None = Field(default=None, description="for search: the mode actually used")
     warning: str | None = None
+
+
+class AinlEdgeRef(_Record):
+    from_id: str
+    to_id: str
+    label: str
+
+
+class AinlDatabaseImportReport(_Record):
+    """The result of importing an ainl-memory SQLite database (one snapshot import per agent)."""
+
+    source: str
+    legacy_edges: bool = Field(description="the edges table had no foreign keys (the crate's old layout)")
+    agents: list[GraphImportReport] = Field(description="one import report per agent found")
+    dropped_dangling_edges: list[AinlEdgeRef] = Field(
+        description="legacy edge rows whose node is missing, dropped as the crate's own migration does"
+    )
+    cross_agent_boundary_edges: list[AinlEdgeRef] = Field(
+        description="edges between two agents' nodes, not imported: graph writes are scoped to one agent"
+    )

@@ -95,6 +95,25 @@ def policy(classification: Classification, mode: Mode, example: str | None = Non
     return Policy(decision=decision, rationale=rationale)
 
 
+_LOGGED_WHY: dict[Classification, tuple[Decision, str]] = {
+    "novel": ("allow", "a new idea: nothing in the ledger was this change"),
+    "known_success": ("allow", "built on an idea that had already worked"),
+    "incremental_followup": ("allow", "a follow-up of a kept run in the same family"),
+    "duplicate_run": ("caution", "this change had already been run; check the ledger before the next run"),
+    "repeat_failure": ("caution", "an idea close to this had already been discarded or had crashed; "
+                       "check the ledger before the next run"),
+}  # fmt: skip
+
+
+def judge_logged(classification: Classification, example: str | None = None) -> Policy:
+    """The novelty verdict on a run already made (logging judges the past, it does not advise a future run)."""
+    decision, why = _LOGGED_WHY[classification]
+    rationale = f"logged run, {classification}: {why}"
+    if example:
+        rationale += f" (closest: {example})"
+    return Policy(decision=decision, rationale=rationale)
+
+
 _MEMORY = re.compile(
     r"out\s+of\s+(?:\w+\s+)?memory|\boom\b|oom[-_ ]?kill|memoryerror|outofmemory|cannot\s+allocate|failed\s+to\s+allocate"
     r"|allocation\s+failed|not\s+enough\s+memory|insufficient\s+memory|\bmemory\b(?!\s+access)",

@@ -25,7 +25,8 @@ from .. import _validate as check
 from .._context import StoreContext
 from ..local_paths import resolve_allowed
 from . import report as report_module
-from .decisions import NEAR_MARGIN, categorize, classify, decide, error_kind, policy
+from .autoresearch import merge_metrics
+from .decisions import NEAR_MARGIN, categorize, classify, decide, error_kind, judge_logged, policy
 from .models import (
     BoardEntry,
     ChampionBoard,
@@ -341,6 +342,8 @@ class Lab:
         mode: Mode,
         threshold: float | None,
         limit: int,
+        *,
+        logged: bool = False,
     ) -> tuple[NoveltyCheck, np.ndarray | None]:
         features = analyze(description)
         warning = None
@@ -367,7 +370,8 @@ class Lab:
         for category in ("duplicate_run", "repeat_failure", "incremental_followup", "known_success"):
             counts[category] = sum(1 for c in categories.values() if c == category)
         example = next((m for m in matched if categories[m.row.run_id] == classification), None)
-        decision = policy(classification, mode, self._describe(example.row) if example else None)
+        closest = self._describe(example.row) if example else None
+        decision = judge_logged(classification, closest) if logged else policy(classification, mode, closest)
         top = [
             NoveltyMatch(
                 run_id=m.row.run_id,
@@ -388,6 +392,9 @@ class Lab:
             policy=decision,
             mode=mode,
             effective_threshold=round(weights.match, 4),
+            threshold=round(weights.match, 4),
+            probe_text=description,
+            match_count=len(matched),
             counts=counts,
             top_matches=top,
             similarity="embedding" if probe_vector is not None else "lexical",
@@ -447,6 +454,7 @@ class Lab:
         error: str | Mapping[str, Any] | None = None,
         log_text: str | None = None,
         log_path: str | None = None,
+        summary: Mapping[str, Any] | None = None,
         patch: str | None = None,
         patch_path: str | None = None,
         artifact_ids: Sequence[str] | None = None,
@@ -455,7 +463,9 @@ class Lab:
     ) -> LabRun:
         """Append a run, with its novelty guard and decision packet; store its log, patch and summary.
 
-        Nothing is written unless every argument is valid.
+        Metrics come from ``metrics``, then ``summary`` (autoresearch's summary sidecar, an
+        object of final metrics), then the ``---`` footer of the log (``log_text``/``log_path``),
+        the earlier source winning. Nothing is written unless every argument is valid.
 
         Raises:
             InvalidInput: an unknown status, a kept run without the primary metric, or another bad argument.
@@ -466,12 +476,6 @@ class Lab:
         if status not in STATUSES:
             raise InvalidInput(f"status={status!r} is not valid; use keep, discard or crash")
         description = check.text(description, field="description", config=config, allow_empty=False)
-        clean_metrics = check.metrics(metrics, config=config)
-        if status == "keep" and self.metric not in clean_metrics:
-            raise InvalidInput(
-                f"a kept run needs metrics[{self.metric!r}] (the primary metric, lab_metric); give it, "
-                "or log the run as discard or crash"
-            )
         commit = self._short(commit, "commit")
         parent_commit = self._short(parent_commit, "parent_commit")
         branch = self._short(branch, "branch")
@@ -496,9 +500,17 @@ class Lab:
                 raise InvalidInput(f"{name} must be a file, got a directory: {path}")
         attached = [self._artifacts.get(check.short(a, field="artifact_ids entry")) for a in artifact_ids or ()]
         log_tail = log_text if log_text is not None else (_read_tail(log_file) if log_file is not None else None)
+        # autoresearch's train.py reports its final metrics in the log footer and the summary sidecar.
+        clean_metrics = check.metrics(merge_metrics(check.metrics(metrics, config=config), summary, log_tail),
+                                      config=config)  # fmt: skip
+        if status == "keep" and self.metric not in clean_metrics:
+            raise InvalidInput(
+                f"a kept run needs metrics[{self.metric!r}] (the primary metric, lab_metric): pass it, a summary "
+                f"with it, or a log whose final '---' footer has '{self.metric}: …'; or log the run as discard or crash"
+            )
         run_error = self._error(error, status, log_tail)
 
-        novelty, vector = self._check(description, clean_tags, family, mode, None, 3)
+        novelty, vector = self._check(description, clean_tags, family, mode, None, 3, logged=True)
         run_id = new_id("run")
         labels: dict[str, str | int | float | bool] = {"lab_run_id": run_id}
         if commit:
@@ -506,11 +518,11 @@ class Lab:
         value = clean_metrics.get(self.metric)
         with self._db.write() as conn:
             comparison = self._compare(conn, status, value, parent_commit)
-            summary = RunSummary(
+            run_summary = RunSummary(
                 run_id=run_id, commit=commit, parent_commit=parent_commit, branch=branch, family=family,
                 status=status, description=description, metric=value,
             )  # fmt: skip
-            packet = decide(summary, comparison, error=run_error, novelty=novelty, near_margin=self.near_margin)
+            packet = decide(run_summary, comparison, error=run_error, novelty=novelty, near_margin=self.near_margin)
             stored: list[RunArtifact] = []
             if log_text is not None:
                 record = self._artifacts.save_text(log_text, "run_log", name="run.log", labels=labels)
@@ -615,7 +627,7 @@ class Lab:
             value=value,
             champion_run_id=champion["run_id"] if champion else None,
             champion_value=champion_value,
-            delta=value - champion_value if value is not None and champion_value is not None else None,
+            delta=_round(value - champion_value) if value is not None and champion_value is not None else None,
             improvement=improvement,
             new_champion=status == "keep" and value is not None and (champion is None or (improvement or 0) > 0),
             parent_run_id=parent["run_id"] if parent else None,
@@ -626,7 +638,7 @@ class Lab:
     def _improvement(self, value: float | None, reference: float | None) -> float | None:
         if value is None or reference is None:
             return None
-        return reference - value if self.direction == "min" else value - reference
+        return _round(reference - value if self.direction == "min" else value - reference)
 
     def _error(self, error: str | Mapping[str, Any] | None, status: str, log_tail: str | None) -> RunError | None:
         tail = _tail(log_tail) if log_tail else ""
@@ -715,7 +727,7 @@ class Lab:
                 status=r["status"],
                 description=r["description"],
                 value=r["value"],
-                delta=r["value"] - best,
+                delta=_round(r["value"] - best),
                 ts=r["ts"],
             )
             for i, r in enumerate(rows, 1)
@@ -897,6 +909,10 @@ class Lab:
             board=self.board(),
             lineages=self.lineages(),
             clusters=self.failure_clusters(since=start),
+            followed_up=frozenset(
+                r[0]
+                for r in self._db.query("SELECT DISTINCT parent_commit FROM lab_runs WHERE parent_commit IS NOT NULL")
+            ),
         )
         chart_record = None
         if chart and save:
@@ -925,7 +941,7 @@ class Lab:
             since=start,
             until=end,
             headline=report_module.headline(data),
-            counts=report_module.counts(window),
+            counts=report_module.counts(data),
             champion=data.board.champion,
             report_artifact_id=report_record.artifact_id if report_record else None,
             report_uri=report_record.uri if report_record else None,
@@ -1019,8 +1035,8 @@ class Lab:
                 self._index.ensure_vectors()
         return TsvImport(imported=len(rows), run_ids=run_ids[:100], metric=self.metric, champion=self.board().champion)
 
-    def export_tsv(self, *, branch: str | None = None) -> str:
-        """The ledger (or one branch) as an autoresearch ``results.tsv``."""
+    def export_tsv(self, *, branch: str | None = None, extra_metrics: bool = False) -> str:
+        """The ledger (or one branch) as autoresearch's five-column ``results.tsv`` (``extra_metrics``: every metric)."""
         where, params = ("WHERE branch = ?", [branch]) if branch else ("", [])
         rows = self._db.query(
             f"SELECT commit_sha, status, description, metrics, source FROM lab_runs {where} ORDER BY seq", params
@@ -1035,7 +1051,13 @@ class Lab:
             }
             for r in rows
         ]
-        return format_results_tsv(runs, metric=self.metric)
+        return format_results_tsv(runs, metric=self.metric, extra_metrics=extra_metrics)
+
+    def export_run_tsv(self, run_id: str) -> str:
+        """One run as a results.tsv (header + its row), in autoresearch's five columns."""
+        run = self.get(run_id)
+        row = {"commit": run.commit, "status": run.status, "description": run.description, "metrics": run.metrics or {}}
+        return format_results_tsv([row], metric=self.metric)
 
     def embed_missing(self) -> int:
         """Embed every run without a vector for the current model (e.g. after a model change).
@@ -1050,6 +1072,11 @@ class Lab:
 
 def _artifact(role: Literal["log", "patch", "summary", "attached"], record: Any) -> RunArtifact:
     return RunArtifact(role=role, artifact_id=record.artifact_id, uri=record.uri, name=record.name)
+
+
+def _round(delta: float) -> float:
+    """A metric difference without float noise (0.9911 - 0.9979 is -0.0068, not -0.006800000000000028)."""
+    return round(delta, 10)
 
 
 def _read_tail(path: Path, size: int = 65536) -> str:
@@ -1088,7 +1115,8 @@ def _run(row: sqlite3.Row) -> LabRun:
         hypothesis=row["hypothesis"],
         tags=json.loads(row["tags"]),
         notes=row["notes"],
-        metrics=json.loads(row["metrics"]),
+        # A crash measured nothing: null, not an empty object that reads as "measured, no values".
+        metrics=json.loads(row["metrics"]) or (None if row["status"] == "crash" else {}),
         error=RunError.model_validate_json(row["error"]) if row["error"] else None,
         artifacts=[RunArtifact.model_validate(a) for a in json.loads(row["artifacts"])],
         novelty_guard=NoveltyCheck.model_validate_json(row["novelty_guard"]) if row["novelty_guard"] else None,

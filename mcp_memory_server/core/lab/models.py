@@ -91,6 +91,9 @@ class NoveltyCheck(_Record):
     policy: Policy
     mode: Mode
     effective_threshold: float = Field(description="the match threshold used: yours, else the calibrated default")
+    threshold: float = Field(0.0, description="the same threshold, under MemoryLab's name")
+    probe_text: str = Field("", description="the description that was checked")
+    match_count: int = Field(0, description="how many prior runs matched")
     counts: dict[str, int] = Field(description="runs compared, matches, and matches per category")
     top_matches: list[NoveltyMatch] = []
     similarity: Literal["embedding", "lexical"] = Field(
@@ -154,7 +157,7 @@ class LabRun(_Record):
     hypothesis: str | None = None
     tags: list[str] = []
     notes: str | None = None
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] | None = Field(None, description="null for a crash that measured nothing")
     error: RunError | None = None
     artifacts: list[RunArtifact] = []
     novelty_guard: NoveltyCheck | None = None

@@ -10,7 +10,7 @@ from typing import Literal, NamedTuple
 
 from .models import BoardEntry, ChampionBoard, FailureCluster, LabRun, Lineage
 
-__all__ = ["Point", "ReportData", "frontier", "headline", "render_chart", "render_markdown"]
+__all__ = ["Point", "ReportData", "frontier", "headline", "is_open", "render_chart", "render_markdown"]
 
 
 class Point(NamedTuple):
@@ -45,6 +45,23 @@ class ReportData:
     lineages: list[Lineage]
     clusters: list[FailureCluster]
     chart_uri: str | None = None
+    followed_up: frozenset[str] = frozenset()
+    """Commits some run was built on: their decisions were acted on."""
+
+
+def is_open(run: LabRun, data: ReportData) -> bool:
+    """Whether the run's decision still waits for someone.
+
+    Any decision is closed once a run has been built on the run's commit (someone acted on
+    it); a promotion also closes when a newer champion supersedes the run.
+    """
+    packet = run.decision_packet
+    if packet is None or (run.commit and run.commit in data.followed_up):
+        return False
+    if packet.next_action == "promote":
+        champion = data.board.champion
+        return champion is not None and champion.run_id == run.run_id
+    return True
 
 
 def frontier(points: Sequence[Point], direction: str) -> list[Point]:
@@ -61,9 +78,10 @@ def frontier(points: Sequence[Point], direction: str) -> list[Point]:
     return steps
 
 
-def counts(window: Sequence[LabRun]) -> dict[str, int]:
+def counts(data: ReportData) -> dict[str, int]:
+    window = data.window
     by_status = Counter(run.status for run in window)
-    queue = Counter(run.decision_packet.priority for run in window if run.decision_packet)
+    queue = Counter(run.decision_packet.priority for run in window if run.decision_packet and is_open(run, data))
     return {
         "runs": len(window),
         "keep": by_status["keep"],
@@ -74,7 +92,7 @@ def counts(window: Sequence[LabRun]) -> dict[str, int]:
 
 
 def headline(data: ReportData) -> str:
-    c = counts(data.window)
+    c = counts(data)
     hours = f"{data.since_hours:g}"
     text = (
         f"{c['runs']} run{'s' if c['runs'] != 1 else ''} in the last {hours} h: "
@@ -84,8 +102,16 @@ def headline(data: ReportData) -> str:
     steps = data.frontier_in_window
     if steps and champion is not None and steps[-1].value is not None:
         new_best = steps[-1].value
-        if data.start_best is None:
+        if data.start_best is None and len(steps) == 1:
             text += f" First champion set: {data.metric} {_v(new_best)} ({steps[-1].run_id})."
+        elif data.start_best is None:
+            first = steps[0].value
+            assert first is not None
+            gain = first - new_best if data.direction == "min" else new_best - first
+            text += (
+                f" First champion set and improved {len(steps) - 1} time{'s' if len(steps) != 2 else ''}: "
+                f"{data.metric} {_v(first)} → {_v(new_best)} (improved by {_v(gain)}; {steps[-1].run_id})."
+            )
         else:
             gain = data.start_best - new_best if data.direction == "min" else new_best - data.start_best
             text += (
@@ -97,7 +123,7 @@ def headline(data: ReportData) -> str:
     else:
         text += f" No kept run has {data.metric} yet."
     if c["high_priority"]:
-        text += f" {c['high_priority']} high-priority decision{'s' if c['high_priority'] != 1 else ''} waiting."
+        text += f" {c['high_priority']} open high-priority decision{'s' if c['high_priority'] != 1 else ''}."
     return text
 
 
@@ -119,8 +145,12 @@ def render_markdown(data: ReportData) -> str:
         out += [f"![{m} over runs with the champion frontier]({data.chart_uri})", ""]
 
     out += ["## Decision queue", ""]
-    # Highest priority first, newest first within a priority.
-    queued = [(i, r, r.decision_packet) for i, r in enumerate(data.window) if r.decision_packet is not None]
+    # Open decisions only (a superseded champion's "promote" is history); highest priority first, newest first.
+    queued = [
+        (i, r, r.decision_packet)
+        for i, r in enumerate(data.window)
+        if r.decision_packet is not None and is_open(r, data)
+    ]
     queued.sort(key=lambda item: (_PRIORITY_ORDER[item[2].priority], -item[0]))
     if queued:
         out += [
@@ -130,14 +160,14 @@ def render_markdown(data: ReportData) -> str:
         for rank, (_, run, packet) in enumerate(queued[:_QUEUE_ROWS], 1):
             out.append(
                 f"| {rank} | {packet.priority} | **{packet.next_action}** | `{run.run_id}` | {_commit(run.commit)} | "
-                f"{_v(run.metrics.get(m))} | {_cell(run.description)} | {_cell(packet.rationale, 160)} |"
+                f"{_v((run.metrics or {}).get(m))} | {_cell(run.description)} | {_cell(packet.rationale, 160)} |"
             )
         if len(queued) > _QUEUE_ROWS:
             rest = Counter(f"{p.next_action} ({p.priority})" for _, _, p in queued[_QUEUE_ROWS:])
             listed = ", ".join(f"{n}x {name}" for name, n in rest.most_common())
             out.append(f"\n… and {len(queued) - _QUEUE_ROWS} more: {listed}.")
     else:
-        out.append("No runs in the window.")
+        out.append("No open decisions in the window." if data.window else "No runs in the window.")
     out.append("")
 
     out += ["## Champion board", ""]
@@ -183,7 +213,7 @@ def render_markdown(data: ReportData) -> str:
         for run in recent[:_LEDGER_ROWS]:
             out.append(
                 f"| {run.ts[:19].replace('T', ' ')} | `{run.run_id}` | {_commit(run.commit)} | {run.status} | "
-                f"{_v(run.metrics.get(m))} | {_cell(run.description)} |"
+                f"{_v((run.metrics or {}).get(m))} | {_cell(run.description)} |"
             )
         if len(recent) > _LEDGER_ROWS:
             out.append(f"\n… and {len(recent) - _LEDGER_ROWS} older runs in the window.")
@@ -239,11 +269,11 @@ def render_chart(
     """A PNG: every run's metric in ledger order (kept, discarded, crashed) and the champion frontier."""
     # A bare Figure renders through Agg without pyplot: no global state, no GUI backend.
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(10, 4.5), dpi=100)
     axes = figure.subplots()
     values = [(i, run.value, run.status) for i, run in enumerate(runs, 1)]
-    known = [v for _, v, _ in values if v is not None]
     styles = {"keep": ("#2a9d55", "o", "kept"), "discard": ("#9aa0a6", "o", "discarded")}
     for status, (color, marker, label) in styles.items():
         xs = [i for i, v, s in values if s == status and v is not None]
@@ -251,9 +281,10 @@ def render_chart(
         if xs:
             axes.scatter(xs, ys, s=18, c=color, marker=marker, label=label, zorder=3)
     crashes = [i for i, v, s in values if s == "crash"]
-    if crashes and known:
-        top = max(known) if direction == "min" else min(known)
-        axes.scatter(crashes, [top] * len(crashes), s=30, c="#d1495b", marker="x", label="crashed", zorder=3)
+    if crashes:
+        # A crash has no metric: mark it on a strip at the foot of the axes, off the metric scale.
+        axes.scatter(crashes, [0.03] * len(crashes), s=36, c="#d1495b", marker="x", label="crashed (no metric)",
+                     zorder=3, transform=axes.get_xaxis_transform(), clip_on=False)  # fmt: skip
     best_x: list[float] = []
     best_y: list[float] = []
     best: float | None = None
@@ -271,6 +302,7 @@ def render_chart(
         axes.step(best_x, best_y, where="post", color="#1d3557", linewidth=1.8, label="champion frontier", zorder=2)
     if window_start is not None and runs:
         axes.axvspan(window_start - 0.5, len(runs) + 0.5, color="#f4a261", alpha=0.12, label="report window")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("run (ledger order)")
     axes.set_ylabel(f"{metric} ({'lower' if direction == 'min' else 'higher'} is better)")
     axes.set_title(f"{metric} over {len(runs)} runs")

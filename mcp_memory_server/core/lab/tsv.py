@@ -126,19 +126,21 @@ def _cell(name: str, value: float | None, primary: str) -> str:
     return f"{value:g}"
 
 
-def format_results_tsv(runs: Sequence[dict[str, Any]], *, metric: str) -> str:
+def format_results_tsv(runs: Sequence[dict[str, Any]], *, metric: str, extra_metrics: bool = False) -> str:
     """results.tsv text for ``runs`` (dicts with commit, status, description, metrics, source).
 
     Runs imported from a results.tsv keep their columns and cells as written; others use
-    autoresearch's formats (metric to 6 decimals, memory_gb to 1, a crash's missing values as 0).
+    autoresearch's five columns and formats (metric to 6 decimals, memory_gb to 1 — from
+    ``peak_vram_mb`` when the run has no ``memory_gb`` — and a crash's missing values as 0).
+    ``extra_metrics`` adds a column for every other metric the runs carry.
     """
     sources = [r.get("source") or {} for r in runs]
     headers = {tuple(s.get("columns", ())) for s in sources}
-    if len(headers) == 1 and next(iter(headers)):
+    if len(headers) == 1 and next(iter(headers)) and not extra_metrics:
         header = list(next(iter(headers)))
     else:
         extra: list[str] = []
-        for run in runs:
+        for run in runs if extra_metrics else ():
             for name in run["metrics"]:
                 if name not in (metric, "memory_gb") and name not in extra:
                     extra.append(name)
@@ -157,6 +159,8 @@ def format_results_tsv(runs: Sequence[dict[str, Any]], *, metric: str) -> str:
                 row.append(" ".join(run["description"].split()))
             else:
                 value = run["metrics"].get(name)
+                if key == "memory_gb" and value is None and run["metrics"].get("peak_vram_mb") is not None:
+                    value = run["metrics"]["peak_vram_mb"] / 1024  # what autoresearch's loop writes
                 written = cells_written.get(name)
                 if written is not None and _same_cell(written, value, run["status"]):
                     row.append(written)
