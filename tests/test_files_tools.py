@@ -117,7 +117,7 @@ async def test_file_history_without_a_path_is_the_audit_tail(client: Client) -> 
     page = await call(client, "file_history", limit=3)
     assert [e["path"] for e in page["audit"]] == ["f2.md", "f3.md", "f4.md"]
     older = await call(client, "file_history", limit=3, cursor=page["next_cursor"])
-    assert [e["actor"] for e in older["audit"]] == ["a0", "a1"] and older["next_cursor"] is None
+    assert [e["actor"] for e in older["audit"]] == ["a0", "a1"] and "next_cursor" not in older
 
 
 async def test_file_list_pages_and_shows_folders(client: Client) -> None:
@@ -142,7 +142,7 @@ async def test_a_long_file_is_read_in_bounded_chunks(tmp_path: Path) -> None:
                 chunk = await call(client, "file_read", path="big.md", offset=offset)
                 assert chunk["length"] <= 1000
                 parts.append(chunk["content"])
-                offset = chunk["next_offset"]
+                offset = chunk.get("next_offset")  # omitted on the last chunk
     assert "".join(parts) == text and len(parts) > 1
 
 

@@ -14,18 +14,13 @@ from typing import Any
 import anyio.from_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import Field
 
 from ..core.search import ProgressFn
 from ..store import MemoryStore
 
-__all__ = ["SEARCH_MODE", "load_model_after_handshake", "progress_reporter"]
+__all__ = ["load_model_after_handshake", "progress_reporter"]
 
 MODEL_LOAD_DELAY_S = 2.0
-
-SEARCH_MODE = Field(
-    description="hybrid: words and meaning (default); semantic: meaning only; lexical: words only (never waits)"
-)
 
 
 def load_model_after_handshake(server: MCPServer, store: MemoryStore) -> None:

@@ -14,7 +14,7 @@ from . import files as files_tools
 from . import graph as graph_tools
 from . import lab as lab_tools
 from ._search import load_model_after_handshake
-from ._tools import register
+from ._tools import ToolServer, register
 
 GroupRegistrar = Callable[[MCPServer, MemoryStore], None]
 
@@ -40,9 +40,7 @@ Read the recall_context prompt at the start of a session and save_session_notes 
 
 def build_server(store: MemoryStore) -> MCPServer:
     """An MCP server exposing ``store`` through the groups enabled in its config."""
-    server: MCPServer = MCPServer(
-        "mcp-memory-server", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
-    )
+    server = ToolServer("mcp-memory-server", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
     for group in store.config.groups:
         registrar = GROUPS.get(group)
         if registrar is not None:
@@ -50,7 +48,7 @@ def build_server(store: MemoryStore) -> MCPServer:
 
     @register(server, read_only=True, idempotent=True, title="Memory statistics")
     def memory_stats() -> Stats:
-        """Counts, sizes, embedding-model status, data directory and version of this memory store."""
+        """What is stored and where: counts, sizes, model status, data directory, version."""
         return store.stats()
 
     load_model_after_handshake(server, store)

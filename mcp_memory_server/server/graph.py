@@ -5,12 +5,14 @@ Thin adapters over :class:`~mcp_memory_server.core.graph.GraphMemory`.
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+import pydantic_core
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import Field
@@ -18,16 +20,20 @@ from pydantic import Field
 from ..core.graph import (
     GraphExportResult,
     GraphImportReport,
+    GraphNode,
     GraphQueryResult,
+    GraphSnapshot,
     GraphValidationReport,
     GraphWriteResult,
 )
+from ..core.graph.nodes import PAYLOAD_MODELS
 from ..errors import LimitExceeded, MemoryServerError, NotFound
 from ..store import MemoryStore
+from ._params import Cursor, Limit
 from ._search import progress_reporter
-from ._tools import exactly_one, register
+from ._tools import exactly_one, keep_defaults, register, register_dict_defaults
 
-AgentId = Annotated[str, Field(description='the agent whose graph this is; "" is the global graph')]
+AgentId = Annotated[str, Field(description='whose graph; "" is the global one')]
 QueryOp = Literal[
     "recent_episodes", "since", "neighbors", "lineage", "by_tag", "by_topic_cluster", "pattern_by_name",
     "active_patches", "successful_episodes", "episodes_with_tool", "evolved_persona", "runtime_state", "search",
@@ -36,11 +42,32 @@ QueryOp = Literal[
 NodeTypeName = Literal["episode", "semantic", "procedural", "persona", "runtime_state"]
 
 _NODES_HELP = (
-    "nodes to upsert: {id?, agent_id?, node_type: episode|semantic|procedural|persona|runtime_state, "
-    "importance? (0-1, default 0.5), payload: {type fields}, timestamp?, edges?: [{to_id, label, weight?, "
-    "metadata?}]}. Required payload fields: semantic.fact, procedural.pattern_name, persona.trait_name and "
-    "strength. ids are node_<ULID> or UUIDs; omit id to have one generated"
+    "[{id?, agent_id?, node_type, importance?, payload, timestamp?, edges?: [{to_id, label, weight?}]}]; "
+    "payload needs semantic.fact, procedural.pattern_name, persona.trait_name+strength"
 )
+
+
+@functools.cache
+def _payload_defaults(node_type: str) -> dict[str, Any]:
+    """The constant defaults of a node type's payload fields (not generated ones such as a fresh turn_id)."""
+    model = PAYLOAD_MODELS.get(node_type)
+    if model is None:
+        return {}
+    return {
+        name: pydantic_core.to_jsonable_python(info.default)
+        for name, info in model.model_fields.items()
+        if info.default is not pydantic_core.PydanticUndefined
+    } | {
+        name: info.default_factory()
+        for name, info in model.model_fields.items()
+        if info.default_factory in (list, dict)
+    }
+
+
+# Answers carry only the payload fields that differ from their type's defaults; a snapshot is a file
+# format other tools read, so it keeps every field.
+register_dict_defaults(GraphNode, "payload", lambda node: _payload_defaults(node.node_type))
+keep_defaults(GraphSnapshot)
 
 
 def register_tools(server: MCPServer, store: MemoryStore) -> None:
@@ -52,54 +79,38 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         nodes: Annotated[list[dict[str, Any]] | None, Field(description=_NODES_HELP)] = None,
         edges: Annotated[
             list[dict[str, Any]] | None,
-            Field(description="edges to add or update: {from_id, to_id, label, weight? (1.0), metadata?}"),
+            Field(description="[{from_id, to_id, label, weight?, metadata?}]"),
         ] = None,
-        agent_id: Annotated[str, Field(description='default agent_id for nodes that name none ("" = global)')] = "",
+        agent_id: Annotated[str, Field(description="agent_id of nodes that name none")] = "",
     ) -> GraphWriteResult:
-        """Upsert typed memory nodes (episode, semantic fact, procedural pattern, persona trait, runtime state) and edges.
-
-        Everything in one call is one transaction: if any edge's source or target node exists
-        neither in this call nor in the store, nothing is written and the error names the edge.
-        Use it to record a turn (episode), a learned fact with DERIVED_FROM to its episode, a
-        pattern and its CAUSED_PATCH lineage, or a single checked edge (edges only).
-        """
+        """Record turns (episode), facts (semantic), patterns (procedural), persona traits and edges, atomically."""
         return graph.write(nodes, edges, agent_id=agent_id)
 
     @register(server, read_only=True, idempotent=True, title="Query the graph")
     async def graph_query(
         ctx: Context,
-        op: Annotated[QueryOp, Field(description="which query to run; see the tool description")],
+        op: Annotated[QueryOp, Field(description="the query; see the description")],
         agent_id: AgentId = "",
-        node_id: Annotated[str | None, Field(description="neighbors, lineage: the start node")] = None,
-        label: Annotated[str | None, Field(description="neighbors: only edges with this label")] = None,
-        direction: Annotated[
-            Literal["out", "in", "both"] | None, Field(description="neighbors: edge direction (default out)")
-        ] = None,
-        depth: Annotated[int | None, Field(description="lineage: most levels, 1-20 (default 20)")] = None,
-        tag: Annotated[str | None, Field(description="by_tag: a tag or persona signal")] = None,
-        cluster: Annotated[str | None, Field(description="by_topic_cluster: text the topic_cluster contains")] = None,
-        name: Annotated[str | None, Field(description="pattern_by_name: pattern_name or label")] = None,
-        tool: Annotated[str | None, Field(description="episodes_with_tool: a tool name")] = None,
-        since: Annotated[str | None, Field(description="since: RFC 3339 time, e.g. 2026-01-31T12:00:00Z")] = None,
-        node_type: Annotated[NodeTypeName | None, Field(description="since, search: only this node type")] = None,
+        node_id: Annotated[str | None, Field(description="neighbors, lineage: start node")] = None,
+        label: Annotated[str | None, Field(description="neighbors: edge label")] = None,
+        direction: Annotated[Literal["out", "in", "both"] | None, Field(description="neighbors (default out)")] = None,
+        depth: Annotated[int | None, Field(description="lineage: levels, 1-20")] = None,
+        tag: Annotated[str | None, Field(description="by_tag: tag or persona signal")] = None,
+        cluster: Annotated[str | None, Field(description="by_topic_cluster: text in it")] = None,
+        name: Annotated[str | None, Field(description="pattern_by_name: name or label")] = None,
+        tool: Annotated[str | None, Field(description="episodes_with_tool: tool name")] = None,
+        since: Annotated[str | None, Field(description="since: RFC 3339 time")] = None,
+        node_type: Annotated[NodeTypeName | None, Field(description="since, search: node type")] = None,
         query: Annotated[str | None, Field(description="search: what to look for")] = None,
-        node_ids: Annotated[list[str] | None, Field(description="subgraph_edges: the nodes of the subgraph")] = None,
-        mode: Annotated[
-            Literal["hybrid", "semantic", "lexical"] | None, Field(description="search: ranking (default hybrid)")
-        ] = None,
-        limit: Annotated[int, Field(description="page size")] = 50,
-        cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
+        node_ids: Annotated[list[str] | None, Field(description="subgraph_edges: the nodes")] = None,
+        mode: Annotated[Literal["hybrid", "semantic", "lexical"] | None, Field(description="search: ranking")] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
     ) -> GraphQueryResult:
-        """Ask the agent's graph memory a question; `op` picks the query, each takes only its own arguments.
+        """Ask the agent's graph memory; `op` picks the query and takes only its own arguments (see each).
 
-        recent_episodes: newest turns. since(since, node_type?): nodes from a time on, oldest first.
-        neighbors(node_id, label?, direction?): linked nodes by edge weight. lineage(node_id, depth?):
-        breadth-first over DERIVED_FROM/CAUSED_PATCH, start excluded, at most 20 levels.
-        by_tag(tag), by_topic_cluster(cluster), pattern_by_name(name), active_patches (not retired),
-        successful_episodes (outcome=success), episodes_with_tool(tool), evolved_persona,
-        runtime_state, search(query, mode?) over node text; ainl-memory's episodes, semantic_nodes,
-        procedural_nodes, persona_nodes (one node family each) and subgraph_edges(node_ids, label?): the
-        edges among those nodes. Lists are newest first and paginated.
+        lineage follows DERIVED_FROM/CAUSED_PATCH; episodes/semantic_nodes/procedural_nodes/persona_nodes list
+        one family; subgraph_edges(node_ids): the edges among them. Lists are newest first (since: oldest).
         """
         run = partial(graph.query, op, agent_id, node_id=node_id, label=label, direction=direction, depth=depth,
                       tag=tag, cluster=cluster, name=name, tool=tool, since=since, node_type=node_type, query=query,
@@ -110,15 +121,9 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
     @register(server, read_only=True, idempotent=True, title="Export an agent's graph")
     def graph_export(
         agent_id: AgentId = "",
-        path: Annotated[
-            str | None, Field(description="write the snapshot JSON to this server-local file instead of returning it")
-        ] = None,
+        path: Annotated[str | None, Field(description="write to this server-local file instead")] = None,
     ) -> GraphExportResult:
-        """Export one agent's graph as a schema-versioned snapshot {agent_id, exported_at, schema_version, nodes, edges}.
-
-        Use to back up an agent's memory or move it to another store (graph_import). Large
-        graphs: pass path (under the server's allowed roots) or read graph://{agent_id}/snapshot.
-        """
+        """Back up or move an agent's graph as a snapshot for graph_import (large: path= or graph:// resource)."""
         if path is not None:
             return graph.export_to_file(agent_id, path, roots=config.allowed_roots)
         snapshot = graph.export(agent_id)
@@ -135,20 +140,11 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
     @register(server, destructive=True, idempotent=True, title="Import a graph snapshot")
     async def graph_import(
         ctx: Context,
-        snapshot: Annotated[
-            dict[str, Any] | None, Field(description="a snapshot from graph_export (or ainl-memory's export_graph)")
-        ] = None,
-        path: Annotated[str | None, Field(description="a server-local snapshot JSON file instead")] = None,
-        allow_dangling_edges: Annotated[
-            bool, Field(description="forensic load: keep edges whose nodes are missing (graph_validate lists them)")
-        ] = False,
+        snapshot: Annotated[dict[str, Any] | None, Field(description="from graph_export (or ainl-memory)")] = None,
+        path: Annotated[str | None, Field(description="a server-local snapshot file instead")] = None,
+        allow_dangling_edges: Annotated[bool, Field(description="keep edges to missing nodes (repair)")] = False,
     ) -> GraphImportReport:
-        """Load a graph snapshot into this store in one transaction; its nodes replace stored nodes with the same id.
-
-        Strict by default: if any edge points at a node that is neither in the snapshot nor in
-        the store, nothing is imported. allow_dangling_edges=true loads it anyway for repair
-        work; the returned validation report then lists the dangling edges.
-        """
+        """Load a graph snapshot atomically; refused if an edge points at a node that is nowhere."""
         source = exactly_one(snapshot=snapshot, path=path)
 
         def progress(done: int, total: int | None) -> None:
@@ -164,13 +160,9 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
 
     @register(server, read_only=True, idempotent=True, title="Validate the graph")
     def graph_validate(
-        agent_id: Annotated[str | None, Field(description="one agent's graph; omit to check the whole store")] = None,
+        agent_id: Annotated[str | None, Field(description="one agent's graph; omit for all")] = None,
     ) -> GraphValidationReport:
-        """Check graph integrity: node and edge counts, dangling edges, cross-agent edges and orphan nodes.
-
-        is_valid is false when an edge points at a missing node (possible only after an
-        import with allow_dangling_edges). Run it after a forensic import, before relying on the graph.
-        """
+        """Check graph integrity (counts, dangling and cross-agent edges, orphans), e.g. after a repair import."""
         return graph.validate(agent_id)
 
     @server.resource(

@@ -1,16 +1,22 @@
 """Prompts from ``prompts/*.md``: a small ``key: value`` header, a ``---`` line, then the body.
 
 Header keys: ``name``, ``description``, and one ``argument: name | description`` line per
-argument (append `` (required)`` to require it). The body uses ``{argument}`` placeholders.
+argument (append `` (required)`` to require it, or `` (default X)`` to give it a default). The body
+uses ``{argument}`` placeholders; a line whose placeholders are all empty is left out, so an
+optional argument that was not given leaves no "Topic: " behind.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
+
+_DEFAULT = re.compile(r"\(default ([^)]+)\)\s*$")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def prompts_dir() -> Path:
@@ -23,16 +29,20 @@ def load_prompt(path: Path) -> Prompt:
     header, _, body = path.read_text(encoding="utf-8").partition("\n---\n")
     meta: dict[str, str] = {}
     arguments: list[PromptArgument] = []
+    defaults: dict[str, str] = {}
     for line in header.splitlines():
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
         if key == "argument":
-            arg_name, _, arg_description = value.partition("|")
-            required = arg_description.strip().endswith("(required)")
+            arg_name, _, arg_description = (part.strip() for part in value.partition("|"))
+            required = arg_description.endswith("(required)")
+            default = _DEFAULT.search(arg_description)
+            if default:
+                defaults[arg_name] = default.group(1)
             arguments.append(
                 PromptArgument(
-                    name=arg_name.strip(),
-                    description=arg_description.replace("(required)", "").strip(),
+                    name=arg_name,
+                    description=arg_description.removesuffix("(required)").strip(),
                     required=required,
                 )
             )
@@ -42,8 +52,14 @@ def load_prompt(path: Path) -> Prompt:
     names = [a.name for a in arguments]
 
     def render(**values: Any) -> str:
-        filled = {name: values.get(name) or "" for name in names}
-        return template.format_map(filled)
+        filled = {name: str(values.get(name) or "").strip() or defaults.get(name, "") for name in names}
+        lines = []
+        for line in template.splitlines():
+            used = _PLACEHOLDER.findall(line)
+            if used and not any(filled.get(name) for name in used):
+                continue
+            lines.append(line.format_map(filled))
+        return "\n".join(lines)
 
     return Prompt(
         name=meta.get("name", path.stem),

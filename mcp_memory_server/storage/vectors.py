@@ -16,14 +16,26 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..ids import utc_now
 from .database import Database, Migration
 
 __all__ = ["SCHEMA", "SqliteVectorIndex", "VectorHit", "VectorIndex"]
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+
+    class _Numpy:
+        """numpy on first use: a server that never searches by meaning should not pay its import at start-up."""
+
+        def __getattr__(self, name: str) -> Any:
+            import numpy
+
+            return getattr(numpy, name)
+
+    np = _Numpy()
 
 SCHEMA: list[Migration] = [
     (
