@@ -27,7 +27,7 @@ from ..config import Config
 from ..errors import Conflict, InvalidInput, MemoryServerError, NotFound
 from ..ids import utc_now
 from ..models import FileArchiveReport, FileAuditEntry, FileContent, FileHistory, FileList, FileMeta, FileVersion
-from ..storage.blobs import check_digest
+from ..storage.blobs import PendingBlobs, check_digest
 from . import _validate as check
 from ._context import StoreContext
 from ._file_archive import open_sink, open_source
@@ -88,7 +88,15 @@ SCHEMA = [
         );
         CREATE INDEX file_transcripts_namespace ON file_transcripts (namespace, seq);
         """,
-    )
+    ),
+    (
+        "files",
+        2,
+        """
+        -- gc asks, under the write lock, whether a few blobs are still referenced: answer it by index.
+        CREATE INDEX file_versions_sha ON file_versions (sha256);
+        """,
+    ),
 ]
 
 BLOB_REFERENCES = "SELECT sha256 FROM file_versions WHERE sha256 IS NOT NULL"
@@ -220,19 +228,22 @@ class Files:
         self._tree.locate(ns, rel)  # refuse a symlink that leads outside before anything is committed
         # An edit made on disk becomes a version first, so the write cannot silently drop it.
         self._synced_row(ns, rel, strict=False)
-        new_sha = self._store_blob(data) if data is not None else None
-        with self._db.write() as conn:
-            row = _row(conn, ns, rel)
-            current = row["sha256"] if row else None
-            _check_expected(ns, rel, current, expected)
-            if data is None and current is None:
-                raise NotFound(_missing_message(ns, rel, row))
-            if row is not None and data is not None and current == new_sha:
-                return _meta(row)
-            if current is None:
-                _check_tree(conn, ns, rel)
-            kind = op or ("create" if current is None else "update")
-            row = self._append(conn, ns, rel, row, kind, new_sha, len(data or b""), actor, reason)
+        with self._blobs.pending() as pending:
+            new_sha = pending.put_bytes(data).sha256 if data is not None else None
+            with self._db.write() as conn:
+                row = _row(conn, ns, rel)
+                current = row["sha256"] if row else None
+                _check_expected(ns, rel, current, expected)
+                if data is None and current is None:
+                    raise NotFound(_missing_message(ns, rel, row))
+                if row is not None and data is not None and current == new_sha:
+                    return _meta(row)
+                if current is None:
+                    _check_tree(conn, ns, rel)
+                kind = op or ("create" if current is None else "update")
+                if new_sha is not None:
+                    pending.confirm(conn, [new_sha])  # gc may have removed a reused blob meanwhile
+                row = self._append(conn, ns, rel, row, kind, new_sha, len(data or b""), actor, reason)
         self._project(ns, rel, new_sha, data)
         return _meta(row) if new_sha is not None else _deleted_meta(row)
 
@@ -267,16 +278,6 @@ class Files:
         new = _row(conn, ns, rel)
         assert new is not None
         return new
-
-    def _store_blob(self, data: bytes) -> str:
-        """Store ``data`` as a blob; rewriting a document's earlier content costs no blob write."""
-        digest = sha256_hex(data)
-        try:
-            # Refreshing the time keeps gc's grace period from removing it before our commit.
-            os.utime(self._blobs.local_path(digest))
-            return digest
-        except (NotFound, OSError):
-            return self._blobs.put_bytes(data).sha256
 
     # -- the live files --------------------------------------------------------------------------
 
@@ -373,7 +374,9 @@ class Files:
             ) from None
         if latest is None:
             _check_tree(conn, ns, rel)
-        self._store_blob(data)
+        with self._blobs.pending() as pending:  # already under the write lock: confirmed at once
+            pending.put_bytes(data)
+            pending.confirm(conn, [disk_sha])
         self._append(
             conn, ns, rel, row, "external_edit", disk_sha, len(data), EXTERNAL_ACTOR,
             "changed on disk outside the server",
@@ -712,6 +715,12 @@ class Files:
             NotFound / AccessDenied: ``src`` is missing or outside the allowed roots.
         """
         limit = self._config.max_text_bytes
+        with self._blobs.pending() as pending:
+            return self._import(pending, src, namespace, limit)
+
+    def _import(
+        self, pending: PendingBlobs, src: str | os.PathLike[str], namespace: str | None, limit: int
+    ) -> FileArchiveReport:
         source = open_source(src, self._config.allowed_roots)
         try:
             manifest = _load_json(source.read("manifest.json", max_bytes=1 << 20), "manifest.json")
@@ -729,7 +738,8 @@ class Files:
             _check_sequences(versions)
             messages = list(_read_jsonl(source, "transcript.jsonl", 1 << 30))
             for digest in sorted({v["sha256"] for v in versions if v["sha256"]}):
-                stored = self._blobs.put_bytes(source.read(f"blobs/{digest}", max_bytes=limit)).sha256
+                # Staged on disk, not held in memory: an archive can hold many blobs.
+                stored = pending.put_stream([source.read(f"blobs/{digest}", max_bytes=limit)]).sha256
                 if stored != digest:
                     raise InvalidInput(f"blobs/{digest} in {source.location} is corrupt (its sha256 is {stored})")
         finally:
@@ -745,6 +755,7 @@ class Files:
                 (ns, ns),
             ).fetchone():
                 raise Conflict(f"namespace {ns!r} already has files or a transcript; import into an empty namespace")
+            pending.confirm(conn, {v["sha256"] for v in versions if v["sha256"]})
             for v in versions:
                 conn.execute(
                     "INSERT INTO file_versions (namespace, path, version, op, sha256, old_sha, bytes, ts, actor,"

@@ -7,9 +7,12 @@ temp file that the next start-up removes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import shutil
+import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +26,8 @@ __all__ = [
     "BlobStore",
     "BlobWriter",
     "LocalBlobStore",
+    "PendingBlobs",
+    "StagedBlob",
     "check_digest",
     "fsync_dir",
     "remove_orphaned_temps",
@@ -63,20 +68,23 @@ class BlobStore(Protocol):
     def read(self, digest: str, offset: int = 0, length: int | None = None) -> bytes: ...
     def open(self, digest: str) -> BinaryIO: ...
     def local_path(self, digest: str) -> Path: ...
+    def modified_at(self, digest: str) -> float: ...
+    def pending(self) -> PendingBlobs: ...
     def delete(self, digest: str) -> None: ...
     def digests(self) -> Iterator[str]: ...
     def total_bytes(self) -> int: ...
 
 
 class _TempBlob:
-    """A temp file that becomes a blob on :meth:`commit` and vanishes on :meth:`discard`."""
+    """A temp file that becomes a :class:`StagedBlob` on :meth:`finish` and vanishes on :meth:`discard`."""
 
-    def __init__(self, store: LocalBlobStore) -> None:
+    def __init__(self, store: LocalBlobStore, on_finish: Callable[[StagedBlob], None] | None = None) -> None:
         self._store = store
+        self._on_finish = on_finish
         fd_path = store.root / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
         self.path = fd_path
         try:
-            self._file = open(fd_path, "xb")  # noqa: SIM115 - closed in commit/discard
+            self._file = open(fd_path, "xb")  # noqa: SIM115 - closed in finish/discard
         except OSError as exc:
             raise _os_error(exc) from exc
         self._hash = hashlib.sha256()
@@ -92,30 +100,194 @@ class _TempBlob:
         self.size += len(data)
         return len(data)
 
-    def commit(self) -> BlobInfo:
+    def finish(self) -> StagedBlob:
+        """Fsync the bytes and publish them as a blob, keeping the temp as the staged copy."""
         digest = self._hash.hexdigest()
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            final = self._store._path(digest)
-            if final.exists():
-                self.path.unlink()
-            else:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(self.path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-                os.replace(self.path, final)
-                fsync_dir(final.parent)
+            os.chmod(self.path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         except OSError as exc:
             self.discard()
             raise _os_error(exc) from exc
-        return BlobInfo(digest, self.size)
+        staged = StagedBlob(self._store, digest, self.size, self.path)
+        if self._on_finish is not None:
+            self._on_finish(staged)  # registered first, so a failure below still releases the temp
+        try:
+            # Published now so that the common case finds it in place inside the transaction.
+            staged.publish()
+        except BaseException:
+            if self._on_finish is None:
+                staged.release()
+            raise
+        return staged
+
+    def commit(self) -> BlobInfo:
+        """Finish and drop the staged copy: for blobs nothing will reference (see :class:`PendingBlobs`)."""
+        staged = self.finish()
+        staged.release()
+        return BlobInfo(staged.sha256, staged.size)
 
     def discard(self) -> None:
         try:
             self._file.close()
         finally:
             self.path.unlink(missing_ok=True)
+
+
+class StagedBlob:
+    """Bytes fsynced under a temp name that can (re)create the blob ``sha256`` until :meth:`release`.
+
+    The temp is a hard link to the published blob (no second copy of the bytes), so if gc
+    removes the blob before the reference commits, :meth:`publish` brings it back.
+    """
+
+    def __init__(self, store: LocalBlobStore, sha256: str, size: int, path: Path) -> None:
+        self._store = store
+        self.sha256 = sha256
+        self.size = size
+        self.path = path
+
+    def publish(self) -> None:
+        """Make sure the blob exists, recreating it from the staged copy; idempotent.
+
+        Raises:
+            StorageError: the staged copy is gone (released) or the blob folder is not writable.
+        """
+        final = self._store._path(self.sha256)
+        if final.is_file():
+            return
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(self.path, final)
+            except FileExistsError:
+                return  # another writer published the same bytes meanwhile
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK, errno.EOPNOTSUPP):
+                    raise
+                self._publish_copy(final)  # a filesystem without hard links
+            os.chmod(final, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # gc's delete made the inode writable
+            fsync_dir(final.parent)
+        except FileNotFoundError as exc:
+            raise StorageError(f"the staged copy of blob {self.sha256} is gone; retry the write") from exc
+        except OSError as exc:
+            raise _os_error(exc) from exc
+
+    def _publish_copy(self, final: Path) -> None:
+        copy = self._store.root / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
+        try:
+            with open(self.path, "rb") as source, open(copy, "xb") as target:
+                shutil.copyfileobj(source, target, _CHUNK)
+                target.flush()
+                os.fsync(target.fileno())
+            os.chmod(copy, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.replace(copy, final)
+        finally:
+            copy.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        """Drop the staged copy (the published blob stays)."""
+        self.path.unlink(missing_ok=True)
+
+
+class PendingBlobs:
+    """The blobs one write is about to reference: staged before its transaction, confirmed inside it.
+
+    gc deletes a blob only inside a write transaction after checking that no record
+    references it, so a blob that exists inside the writer's transaction cannot vanish
+    before that transaction commits its reference. :meth:`confirm` is that check: call it
+    inside the ``Database.write()`` block that inserts the references, after which the
+    staged copies are no longer needed. Use as a context manager; it releases them.
+    """
+
+    def __init__(self, store: LocalBlobStore) -> None:
+        self._store = store
+        self._staged: dict[str, StagedBlob] = {}
+        self._held: dict[str, bytes] = {}
+        self._released: list[StagedBlob] = []
+
+    def _add(self, staged: StagedBlob) -> None:
+        if staged.sha256 in self._staged:
+            self._released.append(staged)  # the same bytes twice: one staged copy is enough
+        else:
+            self._staged[staged.sha256] = staged
+
+    def temp(self) -> _TempBlob:
+        """A writer whose bytes are staged on ``finish()``; call ``discard()`` on failure."""
+        return _TempBlob(self._store, self._add)
+
+    def put_stream(self, chunks: Iterable[bytes], progress: ProgressFn | None = None) -> BlobInfo:
+        temp = self.temp()
+        try:
+            for chunk in chunks:
+                temp.write(chunk)
+                if progress is not None:
+                    progress(temp.size)
+        except BaseException:
+            temp.discard()
+            raise
+        staged = temp.finish()
+        return BlobInfo(staged.sha256, staged.size)
+
+    def put_bytes(self, data: bytes) -> BlobInfo:
+        """Stage ``data``; bytes already stored cost no write (they stay in memory in case gc takes them)."""
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in self._staged or digest in self._held:
+            return BlobInfo(digest, len(data))
+        if self._store.exists(digest):
+            self._held[digest] = data
+            return BlobInfo(digest, len(data))
+        return self.put_stream([data])
+
+    def put_file(self, path: Path, progress: ProgressFn | None = None) -> BlobInfo:
+        with open(path, "rb") as source:
+            return self.put_stream(iter(lambda: source.read(_CHUNK), b""), progress)
+
+    def head(self, digest: str, length: int) -> bytes:
+        """The first ``length`` bytes of a blob staged here (read from the staged copy, which gc cannot remove)."""
+        if digest in self._held:
+            return self._held[digest][:length]
+        try:
+            with open(self._staged[digest].path, "rb") as handle:
+                return handle.read(length)
+        except OSError as exc:
+            raise _os_error(exc) from exc
+
+    def confirm(self, conn: sqlite3.Connection, digests: Iterable[str]) -> None:
+        """Inside the write transaction that references ``digests``: make sure each blob exists.
+
+        A blob gc removed since it was staged is recreated from the staged copy.
+
+        Raises:
+            StorageError: a digest is neither stored nor staged here (it cannot be referenced).
+        """
+        if not conn.in_transaction:
+            raise RuntimeError("PendingBlobs.confirm must run inside the write transaction that adds the references")
+        for digest in digests:
+            staged = self._staged.get(digest)
+            if staged is not None:
+                staged.publish()
+            elif self._store.exists(digest):
+                continue
+            elif digest in self._held:
+                self._store.put_bytes(self._held[digest])  # rare: gc took it since put_bytes saw it
+            else:
+                raise StorageError(f"blob {digest} is missing from the blob folder; it cannot be referenced")
+
+    def release(self) -> None:
+        for staged in [*self._staged.values(), *self._released]:
+            staged.release()
+        self._staged.clear()
+        self._held.clear()
+        self._released.clear()
+
+    def __enter__(self) -> PendingBlobs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class LocalBlobStore:
@@ -138,6 +310,10 @@ class LocalBlobStore:
     def temp(self) -> _TempBlob:
         """A writer whose bytes become a blob on ``commit()``; call ``discard()`` on failure."""
         return _TempBlob(self)
+
+    def pending(self) -> PendingBlobs:
+        """Stage the blobs of a write that will reference them; see :class:`PendingBlobs`."""
+        return PendingBlobs(self)
 
     def put_bytes(self, data: bytes) -> BlobInfo:
         return self.put_stream([data])
@@ -184,7 +360,19 @@ class LocalBlobStore:
             raise NotFound(f"no blob with sha256 {digest}")
         return path
 
+    def modified_at(self, digest: str) -> float:
+        """When the blob was stored (seconds since the epoch); gc spares blobs younger than its grace.
+
+        Raises:
+            NotFound: no such blob.
+        """
+        try:
+            return self._path(check_digest(digest)).stat().st_mtime
+        except FileNotFoundError:
+            raise NotFound(f"no blob with sha256 {digest}") from None
+
     def delete(self, digest: str) -> None:
+        """Remove a blob. Only gc calls this, inside a write transaction that found it unreferenced."""
         path = self._path(check_digest(digest))
         try:
             os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
@@ -247,8 +435,6 @@ def fsync_dir(path: Path) -> None:
 
 
 def _os_error(exc: OSError) -> StorageError:
-    import errno
-
     if exc.errno == errno.ENOSPC:
         return StorageError("the disk holding the blob folder is full; free space and retry")
     if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
