@@ -32,6 +32,8 @@ from .ids import new_id
 from .models import GcReport, Stats
 from .storage import Database, LocalBlobStore, Migration
 from .storage import vectors as vectors_module
+from .storage.blobs import remove_orphaned_temps
+from .storage.staging import StagingLedger
 
 __all__ = ["MemoryStore"]
 
@@ -92,6 +94,11 @@ class MemoryStore:
         self.blobs.remove_stale_temps()
         # The live files' temps too, even if this run never touches files (a killed writer's leftovers).
         LiveTree(self.data_dir / "files", durable=False).remove_stale_temps()
+        # And what killed exports, snapshots and materialisations staged, wherever they wrote it.
+        StagingLedger(self.data_dir).sweep()
+        remove_orphaned_temps(  # materialisations by versions that kept no staging records
+            (self.data_dir / "materialized").glob(".*.tmp-*"), lambda name: name.rsplit(".tmp-", 1)[1]
+        )
         self.db.migrate(SCHEMAS)
         self.ctx = StoreContext(config, self.db, self.blobs, self.data_dir, self.run_id)
 

@@ -21,6 +21,7 @@ import re
 import shutil
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -73,7 +74,9 @@ def _fsspec(location: str) -> tuple[Any, str]:
     return fs, str(root)
 
 
-def open_sink(dest: str | os.PathLike[str], roots: tuple[Path, ...]) -> ArchiveSink:
+def open_sink(
+    dest: str | os.PathLike[str], roots: tuple[Path, ...], reserve: Callable[[Path], Path] | None = None
+) -> ArchiveSink:
     """A writer for a new export at ``dest`` (a directory, a ``.tar.gz`` file, or an fsspec URL).
 
     Raises:
@@ -93,7 +96,10 @@ def open_sink(dest: str | os.PathLike[str], roots: tuple[Path, ...]) -> ArchiveS
     if path.exists() or path.is_symlink():
         raise InvalidInput(f"export destination {path} already exists; choose a new path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.parent / f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    # ``reserve`` (StagingLedger.reserving) records the staging path so a killed export's is swept.
+    staging = (
+        reserve(path) if reserve is not None else path.parent / f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    )
     if _is_tar(path.name):
         handle = open(staging, "xb")  # noqa: SIM115 - closed by the sink
         return _TarSink(

@@ -28,6 +28,7 @@ from ..errors import Conflict, InvalidInput, MemoryServerError, NotFound
 from ..ids import utc_now
 from ..models import FileArchiveReport, FileAuditEntry, FileContent, FileHistory, FileList, FileMeta, FileVersion
 from ..storage.blobs import PendingBlobs, check_digest
+from ..storage.staging import StagingLedger
 from . import _validate as check
 from ._context import StoreContext
 from ._file_archive import open_sink, open_source
@@ -684,23 +685,25 @@ class Files:
             namespace=ns, location=os.fspath(dest), files=len(live), versions=len(versions), blobs=len(digests),
             transcript_messages=len(messages),
         )  # fmt: skip
-        sink = open_sink(dest, self._config.allowed_roots)
-        try:
-            manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
-                        "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
-            sink.add("manifest.json", (jsonlib.dumps(manifest, indent=2) + "\n").encode())
-            sink.add("versions.jsonl", _jsonl(_version_record(r) for r in versions))
-            sink.add(
-                "transcript.jsonl", _jsonl({"ts": r["ts"], "message": jsonlib.loads(r["message"])} for r in messages)
-            )
-            for digest in digests:
-                sink.add(f"blobs/{digest}", self._blobs.read(digest))
-            for item in live:
-                sink.add(f"files/{item['path']}", self._blobs.read(item["sha256"]))
-            sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
+        with StagingLedger(self._ctx.data_dir).reserving() as reserve:
+            sink = open_sink(dest, self._config.allowed_roots, reserve)
+            try:
+                manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
+                            "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
+                sink.add("manifest.json", (jsonlib.dumps(manifest, indent=2) + "\n").encode())
+                sink.add("versions.jsonl", _jsonl(_version_record(r) for r in versions))
+                sink.add(
+                    "transcript.jsonl",
+                    _jsonl({"ts": r["ts"], "message": jsonlib.loads(r["message"])} for r in messages),
+                )
+                for digest in digests:
+                    sink.add(f"blobs/{digest}", self._blobs.read(digest))
+                for item in live:
+                    sink.add(f"files/{item['path']}", self._blobs.read(item["sha256"]))
+                sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
         return report.model_copy(update={"location": sink.location})
 
     def import_(self, src: str | os.PathLike[str], namespace: str | None = None) -> FileArchiveReport:

@@ -31,6 +31,7 @@ __all__ = [
     "check_digest",
     "fsync_dir",
     "remove_orphaned_temps",
+    "remove_path",
 ]
 
 _CHUNK = 1 << 20
@@ -393,19 +394,33 @@ class LocalBlobStore:
         return remove_orphaned_temps(self.root.glob(f"{_TMP_PREFIX}*"), lambda name: name[len(_TMP_PREFIX) :])
 
 
-def remove_orphaned_temps(paths: Iterable[Path], pid_prefixed: Callable[[str], str]) -> int:
-    """Delete the temp files among ``paths`` whose writer process is gone; return how many.
+def remove_orphaned_temps(
+    paths: Iterable[Path], pid_prefixed: Callable[[str], str], remove: Callable[[Path], None] | None = None
+) -> int:
+    """Delete the temp files (or staging trees) among ``paths`` whose writer process is gone; return how many.
 
-    ``pid_prefixed`` maps a file name to the part that starts with ``<pid>-``.
+    ``pid_prefixed`` maps a file name to the part that starts with ``<pid>-``; ``remove``
+    (default :func:`remove_path`) deletes one.
     """
     removed = 0
     for path in paths:
         pid_text = pid_prefixed(path.name).split("-", 1)[0]
         if pid_text.isdigit() and _process_alive(int(pid_text)):
             continue
-        path.unlink(missing_ok=True)
+        (remove or remove_path)(path)
         removed += 1
     return removed
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or a directory tree at ``path`` (a symlink itself, never what it points to)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass  # best effort: debris that cannot be removed now is retried at the next start-up
 
 
 def _process_alive(pid: int) -> bool:
