@@ -95,9 +95,9 @@ def _line(process: subprocess.Popen[str]) -> dict[str, Any]:
     return parsed
 
 
-def _age_every_blob(store: MemoryStore) -> None:
+def _age(store: MemoryStore, digests: set[str]) -> None:
     old = time.time() - 3 * 3600  # well past gc's one-hour grace
-    for digest in store.blobs.digests():
+    for digest in digests:
         os.utime(store.blobs.local_path(digest), (old, old))
 
 
@@ -121,9 +121,12 @@ def _make_orphans(store: MemoryStore, scratch: MemoryStore, work: Path, r: int) 
         store.artifacts.save_text(note, kind="orphan"),
         store.artifacts.save_text(exported, kind="orphan"),
     ]
+    orphans: set[str] = set()
     for record in made:
+        rows = store.db.query("SELECT sha256 FROM artifact_blobs WHERE artifact_id = ?", (record.artifact_id,))
+        orphans.update(row[0] for row in rows)
         store.artifacts.delete(record.artifact_id)
-    _age_every_blob(store)
+    _age(store, orphans)
 
 
 def _check(store: MemoryStore, work: Path, ack: dict[str, Any]) -> None:

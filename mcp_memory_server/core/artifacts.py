@@ -402,24 +402,25 @@ class Artifacts:
         if dest_path.exists():
             raise InvalidInput(f"destination {dest_path} already exists; choose a new path")
         dest_path.parent.mkdir(parents=True, exist_ok=True)
-        # Recorded first, so a killed writer's half-built tree is swept at the next start-up.
-        with StagingLedger(self._ctx.data_dir).reserving() as reserve:
-            staging = reserve(dest_path)
-            try:
-                if record.is_dir:
-                    staging.mkdir()
-                    for entry in json.loads(self._blobs.read(record.sha256))["entries"]:
-                        target = (staging / entry["path"]).resolve()
-                        if not target.is_relative_to(staging.resolve()):
-                            raise AccessDenied(f"manifest entry {entry['path']!r} escapes the directory")
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(self._blobs.local_path(entry["sha256"]), target)
-                else:
-                    shutil.copyfile(self._blobs.local_path(record.sha256), staging)
-                os.replace(staging, dest_path)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True) if staging.is_dir() else staging.unlink(missing_ok=True)
-                raise
+        ledger = StagingLedger(self._ctx.data_dir)
+        staging = ledger.reserve(dest_path)  # recorded first: a killed writer's half-built tree is swept
+        try:
+            if record.is_dir:
+                staging.mkdir()
+                for entry in json.loads(self._blobs.read(record.sha256))["entries"]:
+                    target = (staging / entry["path"]).resolve()
+                    if not target.is_relative_to(staging.resolve()):
+                        raise AccessDenied(f"manifest entry {entry['path']!r} escapes the directory")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(self._blobs.local_path(entry["sha256"]), target)
+            else:
+                shutil.copyfile(self._blobs.local_path(record.sha256), staging)
+            os.replace(staging, dest_path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True) if staging.is_dir() else staging.unlink(missing_ok=True)
+            raise
+        finally:
+            ledger.release(staging)
         return dest_path
 
     # -- querying --------------------------------------------------------------------------------

@@ -685,25 +685,23 @@ class Files:
             namespace=ns, location=os.fspath(dest), files=len(live), versions=len(versions), blobs=len(digests),
             transcript_messages=len(messages),
         )  # fmt: skip
-        with StagingLedger(self._ctx.data_dir).reserving() as reserve:
-            sink = open_sink(dest, self._config.allowed_roots, reserve)
-            try:
-                manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
-                            "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
-                sink.add("manifest.json", (jsonlib.dumps(manifest, indent=2) + "\n").encode())
-                sink.add("versions.jsonl", _jsonl(_version_record(r) for r in versions))
-                sink.add(
-                    "transcript.jsonl",
-                    _jsonl({"ts": r["ts"], "message": jsonlib.loads(r["message"])} for r in messages),
-                )
-                for digest in digests:
-                    sink.add(f"blobs/{digest}", self._blobs.read(digest))
-                for item in live:
-                    sink.add(f"files/{item['path']}", self._blobs.read(item["sha256"]))
-                sink.commit()
-            except BaseException:
-                sink.abort()
-                raise
+        sink = open_sink(dest, self._config.allowed_roots, StagingLedger(self._ctx.data_dir))
+        try:
+            manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
+                        "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
+            sink.add("manifest.json", (jsonlib.dumps(manifest, indent=2) + "\n").encode())
+            sink.add("versions.jsonl", _jsonl(_version_record(r) for r in versions))
+            sink.add(
+                "transcript.jsonl", _jsonl({"ts": r["ts"], "message": jsonlib.loads(r["message"])} for r in messages)
+            )
+            for digest in digests:
+                sink.add(f"blobs/{digest}", self._blobs.read(digest))
+            for item in live:
+                sink.add(f"files/{item['path']}", self._blobs.read(item["sha256"]))
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
         return report.model_copy(update={"location": sink.location})
 
     def import_(self, src: str | os.PathLike[str], namespace: str | None = None) -> FileArchiveReport:

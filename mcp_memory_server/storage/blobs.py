@@ -1,8 +1,14 @@
 """Content-addressed blob storage: ``blobs/sha256/ab/cd/<hex>``.
 
-Bytes are written to a temp file in the blob folder, fsynced, renamed into place and
-made read-only, so a reader never sees a partial blob and a crash leaves at most a
-temp file that the next start-up removes.
+Bytes are written to a temp file in the blob folder, fsynced, made read-only and linked
+into place, so a reader never sees a partial blob and a crash leaves at most a temp file
+that the next start-up removes.
+
+gc and writers meet under the database write lock: gc deletes a blob only inside a write
+transaction that finds no reference to it, and a write confirms the blobs it references
+inside the transaction that inserts the references (:meth:`PendingBlobs.confirm`),
+recreating any that gc removed from the copy it staged. So no committed record ever
+points at a deleted blob, whatever the timing, without trusting file times.
 """
 
 from __future__ import annotations
@@ -317,6 +323,7 @@ class LocalBlobStore:
         return PendingBlobs(self)
 
     def put_bytes(self, data: bytes) -> BlobInfo:
+        """Store a blob nothing references yet; a write that will reference it uses :meth:`pending`."""
         return self.put_stream([data])
 
     def put_stream(self, chunks: Iterable[bytes], progress: ProgressFn | None = None) -> BlobInfo:

@@ -34,28 +34,35 @@ class StagingLedger:
     def __init__(self, data_dir: Path) -> None:
         self.folder = data_dir / "staging"
 
+    def reserve(self, dest: Path) -> Path:
+        """The staging path to build ``dest`` under, recorded before it exists; :meth:`release` it after."""
+        token = f"{os.getpid()}-{os.urandom(8).hex()}"
+        staging = dest.parent / f".{dest.name[:_NAME_CHARS]}.tmp-{token}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / token).write_text(os.fspath(staging), encoding="utf-8")
+        return staging
+
+    def release(self, staging: Path) -> None:
+        """Forget ``staging`` once it has been renamed into place or removed."""
+        (self.folder / staging.name.rsplit(".tmp-", 1)[-1]).unlink(missing_ok=True)
+
     @contextmanager
     def reserving(self) -> Iterator[Reserve]:
         """Yield ``reserve(dest) -> staging path``; the records go when the block ends, however it ends.
 
         The block must rename or remove what it staged; only a killed process leaves it behind.
         """
-        records: list[Path] = []
+        reserved: list[Path] = []
 
         def reserve(dest: Path) -> Path:
-            token = f"{os.getpid()}-{os.urandom(8).hex()}"
-            staging = dest.parent / f".{dest.name[:_NAME_CHARS]}.tmp-{token}"
-            self.folder.mkdir(parents=True, exist_ok=True)
-            record = self.folder / token
-            record.write_text(os.fspath(staging), encoding="utf-8")
-            records.append(record)
-            return staging
+            reserved.append(self.reserve(dest))
+            return reserved[-1]
 
         try:
             yield reserve
         finally:
-            for record in records:
-                record.unlink(missing_ok=True)
+            for staging in reserved:
+                self.release(staging)
 
     def sweep(self) -> int:
         """Remove what dead writers staged; return how many records were swept."""

@@ -695,18 +695,19 @@ class GraphMemory:
             if target.is_dir():
                 raise AccessDenied(f"{target} is a directory; give a file path such as {target / 'snapshot.json'}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            # Recorded first, so a killed export's temp is swept at the next start-up.
-            with StagingLedger(self._ctx.data_dir).reserving() as reserve:
-                temp = reserve(target)
-                try:
-                    with open(temp, "x", encoding="utf-8") as out:
-                        out.write(snapshot.model_dump_json(indent=1))
-                        out.flush()
-                        os.fsync(out.fileno())
-                    os.replace(temp, target)
-                except BaseException:
-                    temp.unlink(missing_ok=True)
-                    raise
+            ledger = StagingLedger(self._ctx.data_dir)
+            temp = ledger.reserve(target)  # recorded first: a killed export's temp is swept at the next start-up
+            try:
+                with open(temp, "x", encoding="utf-8") as out:
+                    out.write(snapshot.model_dump_json(indent=1))
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temp, target)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+            finally:
+                ledger.release(temp)
         except OSError as exc:
             raise StorageError(f"cannot write the snapshot to {str(target)[:200]!r}: {exc.strerror or exc}") from None
         return GraphExportResult(agent_id=snapshot.agent_id, node_count=len(snapshot.nodes),
