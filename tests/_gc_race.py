@@ -29,9 +29,11 @@ from mcp_memory_server.store import BLOB_REFERENCES
 KINDS = ("text", "dir", "write", "import")
 
 SAVER = r"""
-import json, random, sys, time
+import json, logging, random, sys, time
 from pathlib import Path
 from mcp_memory_server import MemoryStore
+
+logging.basicConfig(level=logging.INFO, format="%(message)s")  # counts the restores on stderr
 
 data_dir, kind, work, seed = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(seed)
@@ -150,7 +152,7 @@ def race(tmp_path: Path, *, rounds: int, savers_per_kind: int = 1, collectors: i
     data_dir = tmp_path / "store"
     work = tmp_path / "work"
     work.mkdir()
-    figures = {"rounds": rounds, "acknowledged": 0, "checked": 0, "gc_passes": 0, "blobs_removed": 0}
+    figures = {"rounds": rounds, "acknowledged": 0, "checked": 0, "gc_passes": 0, "blobs_removed": 0, "restored": 0}
     with (
         MemoryStore.open(data_dir, allow_path=[str(tmp_path)]) as store,
         MemoryStore.open(tmp_path / "scratch", allow_path=[str(tmp_path)]) as scratch,
@@ -210,6 +212,7 @@ def race(tmp_path: Path, *, rounds: int, savers_per_kind: int = 1, collectors: i
                     process.stdout.close()
                 if process.returncode != 0:
                     errors.append(err[-3000:])
+                figures["restored"] += err.count("was removed by gc after this write")
     assert errors == [], errors
     print(f"gc reuse race: {figures}")
     return figures

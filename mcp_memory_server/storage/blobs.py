@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -39,6 +40,8 @@ __all__ = [
     "remove_orphaned_temps",
     "remove_path",
 ]
+
+logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -156,27 +159,28 @@ class StagedBlob:
         self.size = size
         self.path = path
 
-    def publish(self) -> None:
-        """Make sure the blob exists, recreating it from the staged copy; idempotent.
+    def publish(self) -> bool:
+        """Make sure the blob exists, recreating it from the staged copy; idempotent. True if it had to.
 
         Raises:
             StorageError: the staged copy is gone (released) or the blob folder is not writable.
         """
         final = self._store._path(self.sha256)
         if final.is_file():
-            return
+            return False
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(self.path, final)
             except FileExistsError:
-                return  # another writer published the same bytes meanwhile
+                return False  # another writer published the same bytes meanwhile
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK, errno.EOPNOTSUPP):
                     raise
                 self._publish_copy(final)  # a filesystem without hard links
             os.chmod(final, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # gc's delete made the inode writable
             fsync_dir(final.parent)
+            return True
         except FileNotFoundError as exc:
             raise StorageError(f"the staged copy of blob {self.sha256} is gone; retry the write") from exc
         except OSError as exc:
@@ -275,11 +279,13 @@ class PendingBlobs:
         for digest in digests:
             staged = self._staged.get(digest)
             if staged is not None:
-                staged.publish()
+                if staged.publish():
+                    logger.info("blob %s was removed by gc after this write staged it; restored", digest)
             elif self._store.exists(digest):
                 continue
             elif digest in self._held:
-                self._store.put_bytes(self._held[digest])  # rare: gc took it since put_bytes saw it
+                self._store.put_bytes(self._held[digest])
+                logger.info("blob %s was removed by gc after this write found it; restored", digest)
             else:
                 raise StorageError(f"blob {digest} is missing from the blob folder; it cannot be referenced")
 
