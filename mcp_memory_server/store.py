@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -53,8 +54,10 @@ BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES, files_module.BLO
 # check under the write lock, see gc), but it spares a writer the work of restoring a blob it
 # just stored, and protects writes by an older version of this program during an upgrade.
 _GC_GRACE = timedelta(hours=1)
-# Blobs judged and deleted per write transaction: bounded so that writers wait milliseconds.
+# Blobs judged and deleted per write transaction, and the time one may take: bounded so
+# that writers wait milliseconds, not the length of the whole sweep.
 _GC_BATCH = 200
+_GC_BATCH_SECONDS = 0.05
 
 
 def _referenced(conn: sqlite3.Connection, digests: Sequence[str] | None) -> set[str]:
@@ -185,11 +188,15 @@ class MemoryStore:
         # writer confirms its blobs exist inside the transaction that references them
         # (PendingBlobs.confirm), so it either sees the blob gone and restores it, or commits its
         # reference first and this batch sees it. A batch never holds the lock for long.
-        for start in range(0, len(candidates), _GC_BATCH):
-            batch = candidates[start : start + _GC_BATCH]
+        while candidates:
+            batch, candidates = candidates[:_GC_BATCH], candidates[_GC_BATCH:]
             with self.db.write() as conn:
                 held = _referenced(conn, batch)
-                for digest in batch:
+                deadline = time.monotonic() + _GC_BATCH_SECONDS
+                for n, digest in enumerate(batch):
+                    if time.monotonic() > deadline:  # slow deletes (a busy disk): yield the lock, go on after
+                        candidates = batch[n:] + candidates
+                        break
                     if digest in held or not self._older(digest, grace_start):
                         continue
                     size = self._size(digest)
