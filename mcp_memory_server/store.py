@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -25,11 +28,13 @@ from .core.lab import Lab
 from .core.lab import ledger as lab_module
 from .core.search import SearchIndex
 from .embeddings import Embedder
-from .errors import InvalidInput, StorageError
+from .errors import InvalidInput, NotFound, StorageError
 from .ids import new_id
 from .models import GcReport, Stats
 from .storage import Database, LocalBlobStore, Migration
 from .storage import vectors as vectors_module
+from .storage.blobs import remove_orphaned_temps
+from .storage.staging import StagingLedger
 
 __all__ = ["MemoryStore"]
 
@@ -45,8 +50,28 @@ SCHEMAS: list[Migration] = [
 ]
 BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES, files_module.BLOB_REFERENCES]
 
-# A blob younger than this may belong to a save whose record is not committed yet.
+# A blob younger than this is left alone. Not what keeps referenced blobs safe (that is the
+# check under the write lock, see gc), but it spares a writer the work of restoring a blob it
+# just stored, and protects writes by an older version of this program during an upgrade.
 _GC_GRACE = timedelta(hours=1)
+# Blobs judged and deleted per write transaction, and the time one may take: bounded so
+# that writers wait milliseconds, not the length of the whole sweep.
+_GC_BATCH = 200
+_GC_BATCH_SECONDS = 0.05
+
+
+def _referenced(conn: sqlite3.Connection, digests: Sequence[str] | None) -> set[str]:
+    """Which of ``digests`` (all, if None) some record references, as seen by ``conn``'s transaction."""
+    if digests is None:
+        return {row[0] for sql in BLOB_REFERENCES for row in conn.execute(sql)}
+    if not digests:
+        return set()
+    marks = ",".join("?" * len(digests))
+    return {
+        row[0]
+        for sql in BLOB_REFERENCES
+        for row in conn.execute(f"SELECT sha256 FROM ({sql}) WHERE sha256 IN ({marks})", list(digests))
+    }
 
 
 class MemoryStore:
@@ -72,6 +97,11 @@ class MemoryStore:
         self.blobs.remove_stale_temps()
         # The live files' temps too, even if this run never touches files (a killed writer's leftovers).
         LiveTree(self.data_dir / "files", durable=False).remove_stale_temps()
+        # And what killed exports, snapshots and materialisations staged, wherever they wrote it.
+        StagingLedger(self.data_dir).sweep()
+        remove_orphaned_temps(  # materialisations by versions that kept no staging records
+            (self.data_dir / "materialized").glob(".*.tmp-*"), lambda name: name.rsplit(".tmp-", 1)[1]
+        )
         self.db.migrate(SCHEMAS)
         self.ctx = StoreContext(config, self.db, self.blobs, self.data_dir, self.run_id)
 
@@ -142,27 +172,53 @@ class MemoryStore:
             # A dry run deletes inside a savepoint and rolls back, so it sees exactly what a real run would.
             conn.execute("SAVEPOINT gc")
             self.artifacts.delete_many(conn, expired)
-            referenced = {row[0] for sql in BLOB_REFERENCES for row in conn.execute(sql)}
+            referenced = _referenced(conn, None) if dry_run else set()
             conn.execute("ROLLBACK TO gc" if dry_run else "RELEASE gc")
             if dry_run:
                 conn.execute("RELEASE gc")
         grace_start = (datetime.now(UTC) - _GC_GRACE).timestamp()
+        candidates = [d for d in self.blobs.digests() if d not in referenced and self._older(d, grace_start)]
         removed = freed = 0
-        for digest in list(self.blobs.digests()):
-            if digest in referenced:
-                continue
-            path = self.blobs.local_path(digest)
-            stat = path.stat()
-            if stat.st_mtime > grace_start:
-                continue
-            removed += 1
-            freed += stat.st_size
-            if not dry_run:
-                self.blobs.delete(digest)
+        if dry_run:
+            for digest in candidates:
+                removed += 1
+                freed += self._size(digest)
+            candidates = []
+        # The decision and the deletion happen under the write lock, a bounded batch at a time: a
+        # writer confirms its blobs exist inside the transaction that references them
+        # (PendingBlobs.confirm), so it either sees the blob gone and restores it, or commits its
+        # reference first and this batch sees it. A batch never holds the lock for long.
+        while candidates:
+            batch, candidates = candidates[:_GC_BATCH], candidates[_GC_BATCH:]
+            with self.db.write() as conn:
+                held = _referenced(conn, batch)
+                deadline = time.monotonic() + _GC_BATCH_SECONDS
+                for n, digest in enumerate(batch):
+                    if time.monotonic() > deadline:  # slow deletes (a busy disk): yield the lock, go on after
+                        candidates = batch[n:] + candidates
+                        break
+                    if digest in held or not self._older(digest, grace_start):
+                        continue
+                    size = self._size(digest)
+                    self.blobs.delete(digest)
+                    removed += 1
+                    freed += size
         return GcReport(
             dry_run=dry_run, records_removed=len(expired), blobs_removed=removed, bytes_freed=freed,
             record_ids=expired[:100],
         )  # fmt: skip
+
+    def _older(self, digest: str, grace_start: float) -> bool:
+        try:
+            return self.blobs.modified_at(digest) <= grace_start
+        except NotFound:
+            return False  # gone already (another gc)
+
+    def _size(self, digest: str) -> int:
+        try:
+            return self.blobs.size(digest)
+        except NotFound:
+            return 0
 
     def stats(self) -> Stats:
         """Counts, sizes, schema versions and model status of this store."""

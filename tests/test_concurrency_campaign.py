@@ -7,7 +7,8 @@ file: in round ``r`` every contender writes ``cas.md`` with ``expected_sha`` = t
 version ``r``, so exactly one may win and the file's history gains exactly one version.
 
 Default: 4 processes x 3 threads; ``python -m pytest -m slow tests/test_concurrency_campaign.py``
-runs ``MCP_CONC_PROCS`` (default 8) processes with ``MCP_CONC_OPS`` (default 300) writes per thread.
+runs ``MCP_CONC_PROCS`` (default 8) processes with ``MCP_CONC_OPS`` (default 300) writes per thread,
+and ``MCP_GC_ROUNDS`` (default 200) rounds of the gc-vs-save-reuse race (``_gc_race``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _gc_race import race
 from _procs import clean_env
 
 from mcp_memory_server import MemoryStore
@@ -229,3 +231,12 @@ def test_a_long_concurrency_campaign(tmp_path: Path) -> None:
     """MCP_CONC_PROCS (default 8) processes x 4 threads x MCP_CONC_OPS (default 300) writes, 100 CAS rounds."""
     procs = int(os.environ.get("MCP_CONC_PROCS", "8"))
     campaign(tmp_path, procs=procs, threads=4, ops=int(os.environ.get("MCP_CONC_OPS", "300")), rounds=100)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_long_gc_reuse_race(tmp_path: Path) -> None:
+    """MCP_GC_ROUNDS (default 200) rounds of saves reusing old orphan blobs vs gc --apply loops: none lost."""
+    rounds = int(os.environ.get("MCP_GC_ROUNDS", "200"))
+    figures = race(tmp_path, rounds=rounds, savers_per_kind=int(os.environ.get("MCP_GC_SAVERS", "1")), collectors=2)
+    assert figures["acknowledged"] == figures["checked"] >= rounds * 4

@@ -32,7 +32,7 @@ from _procs import clean_env, read_line
 from mcp_memory_server import MemoryStore
 from mcp_memory_server.store import BLOB_REFERENCES
 
-PATHS = ["artifact", "event", "file", "lab", "graph"]
+PATHS = ["artifact", "event", "file", "lab", "graph", "gc_reuse"]
 
 # One write path in a loop; each line on stdout acknowledges a write that returned.
 WORKER = r"""
@@ -52,6 +52,25 @@ def payload():
     # Mostly small, sometimes megabytes, so a kill can land inside a blob write.
     size = rng.choice([10, 200, 5000, 100_000, 1_500_000])
     return os.urandom(size)
+
+if path == "gc_reuse":
+    import threading, time
+
+    def collect():  # gc --apply in a loop beside the saves, killed with them
+        while True:
+            store.gc(dry_run=False)
+
+    threading.Thread(target=collect, daemon=True).start()
+
+def make_old_orphan(save):
+    # A record saved and deleted, its blobs aged past gc's grace: the bytes the next save reuses.
+    store.artifacts.delete(save().artifact_id)
+    old = time.time() - 3 * 3600
+    for digest in list(store.blobs.digests()):
+        try:
+            os.utime(store.blobs.local_path(digest), (old, old))
+        except Exception:
+            pass  # gc took it meanwhile
 
 ack(ready=True)
 i = 0
@@ -129,6 +148,23 @@ while True:
                               agent_id="crash")
             for node_id in result.node_ids:
                 ack(op="graph", id=node_id)
+    elif path == "gc_reuse":
+        roll = i % 3
+        if roll == 0:
+            text = f"reused text {i % 7} " + "r" * (i % 7) * 1000
+            make_old_orphan(lambda: store.artifacts.save_text(text, kind="orphan"))
+            rec = store.artifacts.save_text(text, kind="reuse", labels={"tag": tag})
+            ack(op="artifact", id=rec.artifact_id, sha=rec.sha256)
+        elif roll == 1:
+            folder = tree / f"dir{i % 3}"
+            make_old_orphan(lambda: store.artifacts.save_file(folder, kind="orphan"))
+            rec = store.artifacts.save_file(folder, kind="reuse", labels={"tag": tag})
+            ack(op="artifact", id=rec.artifact_id, sha=rec.sha256)
+        else:
+            text = f"reused note {i % 5}"
+            make_old_orphan(lambda: store.artifacts.save_text(text, kind="orphan"))
+            meta = store.files.write(f"reuse/{i}.md", text, actor="crash")
+            ack(op="file", path=meta.path, version=meta.version, sha=meta.sha256)
 """
 
 

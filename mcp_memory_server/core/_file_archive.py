@@ -26,11 +26,12 @@ import stat
 import tarfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from ..errors import InvalidInput, NotFound
+from ..storage.staging import StagingLedger
 from .local_paths import resolve_allowed
 
 __all__ = ["MAX_MEMBERS", "ArchiveSink", "ArchiveSource", "open_sink", "open_source", "read_lines", "read_member"]
@@ -118,7 +119,9 @@ def _fsspec(location: str) -> tuple[Any, str]:
     return fs, str(root)
 
 
-def open_sink(dest: str | os.PathLike[str], roots: tuple[Path, ...]) -> ArchiveSink:
+def open_sink(
+    dest: str | os.PathLike[str], roots: tuple[Path, ...], ledger: StagingLedger | None = None
+) -> ArchiveSink:
     """A writer for a new export at ``dest`` (a directory, a ``.tar.gz`` file, or an fsspec URL).
 
     Raises:
@@ -138,13 +141,29 @@ def open_sink(dest: str | os.PathLike[str], roots: tuple[Path, ...]) -> ArchiveS
     if path.exists() or path.is_symlink():
         raise InvalidInput(f"export destination {path} already exists; choose a new path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.parent / f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    # The ledger records the staging path first, so a killed export's is swept at the next start-up.
+    if ledger is None:
+        staging = path.parent / f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    else:
+        staging = ledger.reserve(path)
+
+    def release() -> None:
+        if ledger is not None:
+            ledger.release(staging)
+
     if _is_tar(path.name):
         handle = open(staging, "xb")  # noqa: SIM115 - closed by the sink
-        return _TarSink(
-            handle, str(path), on_commit=lambda: os.replace(staging, path), on_abort=lambda: staging.unlink()
-        )
-    return _DirSink(staging, path)
+
+        def commit() -> None:
+            os.replace(staging, path)
+            release()
+
+        def abort() -> None:
+            staging.unlink(missing_ok=True)
+            release()
+
+        return _TarSink(handle, str(path), on_commit=commit, on_abort=abort)
+    return _DirSink(staging, path, on_done=release)
 
 
 def open_source(src: str | os.PathLike[str], roots: tuple[Path, ...], *, max_read: int) -> ArchiveSource:
@@ -172,9 +191,10 @@ def open_source(src: str | os.PathLike[str], roots: tuple[Path, ...], *, max_rea
 class _DirSink:
     """Builds the tree next to the destination and renames it into place on commit."""
 
-    def __init__(self, staging: Path, dest: Path) -> None:
+    def __init__(self, staging: Path, dest: Path, on_done: Callable[[], None]) -> None:
         self._staging = staging
         self._dest = dest
+        self._on_done = on_done
         self.location = str(dest)
         staging.mkdir()
 
@@ -185,9 +205,11 @@ class _DirSink:
 
     def commit(self) -> None:
         os.replace(self._staging, self._dest)
+        self._on_done()
 
     def abort(self) -> None:
         shutil.rmtree(self._staging, ignore_errors=True)
+        self._on_done()
 
 
 class _TarSink:

@@ -23,7 +23,8 @@ from typing import Any, Literal
 from ..errors import AccessDenied, InvalidInput, NotFound, StorageError
 from ..ids import new_id, utc_now
 from ..models import ArtifactContent, ArtifactPage, ArtifactRecord, DeleteReport
-from ..storage.blobs import check_digest
+from ..storage.blobs import PendingBlobs, check_digest
+from ..storage.staging import StagingLedger
 from . import _validate as check
 from ._context import StoreContext
 from .local_paths import resolve_allowed, walk_regular_files
@@ -141,9 +142,11 @@ class Artifacts:
         if not isinstance(data, bytes | bytearray):
             raise InvalidInput(f"data must be bytes, got {type(data).__name__}")
         fields = self._check_meta(kind, meta)
-        info = self._blobs.put_bytes(bytes(data))
-        mime = fields.pop("mime") or "application/octet-stream"
-        return self._insert(info.sha256, info.size, mime, _preview(bytes(data[:2048]), mime, info.size), fields)
+        with self._blobs.pending() as pending:
+            info = pending.put_bytes(bytes(data))
+            mime = fields.pop("mime") or "application/octet-stream"
+            preview = _preview(bytes(data[:2048]), mime, info.size)
+            return self._insert(pending, info.sha256, info.size, mime, preview, fields)
 
     def save_file(
         self,
@@ -163,34 +166,36 @@ class Artifacts:
         if not meta.get("name"):  # None from a tool that left it out: the file's own name
             meta["name"] = resolved.name
         fields = self._check_meta(kind, meta)
-        if resolved.is_dir():
-            return self._save_dir(resolved, fields, progress)
-        total = resolved.stat().st_size
-        info = self._blobs.put_file(resolved, None if progress is None else lambda done: progress(done, total))
-        mime = fields.pop("mime") or mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
-        with self._blobs.open(info.sha256) as head:
-            preview = _preview(head.read(2048), mime, info.size)
-        return self._insert(info.sha256, info.size, mime, preview, fields)
+        with self._blobs.pending() as pending:
+            if resolved.is_dir():
+                return self._save_dir(pending, resolved, fields, progress)
+            total = resolved.stat().st_size
+            info = pending.put_file(resolved, None if progress is None else lambda done: progress(done, total))
+            mime = fields.pop("mime") or mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
+            preview = _preview(pending.head(info.sha256, 2048), mime, info.size)
+            return self._insert(pending, info.sha256, info.size, mime, preview, fields)
 
-    def _save_dir(self, root: Path, fields: dict[str, Any], progress: ProgressFn | None) -> ArtifactRecord:
+    def _save_dir(
+        self, pending: PendingBlobs, root: Path, fields: dict[str, Any], progress: ProgressFn | None
+    ) -> ArtifactRecord:
         files = list(walk_regular_files(root, self._config.allowed_roots))
         total = sum(f.stat().st_size for _, f in files)
         done = 0
         entries: list[dict[str, Any]] = []
         for relative, file in files:
-            info = self._blobs.put_file(file)
+            info = pending.put_file(file)
             done += info.size
             if progress is not None:
                 progress(done, total)
             entries.append({"path": relative, "sha256": info.sha256, "bytes": info.size})
         entries.sort(key=lambda e: e["path"])
         manifest = _manifest_bytes(entries)
-        info = self._blobs.put_bytes(manifest)
+        info = pending.put_bytes(manifest)
         fields.pop("mime")
         names = ", ".join(e["path"] for e in entries[:10]) + (", …" if len(entries) > 10 else "")
         preview = f"directory, {len(entries)} files, {total} bytes: {names}"
         extra = [e["sha256"] for e in entries]
-        return self._insert(info.sha256, total, DIR_MIME, preview, fields, is_dir=True, extra_blobs=extra)
+        return self._insert(pending, info.sha256, total, DIR_MIME, preview, fields, is_dir=True, extra_blobs=extra)
 
     @contextmanager
     def writer(self, kind: str = "blob", planned_ext: str = "", **meta: Any) -> Iterator[ArtifactWriter]:
@@ -203,18 +208,19 @@ class Artifacts:
             planned_ext = "." + planned_ext
         meta.setdefault("name", f"{kind}{planned_ext}")
         fields = self._check_meta(kind, meta)
-        temp = self._blobs.temp()
-        writer = ArtifactWriter(temp)
-        try:
-            yield writer
-        except BaseException:
-            temp.discard()
-            raise
-        info = temp.commit()
-        mime = fields.pop("mime") or mimetypes.guess_type(f"x{planned_ext}")[0] or "application/octet-stream"
-        preview = _preview(self._blobs.read(info.sha256, 0, 2048), mime, info.size)
-        writer.record = self._insert(info.sha256, info.size, mime, preview, fields)
-        self.last_artifact = writer.record
+        with self._blobs.pending() as pending:
+            temp = pending.temp()
+            writer = ArtifactWriter(temp)
+            try:
+                yield writer
+            except BaseException:
+                temp.discard()
+                raise
+            info = temp.finish()
+            mime = fields.pop("mime") or mimetypes.guess_type(f"x{planned_ext}")[0] or "application/octet-stream"
+            preview = _preview(pending.head(info.sha256, 2048), mime, info.size)
+            writer.record = self._insert(pending, info.sha256, info.size, mime, preview, fields)
+            self.last_artifact = writer.record
 
     def _check_meta(self, kind: str, meta: dict[str, Any]) -> dict[str, Any]:
         allowed = {"name", "labels", "metrics", "tags", "pin", "mime", "graph_id", "node_id"}
@@ -238,6 +244,7 @@ class Artifacts:
 
     def _insert(
         self,
+        pending: PendingBlobs,
         sha256: str,
         size: int,
         mime: str,
@@ -256,6 +263,7 @@ class Artifacts:
         dedup_key = hashlib.sha256(check.canonical_json(identity).encode()).hexdigest()
         artifact_id = new_id("art")
         with self._db.write() as conn:
+            pending.confirm(conn, {sha256, *extra_blobs})  # gc may have removed a reused blob meanwhile
             conn.execute(
                 "INSERT INTO artifacts (artifact_id, sha256, kind, name, mime, bytes, is_dir, labels, metrics,"
                 " tags, run_id, graph_id, node_id, created_at, pinned, preview, dedup_key)"
@@ -470,7 +478,8 @@ class Artifacts:
         if dest_path.exists():
             raise InvalidInput(f"destination {dest_path} already exists; choose a new path")
         dest_path.parent.mkdir(parents=True, exist_ok=True)
-        staging = dest_path.parent / f".{dest_path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+        ledger = StagingLedger(self._ctx.data_dir)
+        staging = ledger.reserve(dest_path)  # recorded first: a killed writer's half-built tree is swept
         try:
             if record.is_dir:
                 staging.mkdir()
@@ -486,6 +495,8 @@ class Artifacts:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True) if staging.is_dir() else staging.unlink(missing_ok=True)
             raise
+        finally:
+            ledger.release(staging)
         return dest_path
 
     # -- querying --------------------------------------------------------------------------------

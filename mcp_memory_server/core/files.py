@@ -28,7 +28,8 @@ from ..config import Config
 from ..errors import Conflict, InvalidInput, LimitExceeded, MemoryServerError, NotFound
 from ..ids import utc_now
 from ..models import FileArchiveReport, FileAuditEntry, FileContent, FileHistory, FileList, FileMeta, FileVersion
-from ..storage.blobs import check_digest
+from ..storage.blobs import PendingBlobs, check_digest
+from ..storage.staging import StagingLedger
 from . import _validate as check
 from ._context import StoreContext
 from ._file_archive import ArchiveSource, open_sink, open_source, read_lines, read_member
@@ -90,7 +91,15 @@ SCHEMA = [
         );
         CREATE INDEX file_transcripts_namespace ON file_transcripts (namespace, seq);
         """,
-    )
+    ),
+    (
+        "files",
+        2,
+        """
+        -- gc asks, under the write lock, whether a few blobs are still referenced: answer it by index.
+        CREATE INDEX file_versions_sha ON file_versions (sha256);
+        """,
+    ),
 ]
 
 BLOB_REFERENCES = "SELECT sha256 FROM file_versions WHERE sha256 IS NOT NULL"
@@ -228,19 +237,22 @@ class Files(FlyteFileNames):
         self._tree.check(ns, rel)  # refuse a symlink on the way before anything is committed
         # An edit made on disk becomes a version first, so the write cannot silently drop it.
         self._synced_row(ns, rel, strict=False)
-        new_sha = self._store_blob(data) if data is not None else None
-        with self._db.write() as conn:
-            row = _row(conn, ns, rel)
-            current = row["sha256"] if row else None
-            _check_expected(ns, rel, current, expected)
-            if data is None and current is None:
-                raise NotFound(_missing_message(ns, rel, row))
-            if row is not None and data is not None and current == new_sha:
-                return _meta(row)
-            if current is None:
-                _check_tree(conn, ns, rel)
-            kind = op or ("create" if current is None else "update")
-            row = self._append(conn, ns, rel, row, kind, new_sha, len(data or b""), actor, reason)
+        with self._blobs.pending() as pending:
+            new_sha = pending.put_bytes(data).sha256 if data is not None else None
+            with self._db.write() as conn:
+                row = _row(conn, ns, rel)
+                current = row["sha256"] if row else None
+                _check_expected(ns, rel, current, expected)
+                if data is None and current is None:
+                    raise NotFound(_missing_message(ns, rel, row))
+                if row is not None and data is not None and current == new_sha:
+                    return _meta(row)
+                if current is None:
+                    _check_tree(conn, ns, rel)
+                kind = op or ("create" if current is None else "update")
+                if new_sha is not None:
+                    pending.confirm(conn, [new_sha])  # gc may have removed a reused blob meanwhile
+                row = self._append(conn, ns, rel, row, kind, new_sha, len(data or b""), actor, reason)
         self._project(ns, rel, new_sha, data)
         return _meta(row) if new_sha is not None else _deleted_meta(row)
 
@@ -277,16 +289,6 @@ class Files(FlyteFileNames):
         new = _row(conn, ns, rel)
         assert new is not None
         return new
-
-    def _store_blob(self, data: bytes) -> str:
-        """Store ``data`` as a blob; rewriting a document's earlier content costs no blob write."""
-        digest = sha256_hex(data)
-        try:
-            # Refreshing the time keeps gc's grace period from removing it before our commit.
-            os.utime(self._blobs.local_path(digest))
-            return digest
-        except (NotFound, OSError):
-            return self._blobs.put_bytes(data).sha256
 
     # -- the live files --------------------------------------------------------------------------
 
@@ -383,7 +385,9 @@ class Files(FlyteFileNames):
             ) from None
         if latest is None:
             _check_tree(conn, ns, rel)
-        self._store_blob(data)
+        with self._blobs.pending() as pending:  # already under the write lock: confirmed at once
+            pending.put_bytes(data)
+            pending.confirm(conn, [disk_sha])
         self._append(
             conn, ns, rel, row, "external_edit", disk_sha, len(data), EXTERNAL_ACTOR,
             "changed on disk outside the server",
@@ -691,7 +695,7 @@ class Files(FlyteFileNames):
             namespace=ns, location=os.fspath(dest), files=len(live), versions=len(versions), blobs=len(digests),
             transcript_messages=len(messages),
         )  # fmt: skip
-        sink = open_sink(dest, self._config.allowed_roots)
+        sink = open_sink(dest, self._config.allowed_roots, StagingLedger(self._ctx.data_dir))
         try:
             manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
                         "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
@@ -727,6 +731,11 @@ class Files(FlyteFileNames):
             NotFound / AccessDenied: ``src`` is missing or outside the allowed roots; or a
                 path is under a read-only prefix.
         """
+        # Pass 1 stages the blobs; pass 2's transaction confirms them, so gc cannot take one between.
+        with self._blobs.pending() as pending:
+            return self._import(pending, src, namespace)
+
+    def _import(self, pending: PendingBlobs, src: str | os.PathLike[str], namespace: str | None) -> FileArchiveReport:
         source = open_source(src, self._config.allowed_roots, max_read=self._config.max_text_bytes + (1 << 20))
         try:
             manifest = _load_json(read_member(source, "manifest.json", max_bytes=1 << 20), "manifest.json")
@@ -748,7 +757,7 @@ class Files(FlyteFileNames):
                 self._read_only.check(ns, v["path"], action="import")
                 digest = v["sha256"]
                 if digest is not None and digest not in sizes:
-                    sizes[digest] = self._import_blob(source, digest)
+                    sizes[digest] = self._import_blob(pending, source, digest)
                 if digest is not None and v["bytes"] != sizes[digest]:
                     raise InvalidInput(
                         f"{where} says {v['path']!r} version {v['version']} is {v['bytes']} bytes, but its content "
@@ -758,6 +767,7 @@ class Files(FlyteFileNames):
             counts = {"versions": 0, "messages": 0}
             with self._db.write() as conn:
                 _refuse_filled(conn, ns)
+                pending.confirm(conn, sizes)  # gc may have removed a reused blob since pass 1
                 for where, v in self._archive_versions(source):
                     try:
                         self._replay(conn, ns, v)
@@ -813,7 +823,7 @@ class Files(FlyteFileNames):
             ts = check.short(record["ts"], field=f"{where} ts", max_chars=64)
             yield ts, _message_text(record["message"], self._config)
 
-    def _import_blob(self, source: ArchiveSource, digest: str) -> int:
+    def _import_blob(self, pending: PendingBlobs, source: ArchiveSource, digest: str) -> int:
         """Check one archived content like written content and store it; return its size."""
         name = f"blobs/{digest}"
         data = read_member(source, name, max_bytes=self._config.max_text_bytes)
@@ -826,7 +836,7 @@ class Files(FlyteFileNames):
                 f"{name} in {source.location} is not UTF-8 text; memory files hold text, so it cannot be imported"
             ) from None
         check.text(text, field=name, config=self._config)
-        self._store_blob(data)
+        pending.put_bytes(data)
         return len(data)
 
     def _replay(self, conn: sqlite3.Connection, ns: str, v: dict[str, Any]) -> None:

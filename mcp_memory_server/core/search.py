@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..embeddings import Embedder
-from ..errors import InvalidInput, StorageError
+from ..errors import InvalidInput, NotFound, StorageError
 from ..storage.database import Migration
 from . import _validate as check
 from ._context import StoreContext
@@ -510,8 +510,13 @@ class SearchIndex:
         sha = rows[0][0] if rows else None
         text = ""
         if sha is not None:
-            with self._blobs.open(sha) as handle:
-                text = handle.read(_FILE_INDEX_BYTES).decode("utf-8", errors="ignore")
+            try:
+                with self._blobs.open(sha) as handle:
+                    text = handle.read(_FILE_INDEX_BYTES).decode("utf-8", errors="ignore")
+            except NotFound:
+                # One lost blob (removed by hand, or by gc of an older version) must not stop
+                # every search: the file stays findable by its path, and the loss is logged.
+                logger.warning("the content of %s (blob %s) is missing; indexing it by path only", item_id, sha)
         with self._db.write() as conn:
             current = conn.execute(
                 "SELECT sha256 FROM files WHERE namespace = ? AND path = ?", (namespace, path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from ...errors import AccessDenied, Conflict, InvalidInput, NotFound, StorageError
 from ...ids import parse_timestamp, utc_now
+from ...storage.staging import StagingLedger
 from .. import _validate as check
 from .._context import StoreContext
 from ..local_paths import resolve_allowed
@@ -837,16 +837,19 @@ class GraphMemory:
             if target.is_dir():
                 raise AccessDenied(f"{target} is a directory; give a file path such as {target / 'snapshot.json'}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=".graph-", suffix=".tmp", dir=target.parent)
+            ledger = StagingLedger(self._ctx.data_dir)
+            temp = ledger.reserve(target)  # recorded first: a killed export's temp is swept at the next start-up
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                with open(temp, "x", encoding="utf-8") as out:
                     out.write(snapshot.model_dump_json(indent=1))
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(temp, target)
             except BaseException:
-                Path(temp).unlink(missing_ok=True)
+                temp.unlink(missing_ok=True)
                 raise
+            finally:
+                ledger.release(temp)
         except OSError as exc:
             raise StorageError(f"cannot write the snapshot to {str(target)[:200]!r}: {exc.strerror or exc}") from None
         return GraphExportResult(agent_id=snapshot.agent_id, node_count=len(snapshot.nodes),
