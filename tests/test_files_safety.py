@@ -221,7 +221,8 @@ async def test_a_prefix_ending_in_the_last_code_point_lists_only_what_starts_wit
     for recursive in (True, False):
         listed = await call(client, "file_list", prefix="notes\U0010ffff", recursive=recursive)
         paths = [item["path"] for item in listed["items"]]
-        assert all(p.startswith("notes\U0010ffff") for p in paths + listed["folders"])
+        folders = listed.get("folders", [])  # omitted when empty
+        assert all(p.startswith("notes\U0010ffff") for p in paths + folders)
     listed = await call(client, "file_list", prefix="notes\U0010ffff")
     assert [item["path"] for item in listed["items"]] == ["notes\U0010ffff.md", "notes\U0010ffff\U0010ffff/b.md"]
     ranked = await call(client, "file_list", prefix="notes\U0010ffff", query="x", mode="lexical")
@@ -355,7 +356,7 @@ async def test_an_imported_file_pages_to_its_end_through_file_read(store: Memory
         for _ in range(100):
             page = await call(client, "file_read", path="big.md", offset=offset, length=333)
             pieces.append(page["content"])
-            offset = page["next_offset"]
+            offset = page.get("next_offset")  # omitted on the last chunk
             if offset is None:
                 break
         assert offset is None and "".join(pieces).encode() == text
