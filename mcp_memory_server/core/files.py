@@ -32,6 +32,7 @@ from . import _validate as check
 from ._context import StoreContext
 from ._file_archive import open_sink, open_source
 from ._paths import LiveTree, ReadOnlyPrefixes, StatKey, normalize_namespace, normalize_path, sha256_hex
+from .local_paths import LocalAccess
 from .search import FILES_JOIN, SearchIndex, SourceFilter
 from .search import ProgressFn as SearchProgressFn
 
@@ -681,7 +682,7 @@ class Files:
             namespace=ns, location=os.fspath(dest), files=len(live), versions=len(versions), blobs=len(digests),
             transcript_messages=len(messages),
         )  # fmt: skip
-        sink = open_sink(dest, self._config.allowed_roots)
+        sink = open_sink(dest, LocalAccess.of(self._config))
         try:
             manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
                         "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
@@ -712,7 +713,7 @@ class Files:
             NotFound / AccessDenied: ``src`` is missing or outside the allowed roots.
         """
         limit = self._config.max_text_bytes
-        source = open_source(src, self._config.allowed_roots)
+        source = open_source(src, LocalAccess.of(self._config))
         try:
             manifest = _load_json(source.read("manifest.json", max_bytes=1 << 20), "manifest.json")
             if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
