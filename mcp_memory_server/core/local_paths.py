@@ -395,7 +395,9 @@ class LocalDir:
 
 
 def _temp_name(name: str) -> str:
-    return f".{name[:100]}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    # At most 100 bytes of the name, so the temp fits NAME_MAX whenever the name itself does.
+    short = os.fsencode(name)[:100].decode("utf-8", errors="ignore") or "x"
+    return f".{short}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
 
 
 class FileWriter:

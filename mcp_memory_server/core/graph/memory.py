@@ -696,9 +696,9 @@ class GraphMemory:
         access = self._access(roots)
         snapshot = self.export(agent_id)
         target = access.check(path, must_exist=False)
-        if target.is_dir():
-            raise AccessDenied(f"{target} is a directory; give a file path such as {target / 'snapshot.json'}")
         try:
+            if target.is_dir():
+                raise AccessDenied(f"{target} is a directory; give a file path such as {target / 'snapshot.json'}")
             parent, name = access.open_parent(path)
             with FileWriter(parent, name, replace=True) as out:
                 out.write(snapshot.model_dump_json(indent=1).encode("utf-8"))
