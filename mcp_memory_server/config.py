@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import InvalidInput
 
-__all__ = ["ALL_GROUPS", "Config", "default_data_dir"]
+__all__ = ["ALL_GROUPS", "Config", "default_data_dir", "home_dir"]
 
 ALL_GROUPS = ("artifacts", "memory", "files", "lab", "graph")
 ENV_PREFIX = "MCP_MEMORY_"
@@ -152,9 +152,37 @@ class Config:
 
     @property
     def allowed_roots(self) -> tuple[Path, ...]:
-        """Roots under which server-local paths may be used: cwd, temp dir, and ``allow_path``."""
-        roots = [Path.cwd(), Path(tempfile.gettempdir()), *(Path(p).expanduser() for p in self.allow_path)]
-        return tuple(dict.fromkeys(r.resolve() for r in roots))
+        """Roots under which server-local paths may be used: every ``allow_path``, the temp dir, and the cwd.
+
+        Clients often start servers from ``/`` or the home directory, and the data directory
+        usually lives under home, so the working directory counts only when it is none of
+        ``/``, the home directory, an ancestor of home, or an ancestor of the data directory.
+        The temp dir counts unless it is ``/``, home or an ancestor of home. Roots given with
+        ``allow_path`` always count. (The data directory itself is refused whatever the roots;
+        see ``core/local_paths.py``.)
+        """
+        home = home_dir()
+        data_dir = self.resolved_data_dir
+
+        def broad(path: Path) -> bool:
+            return path.parent == path or (home is not None and home.is_relative_to(path))
+
+        cwd = Path.cwd().resolve()
+        temp = Path(tempfile.gettempdir()).resolve()
+        roots = [Path(p).expanduser().resolve() for p in self.allow_path]
+        if not broad(temp):
+            roots.append(temp)
+        if not broad(cwd) and not data_dir.is_relative_to(cwd):
+            roots.append(cwd)
+        return tuple(dict.fromkeys(roots))
+
+
+def home_dir() -> Path | None:
+    """The resolved home directory, or None when there is none."""
+    try:
+        return Path.home().resolve()
+    except (RuntimeError, KeyError, OSError):
+        return None
 
 
 def env_var(name: str) -> str:

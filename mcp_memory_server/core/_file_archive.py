@@ -8,35 +8,35 @@ The layout is the same in all three::
     blobs/<sha256>      each distinct content once (every version can be restored)
     files/<path>        the live files, for people to read
 
-Local paths must lie under the allowed roots; a URL (``s3://…``, ``memory://…``) needs
-the ``fsspec`` package and the filesystem package it names.
+Local paths (and URLs of the local filesystem, ``file://``, ``local://``) must lie under
+the allowed roots and are read and written through descriptors (``local_paths``); a URL
+of another filesystem (``s3://…``, ``memory://…``) needs the ``fsspec`` package and the
+filesystem package it names.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import io
 import itertools
 import os
 import re
-import shutil
-import stat
 import tarfile
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from ..errors import InvalidInput, NotFound
+from ..errors import AccessDenied, InvalidInput, NotFound
 from ..storage.staging import StagingLedger
-from .local_paths import resolve_allowed
+from .local_paths import DirEntry, FileWriter, LocalAccess, LocalDir, TreeWriter
 
 __all__ = ["MAX_MEMBERS", "ArchiveSink", "ArchiveSource", "open_sink", "open_source", "read_lines", "read_member"]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_NOT_A_PROTOCOL = re.compile(r".*[^a-z]+.*")
 
 
 class ArchiveSink(Protocol):
@@ -98,10 +98,43 @@ def _is_tar(name: str) -> bool:
 
 
 def _local(location: str) -> str | None:
-    """The local path of ``location``, or None for a URL."""
+    """The local path of ``location``, or None for a URL of a filesystem that is not this machine's.
+
+    A URL whose filesystem is local (``file://``, ``local://``, any protocol fsspec maps to
+    its local filesystem) names a plain path and obeys the allowed roots exactly like one.
+
+    Raises:
+        InvalidInput: a chained URL (``a::b``) with a local link, which would read or write
+            this machine's disk around the roots; give the local path itself instead.
+    """
     if location.startswith("file://"):
         return location[len("file://") :]
-    return None if _URL.match(location) else location
+    if not _URL.match(location) and not ("::" in location and any("://" in link for link in location.split("::"))):
+        return location
+    try:
+        import fsspec
+        from fsspec.implementations.local import LocalFileSystem
+    except ImportError:
+        return None  # then opening it says fsspec is needed
+    # As fsspec reads a chain: a bare lowercase word is a protocol, anything else without :// a local path.
+    links = [link if "://" in link or _NOT_A_PROTOCOL.match(link) else link + "://" for link in location.split("::")]
+    local: list[str] = []
+    for link in links:
+        protocol, _ = fsspec.core.split_protocol(link)
+        try:
+            cls = fsspec.get_filesystem_class(protocol or "file")
+        except (ImportError, ValueError):
+            continue  # unknown or not installed: opening it reports that
+        if issubclass(cls, LocalFileSystem):
+            local.append(str(cls._strip_protocol(link)))
+    if not local:
+        return None
+    if len(links) == 1:
+        return local[0]
+    raise InvalidInput(
+        f"{location!r} chains a filesystem over this machine's local disk; give the local path itself "
+        "(it must be under the allowed roots)"
+    )
 
 
 def _fsspec(location: str) -> tuple[Any, str]:
@@ -119,14 +152,15 @@ def _fsspec(location: str) -> tuple[Any, str]:
     return fs, str(root)
 
 
-def open_sink(
-    dest: str | os.PathLike[str], roots: tuple[Path, ...], ledger: StagingLedger | None = None
-) -> ArchiveSink:
+def open_sink(dest: str | os.PathLike[str], access: LocalAccess, ledger: StagingLedger | None = None) -> ArchiveSink:
     """A writer for a new export at ``dest`` (a directory, a ``.tar.gz`` file, or an fsspec URL).
+
+    A local ``dest`` is written only through descriptors (see ``local_paths``): a temp entry
+    of its directory, renamed into place without replacing anything.
 
     Raises:
         InvalidInput: ``dest`` exists already, or is a URL without fsspec.
-        AccessDenied: a local ``dest`` is outside the allowed roots.
+        AccessDenied: a local ``dest`` is outside the allowed roots or inside the data directory.
     """
     location = os.fspath(dest)
     local = _local(location)
@@ -135,39 +169,33 @@ def open_sink(
         if fs.exists(root):
             raise InvalidInput(f"export destination {location} already exists; choose a new one")
         if _is_tar(root):
-            return _TarSink(fs.open(root, "wb"), location, on_commit=lambda: None, on_abort=lambda: fs.rm(root))
+            handle = fs.open(root, "wb")
+
+            def remove() -> None:
+                handle.close()
+                fs.rm(root)
+
+            return _TarSink(handle, location, on_commit=handle.close, on_abort=remove)
         return _FsspecDirSink(fs, root, location)
-    path = resolve_allowed(local, roots, must_exist=False)
+    path = access.check(local, must_exist=False)
     if path.exists() or path.is_symlink():
         raise InvalidInput(f"export destination {path} already exists; choose a new path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The ledger records the staging path first, so a killed export's is swept at the next start-up.
-    if ledger is None:
-        staging = path.parent / f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-    else:
-        staging = ledger.reserve(path)
-
-    def release() -> None:
-        if ledger is not None:
-            ledger.release(staging)
-
+    parent, name = access.open_parent(local)
+    # With a ledger, the writer records its staging name first: a killed export's is swept at start-up.
     if _is_tar(path.name):
-        handle = open(staging, "xb")  # noqa: SIM115 - closed by the sink
-
-        def commit() -> None:
-            os.replace(staging, path)
-            release()
-
-        def abort() -> None:
-            staging.unlink(missing_ok=True)
-            release()
-
-        return _TarSink(handle, str(path), on_commit=commit, on_abort=abort)
-    return _DirSink(staging, path, on_done=release)
+        writer = FileWriter(parent, name, replace=False, ledger=ledger)
+        return _TarSink(writer.handle, str(path), on_commit=writer.commit, on_abort=writer.abort)
+    try:
+        return _DirSink(TreeWriter(parent, name, ledger=ledger), path)
+    except BaseException:
+        parent.close()
+        raise
 
 
-def open_source(src: str | os.PathLike[str], roots: tuple[Path, ...], *, max_read: int) -> ArchiveSource:
-    """A reader for an export at ``src``; ``max_read`` bounds any one read of a ``.tar.gz`` stream.
+def open_source(src: str | os.PathLike[str], access: LocalAccess, *, max_read: int) -> ArchiveSource:
+    """A reader for an export at ``src`` (a local one read through descriptors, links not followed).
+
+    ``max_read`` bounds any one read of a ``.tar.gz`` stream.
 
     Raises:
         NotFound: nothing is there. AccessDenied: a local ``src`` is outside the allowed roots.
@@ -182,34 +210,28 @@ def open_source(src: str | os.PathLike[str], roots: tuple[Path, ...], *, max_rea
         if _is_tar(root):
             return _TarSource(fs.open(root, "rb"), location, max_read=max_read)
         return _FsspecDirSource(fs, root, location)
-    path = resolve_allowed(local, roots)
-    if path.is_dir():
-        return _DirSource(path)
-    return _TarSource(open(path, "rb"), str(path), max_read=max_read)
+    opened = access.open(local)
+    if isinstance(opened, LocalDir):
+        return _DirSource(opened)
+    return _TarSource(opened.handle, str(opened.path), max_read=max_read)
 
 
 class _DirSink:
     """Builds the tree next to the destination and renames it into place on commit."""
 
-    def __init__(self, staging: Path, dest: Path, on_done: Callable[[], None]) -> None:
-        self._staging = staging
-        self._dest = dest
-        self._on_done = on_done
+    def __init__(self, tree: TreeWriter, dest: Path) -> None:
+        self._tree = tree
         self.location = str(dest)
-        staging.mkdir()
 
     def add(self, name: str, data: bytes) -> None:
-        target = self._staging / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        self._tree.add(name, [data])
 
     def commit(self) -> None:
-        os.replace(self._staging, self._dest)
-        self._on_done()
+        if not self._tree.commit():
+            raise InvalidInput(f"export destination {self.location} appeared while exporting; choose a new path")
 
     def abort(self) -> None:
-        shutil.rmtree(self._staging, ignore_errors=True)
-        self._on_done()
+        self._tree.abort()
 
 
 class _TarSink:
@@ -229,18 +251,13 @@ class _TarSink:
         self._tar.addfile(info, io.BytesIO(data))
 
     def commit(self) -> None:
+        """Finish the archive; ``on_commit`` makes it durable and puts it in place."""
         self._tar.close()
-        self._handle.flush()
-        if hasattr(self._handle, "fileno"):
-            with contextlib.suppress(OSError, io.UnsupportedOperation):
-                os.fsync(self._handle.fileno())
-        self._handle.close()
         self._on_commit()
 
     def abort(self) -> None:
         try:
             self._tar.close()
-            self._handle.close()
         finally:
             with contextlib.suppress(OSError):
                 self._on_abort()
@@ -266,41 +283,28 @@ class _FsspecDirSink:
 
 
 class _DirSource:
-    """An export directory, read through descriptors opened without following symlinks."""
+    """An export directory, read through descriptors opened without following symlinks (``local_paths``)."""
 
-    def __init__(self, root: Path) -> None:
-        self.location = str(root)
-        try:
-            self._fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as exc:
-            raise InvalidInput(f"{root} is not a readable export directory ({exc.strerror})") from None
+    def __init__(self, root: LocalDir) -> None:
+        self._root = root
+        self.location = str(root.path)
 
     @contextlib.contextmanager
     def open(self, name: str, *, max_bytes: int) -> Iterator[IO[bytes]]:
-        *folders, leaf = name.split("/")
-        fds: list[int] = []
         try:
-            parent = self._fd
-            for folder in folders:
-                parent = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-                fds.append(parent)
-            fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
-        except FileNotFoundError:
+            opened = self._root.open_file(DirEntry(name, 0))
+        except NotFound:
             raise InvalidInput(f"{self.location} is not a files export: {name} is missing") from None
-        except OSError as exc:
-            shown = "a symlink" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror
-            raise InvalidInput(f"{name} in {self.location} cannot be read ({shown}); not a valid export") from None
-        finally:
-            for folder_fd in fds:
-                os.close(folder_fd)
-        with os.fdopen(fd, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+        except AccessDenied:
+            raise InvalidInput(f"{name} in {self.location} cannot be read (a symlink or not a regular file); "
+                               "not a valid export") from None  # fmt: skip
+        with opened:
+            if opened.size > max_bytes:
                 raise InvalidInput(f"{name} in {self.location} is not a regular file of at most {max_bytes} bytes")
-            yield handle
+            yield opened.handle
 
     def close(self) -> None:
-        os.close(self._fd)
+        self._root.close()
 
 
 class _BoundedReads(io.RawIOBase):

@@ -27,11 +27,11 @@ from ..storage.blobs import PendingBlobs, check_digest
 from ..storage.staging import StagingLedger
 from . import _validate as check
 from ._context import StoreContext
-from .local_paths import resolve_allowed, walk_regular_files
+from .local_paths import FileWriter, LocalAccess, LocalDir, TreeWriter
 from .search import ProgressFn as SearchProgressFn
 from .search import SearchIndex, SourceFilter
 
-__all__ = ["SCHEMA", "ArtifactWriter", "Artifacts", "ProgressFn", "Scope"]
+__all__ = ["SCHEMA", "ArtifactWriter", "Artifacts", "PreparedArtifact", "ProgressFn", "Scope"]
 
 Scope = Literal["all", "run", "graph", "node"]
 ProgressFn = Callable[[int, int | None], None]
@@ -100,6 +100,28 @@ def _is_textual(mime: str) -> bool:
     return mime.startswith("text/") or mime in ("application/json", "application/xml", "application/yaml")
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedArtifact:
+    """Content already in blobs, waiting for its record (see :meth:`Artifacts.prepare_file`)."""
+
+    sha256: str
+    size: int
+    mime: str
+    preview: str
+    fields: dict[str, Any]
+    pending: PendingBlobs  # the staged blobs, confirmed by insert_prepared's transaction
+    is_dir: bool = False
+    extra_blobs: tuple[str, ...] = ()
+
+    def tail(self, size: int) -> bytes:
+        """The last ``size`` bytes of the content, read from the staged copy (gc cannot remove it)."""
+        return self.pending.read(self.sha256, max(0, self.size - size))
+
+    def discard(self) -> None:
+        """Drop the staged copies (after the insert, or when the caller gives up)."""
+        self.pending.release()
+
+
 class ArtifactWriter:
     """Streams bytes into a pending artifact; see :meth:`Artifacts.writer`."""
 
@@ -159,43 +181,85 @@ class Artifacts:
         """Save a server-local file or directory (under the allowed roots).
 
         Raises:
-            AccessDenied: the path is outside the allowed roots or is a special file.
+            AccessDenied: the path is outside the allowed roots, in the data directory, or a special file.
             NotFound: nothing exists at the path.
         """
-        resolved = resolve_allowed(path, self._config.allowed_roots)
-        if not meta.get("name"):  # None from a tool that left it out: the file's own name
-            meta["name"] = resolved.name
-        fields = self._check_meta(kind, meta)
-        with self._blobs.pending() as pending:
-            if resolved.is_dir():
-                return self._save_dir(pending, resolved, fields, progress)
-            total = resolved.stat().st_size
-            info = pending.put_file(resolved, None if progress is None else lambda done: progress(done, total))
-            mime = fields.pop("mime") or mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
-            preview = _preview(pending.head(info.sha256, 2048), mime, info.size)
-            return self._insert(pending, info.sha256, info.size, mime, preview, fields)
+        return self.insert_prepared(self.prepare_file(path, kind, progress=progress, **meta))
 
-    def _save_dir(
-        self, pending: PendingBlobs, root: Path, fields: dict[str, Any], progress: ProgressFn | None
-    ) -> ArtifactRecord:
-        files = list(walk_regular_files(root, self._config.allowed_roots))
-        total = sum(f.stat().st_size for _, f in files)
+    def prepare_file(
+        self,
+        path: str | os.PathLike[str],
+        kind: str = "file",
+        *,
+        progress: ProgressFn | None = None,
+        file_field: str | None = None,
+        **meta: Any,
+    ) -> PreparedArtifact:
+        """Copy a server-local file or directory into blobs; :meth:`insert_prepared` then records it.
+
+        The split lets a caller copy before taking the database write lock and hold the
+        lock only for the insert. The path is read through descriptors opened without
+        following symlinks (see ``local_paths``), so a swap after the check cannot redirect it.
+        With ``file_field`` the path must be a regular file (the error names that field).
+        The copied blobs stay staged (``PendingBlobs``) until :meth:`insert_prepared`
+        confirms them in its transaction, or :meth:`PreparedArtifact.discard` drops them.
+
+        Raises:
+            InvalidInput: ``file_field`` is given and the path is a directory.
+        """
+        access = LocalAccess.of(self._config)
+        opened = access.open_file(path, field=file_field) if file_field else access.open(path)
+        pending = self._blobs.pending()
+        try:
+            if not meta.get("name"):  # None from a tool that left it out: the file's own name
+                meta["name"] = opened.path.name
+            fields = self._check_meta(kind, meta)
+            if isinstance(opened, LocalDir):
+                return self._prepare_dir(pending, opened, fields, progress)
+            total = opened.size
+            info = pending.put_stream(opened.chunks(), None if progress is None else lambda done: progress(done, total))
+            mime = fields.pop("mime") or mimetypes.guess_type(opened.path.name)[0] or "application/octet-stream"
+            preview = _preview(pending.head(info.sha256, 2048), mime, info.size)
+            return PreparedArtifact(info.sha256, info.size, mime, preview, fields, pending)
+        except BaseException:
+            pending.release()
+            raise
+        finally:
+            opened.close()
+
+    def insert_prepared(self, prepared: PreparedArtifact) -> ArtifactRecord:
+        """Record what :meth:`prepare_file` copied (may run inside a caller's write transaction)."""
+        try:
+            return self._insert(
+                prepared.pending, prepared.sha256, prepared.size, prepared.mime, prepared.preview,
+                dict(prepared.fields), is_dir=prepared.is_dir, extra_blobs=prepared.extra_blobs,
+            )  # fmt: skip
+        finally:
+            prepared.discard()
+
+    def _prepare_dir(
+        self, pending: PendingBlobs, root: LocalDir, fields: dict[str, Any], progress: ProgressFn | None
+    ) -> PreparedArtifact:
+        files = root.files()
+        total = sum(f.size for f in files)
         done = 0
         entries: list[dict[str, Any]] = []
-        for relative, file in files:
-            info = pending.put_file(file)
+        for entry in files:
+            with root.open_file(entry) as opened:
+                info = pending.put_stream(opened.chunks())
             done += info.size
             if progress is not None:
                 progress(done, total)
-            entries.append({"path": relative, "sha256": info.sha256, "bytes": info.size})
+            entries.append({"path": entry.relative, "sha256": info.sha256, "bytes": info.size})
         entries.sort(key=lambda e: e["path"])
         manifest = _manifest_bytes(entries)
         info = pending.put_bytes(manifest)
         fields.pop("mime")
+        size = sum(e["bytes"] for e in entries)
         names = ", ".join(e["path"] for e in entries[:10]) + (", …" if len(entries) > 10 else "")
-        preview = f"directory, {len(entries)} files, {total} bytes: {names}"
-        extra = [e["sha256"] for e in entries]
-        return self._insert(pending, info.sha256, total, DIR_MIME, preview, fields, is_dir=True, extra_blobs=extra)
+        preview = f"directory, {len(entries)} files, {size} bytes: {names}"
+        extra = tuple(e["sha256"] for e in entries)
+        return PreparedArtifact(info.sha256, size, DIR_MIME, preview, fields, pending, is_dir=True, extra_blobs=extra)
 
     @contextmanager
     def writer(self, kind: str = "blob", planned_ext: str = "", **meta: Any) -> Iterator[ArtifactWriter]:
@@ -454,50 +518,62 @@ class Artifacts:
         return _ManifestPage(text, end, size, next_offset)
 
     def as_local_file(self, ref: str | ArtifactRecord) -> Path:
-        """A local path holding the content: the read-only blob for a file, a materialised tree for a directory."""
+        """A local path holding the content: the read-only blob for a file, a materialised tree for a directory.
+
+        Concurrent callers are safe: each builds its own pid-named staging tree and renames
+        it into place without replacing; a loser of that race discards its tree and uses
+        the winner's, which is complete because the rename is atomic.
+        """
         record = self.get(ref)
         if not record.is_dir:
             return self._blobs.local_path(record.sha256)
         target = self._ctx.data_dir / "materialized" / record.sha256
-        if not target.exists():
-            self.materialize(record, target)
+        if not target.is_dir():
+            # The data directory is the operator's: it is the root here, and nothing else is.
+            inside = LocalAccess.create((self._ctx.data_dir,), None)
+            self._write_tree(record, inside, target)
         return target
 
     def materialize(self, ref: str | ArtifactRecord, dest: str | os.PathLike[str]) -> Path:
         """Write a directory (or file) artifact out to ``dest``, which must not exist yet.
 
-        The tree appears atomically: it is built next to ``dest`` and renamed into place.
+        The tree appears atomically: it is built next to ``dest`` and renamed into place,
+        all through directory descriptors opened without following symlinks.
 
         Raises:
-            InvalidInput: ``dest`` already exists. AccessDenied: ``dest`` is outside the allowed roots.
+            InvalidInput: ``dest`` already exists.
+            AccessDenied: ``dest`` is outside the allowed roots or inside the data directory.
         """
         record = self.get(ref)
-        dest_path = Path(dest)
-        if not dest_path.is_relative_to(self._ctx.data_dir):
-            dest_path = resolve_allowed(dest, self._config.allowed_roots, must_exist=False)
-        if dest_path.exists():
-            raise InvalidInput(f"destination {dest_path} already exists; choose a new path")
-        dest_path.parent.mkdir(parents=True, exist_ok=True)
-        ledger = StagingLedger(self._ctx.data_dir)
-        staging = ledger.reserve(dest_path)  # recorded first: a killed writer's half-built tree is swept
-        try:
-            if record.is_dir:
-                staging.mkdir()
-                for entry in json.loads(self._blobs.read(record.sha256))["entries"]:
-                    target = (staging / entry["path"]).resolve()
-                    if not target.is_relative_to(staging.resolve()):
-                        raise AccessDenied(f"manifest entry {entry['path']!r} escapes the directory")
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(self._blobs.local_path(entry["sha256"]), target)
-            else:
-                shutil.copyfile(self._blobs.local_path(record.sha256), staging)
-            os.replace(staging, dest_path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True) if staging.is_dir() else staging.unlink(missing_ok=True)
-            raise
-        finally:
-            ledger.release(staging)
+        access = LocalAccess.of(self._config)
+        dest_path = access.check(dest, must_exist=False)
+        if record.is_dir:
+            if not self._write_tree(record, access, dest):
+                raise InvalidInput(f"destination {dest_path} already exists; choose a new path")
+            return dest_path
+        parent, name = access.open_parent(dest)
+        ledger = StagingLedger(self._ctx.data_dir)  # records the temp: a killed writer's is swept at start-up
+        with FileWriter(parent, name, replace=False, ledger=ledger) as out, self._blobs.open(record.sha256) as blob:
+            shutil.copyfileobj(blob, out.handle)
         return dest_path
+
+    def _write_tree(self, record: ArtifactRecord, access: LocalAccess, dest: str | os.PathLike[str]) -> bool:
+        """Build the tree of a directory artifact at ``dest``; False when ``dest`` already existed."""
+        parent, name = access.open_parent(dest)
+        try:
+            # Recorded in the ledger first, so a killed writer's half-built tree is swept at start-up.
+            tree = TreeWriter(parent, name, ledger=StagingLedger(self._ctx.data_dir))
+        except BaseException:
+            parent.close()
+            raise
+        try:
+            for entry in json.loads(self._blobs.read(record.sha256))["entries"]:
+                with self._blobs.open(entry["sha256"]) as blob:
+                    tree.add(entry["path"], iter(lambda blob=blob: blob.read(1 << 20), b""))  # type: ignore[misc]
+        except BaseException:
+            tree.abort()
+            raise
+        return tree.commit()
 
     # -- querying --------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from ._context import StoreContext
 from ._file_archive import ArchiveSource, open_sink, open_source, read_lines, read_member
 from ._files_flyte import FlyteFileNames
 from ._paths import LiveTree, ReadOnlyPrefixes, Staged, StatKey, normalize_namespace, normalize_path, sha256_hex
+from .local_paths import LocalAccess
 from .search import FILES_JOIN, SearchIndex, SourceFilter
 from .search import ProgressFn as SearchProgressFn
 
@@ -695,7 +696,7 @@ class Files(FlyteFileNames):
             namespace=ns, location=os.fspath(dest), files=len(live), versions=len(versions), blobs=len(digests),
             transcript_messages=len(messages),
         )  # fmt: skip
-        sink = open_sink(dest, self._config.allowed_roots, StagingLedger(self._ctx.data_dir))
+        sink = open_sink(dest, LocalAccess.of(self._config), StagingLedger(self._ctx.data_dir))
         try:
             manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
                         "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
@@ -736,7 +737,8 @@ class Files(FlyteFileNames):
             return self._import(pending, src, namespace)
 
     def _import(self, pending: PendingBlobs, src: str | os.PathLike[str], namespace: str | None) -> FileArchiveReport:
-        source = open_source(src, self._config.allowed_roots, max_read=self._config.max_text_bytes + (1 << 20))
+        max_read = self._config.max_text_bytes + (1 << 20)
+        source = open_source(src, LocalAccess.of(self._config), max_read=max_read)
         try:
             manifest = _load_json(read_member(source, "manifest.json", max_bytes=1 << 20), "manifest.json")
             if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:

@@ -258,11 +258,17 @@ class PendingBlobs:
 
     def head(self, digest: str, length: int) -> bytes:
         """The first ``length`` bytes of a blob staged here (read from the staged copy, which gc cannot remove)."""
+        return self.read(digest, 0, length)
+
+    def read(self, digest: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes of a blob staged here, read from the staged copy (which gc cannot remove)."""
         if digest in self._held:
-            return self._held[digest][:length]
+            data = self._held[digest]
+            return data[offset:] if length is None else data[offset : offset + length]
         try:
             with open(self._staged[digest].path, "rb") as handle:
-                return handle.read(length)
+                handle.seek(offset)
+                return handle.read() if length is None else handle.read(length)
         except OSError as exc:
             raise _os_error(exc) from exc
 

@@ -37,7 +37,8 @@ class StagingLedger:
     def reserve(self, dest: Path) -> Path:
         """The staging path to build ``dest`` under, recorded before it exists; :meth:`release` it after."""
         token = f"{os.getpid()}-{os.urandom(8).hex()}"
-        staging = dest.parent / f".{dest.name[:_NAME_CHARS]}.tmp-{token}"
+        short = os.fsencode(dest.name)[:_NAME_CHARS].decode("utf-8", errors="ignore") or "x"  # bytes, for NAME_MAX
+        staging = dest.parent / f".{short}.tmp-{token}"
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / token).write_text(os.fspath(staging), encoding="utf-8")
         return staging

@@ -17,12 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ...config import home_dir
 from ...errors import AccessDenied, Conflict, InvalidInput, NotFound, StorageError
 from ...ids import parse_timestamp, utc_now
 from ...storage.staging import StagingLedger
 from .. import _validate as check
 from .._context import StoreContext
-from ..local_paths import resolve_allowed
+from ..local_paths import FileWriter, LocalAccess
 from ..search import ProgressFn as SearchProgressFn
 from ..search import SearchIndex, SourceFilter
 from .ainl_db import read_ainl_database
@@ -827,55 +828,54 @@ class GraphMemory:
     ) -> GraphExportResult:
         """Write ``agent_id``'s snapshot as JSON to ``path`` (atomically; under ``roots`` when given).
 
+        The file is written as a temp entry of the target's directory, opened without
+        following symlinks, and renamed onto the target there: a symlink swapped in at the
+        target is replaced, never written through. Never into the data directory.
+
         Raises:
-            AccessDenied: ``path`` is outside ``roots`` or is a directory.
+            AccessDenied: ``path`` is outside ``roots``, in the data directory, or is a directory.
             StorageError: the file cannot be written (name too long, disk full, read-only).
         """
-        target = Path(path) if roots is None else resolve_allowed(path, roots, must_exist=False)
+        access = self._access(roots)
         snapshot = self.export(agent_id)
+        target = access.check(path, must_exist=False)
         try:
             if target.is_dir():
                 raise AccessDenied(f"{target} is a directory; give a file path such as {target / 'snapshot.json'}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            ledger = StagingLedger(self._ctx.data_dir)
-            temp = ledger.reserve(target)  # recorded first: a killed export's temp is swept at the next start-up
-            try:
-                with open(temp, "x", encoding="utf-8") as out:
-                    out.write(snapshot.model_dump_json(indent=1))
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(temp, target)
-            except BaseException:
-                temp.unlink(missing_ok=True)
-                raise
-            finally:
-                ledger.release(temp)
+            parent, name = access.open_parent(path)
+            # The ledger records the temp first: a killed export's is swept at the next start-up.
+            with FileWriter(parent, name, replace=True, ledger=StagingLedger(self._ctx.data_dir)) as out:
+                out.write(snapshot.model_dump_json(indent=1).encode("utf-8"))
         except OSError as exc:
             raise StorageError(f"cannot write the snapshot to {str(target)[:200]!r}: {exc.strerror or exc}") from None
         return GraphExportResult(agent_id=snapshot.agent_id, node_count=len(snapshot.nodes),
                                  edge_count=len(snapshot.edges), path=str(target))  # fmt: skip
 
-    @staticmethod
-    def read_snapshot_file(path: str | os.PathLike[str], *, roots: Sequence[Path] | None = None) -> Any:
-        """The parsed JSON of a snapshot file (under ``roots`` when given).
+    def _access(self, roots: Sequence[Path] | None) -> LocalAccess:
+        # roots=None is the operator at the CLI: any path, but still never the data directory.
+        if roots is None:
+            return LocalAccess.create((Path("/"),), self._ctx.data_dir)
+        return LocalAccess.create(tuple(roots), self._ctx.data_dir, home_dir())
+
+    def read_snapshot_file(self, path: str | os.PathLike[str], *, roots: Sequence[Path] | None = None) -> Any:
+        """The parsed JSON of a snapshot file (under ``roots`` when given), read through a descriptor.
 
         Raises:
             NotFound / AccessDenied: the file is missing or outside ``roots``.
             InvalidInput: it is not JSON.
         """
-        source = Path(path) if roots is None else resolve_allowed(path, roots)
+        with self._access(roots).open_file(path) as opened:
+            source = opened.path
+            try:
+                raw = opened.read()
+            except OSError as exc:
+                raise StorageError(f"cannot read the snapshot file {source}: {exc.strerror or exc}") from None
         try:
-            return json.loads(source.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise NotFound(f"snapshot file {source} does not exist") from None
-        except IsADirectoryError:
-            raise InvalidInput(f"{source} is a directory; give the snapshot's JSON file") from None
+            return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise InvalidInput(f"{source} is not a JSON snapshot: {exc}") from None
         except RecursionError:
             raise InvalidInput(f"{source} nests JSON too deeply to be a snapshot") from None
-        except OSError as exc:
-            raise StorageError(f"cannot read the snapshot file {source}: {exc.strerror or exc}") from None
 
     @contextmanager
     def _foreign_keys_off(self) -> Iterator[None]:

@@ -23,7 +23,7 @@ from ...errors import InvalidInput, NotFound
 from ...ids import new_id, parse_timestamp, utc_now
 from .. import _validate as check
 from .._context import StoreContext
-from ..local_paths import resolve_allowed
+from ..local_paths import LocalAccess
 from . import report as report_module
 from .autoresearch import merge_metrics
 from .decisions import NEAR_MARGIN, categorize, classify, decide, error_kind, judge_logged, policy
@@ -60,7 +60,9 @@ from .tsv import STATUSES, format_results_tsv, parse_results_tsv
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..artifacts import Artifacts
+    from ...config import Config
+    from ...models import ArtifactRecord
+    from ..artifacts import Artifacts, PreparedArtifact
 
 __all__ = ["SCHEMA", "Lab"]
 
@@ -295,6 +297,10 @@ class Lab:
         self._index = _RunIndex(ctx, embedder)
         self.near_margin = near_margin
 
+    def _tail_of(self, prepared: PreparedArtifact) -> str:
+        """The end of a copied log, read from its blob (never the path again, which may have changed)."""
+        return prepared.tail(65536).decode("utf-8", errors="replace")
+
     @property
     def metric(self) -> str:
         return self._config.lab_metric
@@ -493,13 +499,55 @@ class Lab:
             raise InvalidInput("give log_text or log_path, not both")
         if patch is not None and patch_path is not None:
             raise InvalidInput("give patch or patch_path, not both")
-        log_file = resolve_allowed(log_path, config.allowed_roots) if log_path is not None else None
-        patch_file = resolve_allowed(patch_path, config.allowed_roots) if patch_path is not None else None
-        for path, name in ((log_file, "log_path"), (patch_file, "patch_path")):
-            if path is not None and not path.is_file():
-                raise InvalidInput(f"{name} must be a file, got a directory: {path}")
         attached = [self._artifacts.get(check.short(a, field="artifact_ids entry")) for a in artifact_ids or ()]
-        log_tail = log_text if log_text is not None else (_read_tail(log_file) if log_file is not None else None)
+        run_id = new_id("run")
+        labels: dict[str, str | int | float | bool] = {"lab_run_id": run_id}
+        if commit:
+            labels["commit"] = commit
+        # Copy the log and patch into blobs now, outside the write lock: a large log must not
+        # stall every other writer. Only the records are inserted under the lock below.
+        log_file = patch_file = None
+        if log_path is not None:
+            log_file = self._artifacts.prepare_file(log_path, "run_log", file_field="log_path", labels=labels)
+        if patch_path is not None:
+            patch_file = self._artifacts.prepare_file(patch_path, "run_patch", file_field="patch_path", labels=labels)
+        try:
+            return self._log_prepared(
+                run_id, labels, stamp, config, status, description, commit, parent_commit, branch, family,
+                hypothesis, notes, clean_tags, mode, metrics, summary, error, log_text, patch, log_file, patch_file,
+                attached,
+            )  # fmt: skip
+        finally:  # staged copies not recorded (a refused argument) are dropped; recorded ones already were
+            for prepared in (log_file, patch_file):
+                if prepared is not None:
+                    prepared.discard()
+
+    def _log_prepared(
+        self,
+        run_id: str,
+        labels: dict[str, str | int | float | bool],
+        stamp: str,
+        config: Config,
+        status: str,
+        description: str,
+        commit: str | None,
+        parent_commit: str | None,
+        branch: str | None,
+        family: str | None,
+        hypothesis: str | None,
+        notes: str | None,
+        clean_tags: list[str],
+        mode: Mode,
+        metrics: Mapping[str, Any] | None,
+        summary: Any,
+        error: Any,
+        log_text: str | None,
+        patch: str | None,
+        log_file: PreparedArtifact | None,
+        patch_file: PreparedArtifact | None,
+        attached: list[ArtifactRecord],
+    ) -> LabRun:
+        log_tail = log_text if log_text is not None else (self._tail_of(log_file) if log_file is not None else None)
         # autoresearch's train.py reports its final metrics in the log footer and the summary sidecar.
         clean_metrics = check.metrics(merge_metrics(check.metrics(metrics, config=config), summary, log_tail),
                                       config=config)  # fmt: skip
@@ -511,10 +559,6 @@ class Lab:
         run_error = self._error(error, status, log_tail)
 
         novelty, vector = self._check(description, clean_tags, family, mode, None, 3, logged=True)
-        run_id = new_id("run")
-        labels: dict[str, str | int | float | bool] = {"lab_run_id": run_id}
-        if commit:
-            labels["commit"] = commit
         value = clean_metrics.get(self.metric)
         with self._db.write() as conn:
             comparison = self._compare(conn, status, value, parent_commit)
@@ -528,13 +572,13 @@ class Lab:
                 record = self._artifacts.save_text(log_text, "run_log", name="run.log", labels=labels)
                 stored.append(_artifact("log", record))
             elif log_file is not None:
-                stored.append(_artifact("log", self._artifacts.save_file(log_file, "run_log", labels=labels)))
+                stored.append(_artifact("log", self._artifacts.insert_prepared(log_file)))
             if patch is not None:
                 record = self._artifacts.save_text(patch, "run_patch", name="patch.diff", labels=labels,
                                                    mime="text/x-diff")  # fmt: skip
                 stored.append(_artifact("patch", record))
             elif patch_file is not None:
-                stored.append(_artifact("patch", self._artifacts.save_file(patch_file, "run_patch", labels=labels)))
+                stored.append(_artifact("patch", self._artifacts.insert_prepared(patch_file)))
             stored += [_artifact("attached", record) for record in attached]
             run_doc = {
                 "run_id": run_id, "ts": stamp, "branch": branch, "commit": commit, "parent_commit": parent_commit,
@@ -981,10 +1025,9 @@ class Lab:
         if (text is None) == (path is None):
             raise InvalidInput("give the results.tsv content as text or its path, exactly one")
         if path is not None:
-            resolved = resolve_allowed(path, self._config.allowed_roots)
-            raw = resolved.read_bytes()
-            if len(raw) > self._config.max_base64_bytes:
-                raise InvalidInput(f"{resolved} is {len(raw)} bytes, over max_base64_bytes")
+            with LocalAccess.of(self._config).open_file(path) as opened:
+                resolved = opened.path
+                raw = opened.read(self._config.max_base64_bytes, what="results.tsv")
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -1077,14 +1120,6 @@ def _artifact(role: Literal["log", "patch", "summary", "attached"], record: Any)
 def _round(delta: float) -> float:
     """A metric difference without float noise (0.9911 - 0.9979 is -0.0068, not -0.006800000000000028)."""
     return round(delta, 10)
-
-
-def _read_tail(path: Path, size: int = 65536) -> str:
-    with path.open("rb") as fh:
-        fh.seek(0, 2)
-        end = fh.tell()
-        fh.seek(max(0, end - size))
-        return fh.read().decode("utf-8", errors="replace")
 
 
 def _tail(text: str) -> str:
