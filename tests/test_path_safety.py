@@ -162,9 +162,14 @@ async def test_a_directory_swapped_for_a_link_out_never_gets_the_secret_into_the
     def public_file(record: dict[str, object]) -> None:
         assert store.artifacts.read_bytes(str(record["artifact_id"])) == PUBLIC
 
+    # One swapping thread per loop: a loop that runs slowly must not spend the next loop's swaps.
     with swapping(layout.real, layout.link) as swaps:
         dirs = await race(client, "artifact_save", 60, public_dir, path=str(layout.real), kind="tree")
+    assert swaps[0] > 100, "the swapping thread barely ran"
+    with swapping(layout.real, layout.link) as swaps:
         files = await race(client, "artifact_save", 150, public_file, path=str(layout.real / "sub" / "inner.txt"))
+    assert swaps[0] > 100, "the swapping thread barely ran"
+    with swapping(layout.real, layout.link) as swaps:
         logs = await race(client, "experiment_log", 60, lambda run: None, description="a run", status="crash",
                           log_path=str(layout.real / "run.log"))  # fmt: skip
     assert swaps[0] > 100, "the swapping thread barely ran"
