@@ -159,8 +159,15 @@ def test_a_line_over_the_message_limit_is_discarded_and_answered(stdio_raw: RawS
         (b"this is not json", -32700, None, ("not valid UTF-8 JSON",)),
         (b'{"jsonrpc":"2.0","id":32,"method":"ping","params":{"x":"\xff\xfe"}}', -32700, None, ("UTF-8",)),
         (b'{"jsonrpc":"2.0","id":33,"method":5}', -32600, 33, ("not a valid JSON-RPC",)),
+        (
+            b'{"jsonrpc":"2.0","id":35,"method":"tools/call","params":{"name":"memory_record",'
+            b'"arguments":{"kind":"\\ud800"}}}',
+            -32600,
+            35,
+            ("not a valid JSON-RPC",),
+        ),
     ],
-    ids=["truncated", "not-json", "not-utf8", "bad-envelope"],
+    ids=["truncated", "not-json", "not-utf8", "bad-envelope", "lone-surrogate"],
 )
 def test_a_malformed_stdio_line_gets_a_parse_or_invalid_request_error(
     stdio_raw: RawStdio, line: bytes, code: int, request_id: int | None, words: tuple[str, ...]
@@ -229,7 +236,8 @@ def test_a_body_that_trickles_in_gets_408_after_the_deadline(web: HttpServer) ->
         for _ in range(150):  # 30 s at most; a body of 4096 bytes at this pace would take 13 minutes
             ready, _, _ = select.select([sock], [], [], 0.2)
             if ready:
-                answer = sock.recv(4096)
+                while chunk := sock.recv(4096):  # the server closes the connection after its answer
+                    answer += chunk
                 break
             sock.sendall(b" ")
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]

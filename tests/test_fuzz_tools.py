@@ -441,8 +441,8 @@ def test_raw_json_rpc_with_lone_surrogates_nul_and_garbage_gets_answers_and_the_
                 send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
                       "params": {"name": tool, "arguments": make(value)}})  # fmt: skip
                 if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
-                    # The SDK's JSON parser refuses escaped lone surrogates and drops the
-                    # message unanswered (see RELIABILITY.md); the server must live on.
+                    # The SDK's JSON parser refuses escaped lone surrogates; the stdio reader
+                    # answers -32600 (checked below if it came), and the server must live on.
                     dropped[request_id] = (tool, value)
                 else:
                     check(tool, value, answer(request_id))
