@@ -64,7 +64,7 @@ class Weights:
 
 # Calibrated on tests/data/lab_devset.json (bench/bench_lab.py --calibrate reruns the search).
 EMBEDDING_WEIGHTS = Weights(
-    match=0.58, duplicate=0.78, disjoint=0.40, partial=0.10, one_sided=0.0, conflict=0.0, agree=0.30
+    match=0.48, duplicate=0.48, disjoint=0.50, partial=0.0, one_sided=0.10, conflict=0.0, agree=0.30
 )
 LEXICAL_WEIGHTS = Weights(
     match=0.24, duplicate=0.52, disjoint=0.30, partial=0.20, one_sided=0.0, conflict=0.0, agree=0.30
@@ -96,7 +96,7 @@ _RULES: list[tuple[str, str]] = [
         " swa ",
     ),
     (r"\bconv(?:olution)?(?:al)?\s+kernel(?:\s+size)?\b", " conv_kernel "),
-    (r"\b(?:data\s+)?shards?\b", " data_shards "),
+    (r"\b(\d+)\s+(?:data\s+)?shards?\b", r" \1 data_shards "),
     (r"\bload[\s-]*balanc(?:e|ing)(?:\s+(?:loss|coefficient|weight))?\b|\blb(?=\s*\d)", " load_balance_loss "),
     (r"\b(\d+)\s+experts\b", r" n_experts \1 moe "),
     (r"\btop[\s-]*(\d+)(?:\s+routing)?\b", r" top_k \1 "),
@@ -152,8 +152,8 @@ _RULES: list[tuple[str, str]] = [
         " final_lr_frac ",
     ),
     (
-        r"\b(?:decay(?:ing)?\s+)?to\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+)?(?:peak|max(?:imum)?|initial)\s+"
-        r"(?:lr|learning[\s-]*rate)\b",
+        r"\b(?:decay(?:ing)?\s+(?:the\s+)?(?:(?:lr|learning[\s-]*rate)\s+)?)?to\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+|its\s+)?(?:peak|max(?:imum)?|initial)"
+        r"(?:\s+(?:lr|learning[\s-]*rate)|(?=\s|$))",
         r" final_lr_frac \1 ",
     ),
     (r"\b(?:lr|learning[\s-]*rate)\s+schedul(?:e|er)s?\b|\bschedule\b", " lr_schedule "),
@@ -511,6 +511,9 @@ class PairSignals:
     conflict: bool
     agree: bool
     differences: tuple[str, ...]
+    extra: bool = False
+    """The first description (the idea checked) names a knob the second (the logged run) does not:
+    it does more than the run did ("lr 0.03 plus warmup 0.1" after "lr 0.03"), so it is no duplicate."""
 
 
 def _format_number(value: float) -> str:
@@ -546,7 +549,7 @@ _POWER = re.compile(r"\b(\d{1,2})\s*(?:\^|\*\*)\s*(\d{1,2})\b")
 # Commentary real ledgers append to the change itself: the result, the reasoning, a verdict.
 _COMMENTARY = re.compile(
     r"\s+[\u2014\u2013]\s|\s--?\s|[(;:,]?\s*\b(?:hypothesis|evidence|result|bottleneck)\b\s*:"
-    r"|[(;:,]?\s*\(?\s*hypothesis\b|:\s*(?:val_bpb|crash|failed|skipped|hung)\b|\bval_bpb\s+\d",
+    r"|[(;:,]?\s*\(?\s*hypothesis\b|:\s*(?:val_bpb|crash|crashed|failed|skipped|hung|loss|worse|better)\b|\bval_bpb\s+\d",
     re.IGNORECASE,
 )
 _TAG = re.compile(r"^\s*(?:exp\s*\d+\s*[:.)-]\s*)?(?:\[[^\]]{1,20}\]\s*)*", re.IGNORECASE)
@@ -557,7 +560,10 @@ _ASIDE = re.compile(r"(?<![\w*/^])\((?![^()]*(?:->|\u2192))(?!\s*(?:was|from|pre
 _REPORTED = re.compile(r"\b\d+(?:\.\d+)?\s*[mkb]?\s*(?:params|parameters)\b|\b\d+(?:\.\d+)?\s*k?\s*tok/s\b"
                        r"|\b\d+(?:\.\d+)?\s*%?\s*mfu\b", re.IGNORECASE)
 # Context the change was made in ("lower scalar lr to 0.2 after 3x MLP", "... at batch 2^13").
-_CONTEXT = re.compile(r"\s+(?:after|at\s+(?=batch|bs\b|depth|width|lr\b))\s.*$", re.IGNORECASE)
+_CONTEXT = re.compile(
+    r"\s+(?:after\s+(?=\d|remov|add|switch|chang|rais|lower|increas|decreas|halv|doubl)|at\s+(?=batch|bs\b|depth|width|lr\b)).*$",
+    re.IGNORECASE,
+)
 
 
 def core(text: str) -> str:
@@ -581,6 +587,7 @@ def _canonical(text: str) -> str:
     # Config names ("WARMDOWN_RATIO=0.3") read as words, like the prose that names the same knobs.
     lowered = lowered.replace("_", " ").replace("=", " ")
     lowered = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], lowered)
+    lowered = re.sub(r"(?<=[a-z)])\s*\^\s*2\b", " squared", lowered)
     lowered = _POWER.sub(lambda m: str(int(m.group(1)) ** int(m.group(2))), lowered)
     lowered = re.sub(r"(\d),(\d{3})\b", r"\1\2", lowered)
     lowered = re.sub(r"(\d)\s*(?:percent|pct)\b", r"\1%", lowered)
@@ -687,7 +694,7 @@ def _nearest_knob(
 
 
 def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
-    """The setting-level evidence about a pair (symmetric).
+    """The setting-level evidence about a pair (symmetric but for ``extra``: ``a`` is the idea, ``b`` the run).
 
     Without ``explain`` the first conflicting setting settles ``conflict`` and ``differences``
     holds only that one; with it every difference is listed (for the matches shown to a user).
@@ -695,12 +702,12 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
     knobs_a, knobs_b = a.knobs, b.knobs
     if not knobs_a or not knobs_b:
         if knobs_a or knobs_b:
-            return _ONE_SIDED
+            return _ONE_SIDED_EXTRA if knobs_a else _ONE_SIDED
         loose = _loose_difference(a, b)
         return PairSignals(0.0, False, False, True, False, (loose,)) if loose else _NO_KNOBS
     shared = knobs_a & knobs_b
     if not shared:
-        return _DISJOINT
+        return _DISJOINT_EXTRA
     differences: list[str] = []
     for knob in sorted(shared) if explain else shared:
         left, right = a.settings[knob], b.settings[knob]
@@ -727,6 +734,7 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         conflict=bool(differences),
         agree=agree,
         differences=tuple(differences),
+        extra=bool(knobs_a - shared),
     )
 
 
@@ -737,7 +745,8 @@ def _explicit(knob: str, setting: Setting) -> bool:
 
 _NO_KNOBS = PairSignals(0.0, False, False, False, False, ())
 _ONE_SIDED = PairSignals(0.0, False, True, False, False, ())
-_DISJOINT = PairSignals(0.0, True, False, False, False, ())
+_ONE_SIDED_EXTRA = PairSignals(0.0, False, True, False, False, (), extra=True)
+_DISJOINT_EXTRA = PairSignals(0.0, True, False, False, False, (), extra=True)
 
 
 def _difference(knob: str, left: Setting, right: Setting, explain: bool) -> str | None:
@@ -797,7 +806,7 @@ def adjust(base: float, pair: PairSignals, weights: Weights) -> float:
 
 def relation(score: float, pair: PairSignals, weights: Weights) -> Relation:
     """Duplicate, variant or unrelated, from an adjusted score and the pair's signals."""
-    if score >= weights.duplicate and not pair.conflict:
+    if score >= weights.duplicate and not pair.conflict and not pair.extra:
         return "duplicate"
     if score >= weights.match:
         return "variant"
