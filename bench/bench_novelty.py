@@ -160,7 +160,7 @@ def baselines(sources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             matrix = similarity([p["text"] for p in source["probes"]], [r["description"] for r in source["runs"]])
             tables.append((source, keys, np.asarray(matrix)))
 
-        def rows_at(match: float, duplicate: float, split: str) -> list[dict[str, Any]]:
+        def rows_at(match: float, duplicate: float, split: str, tables: list[Any] = tables) -> list[dict[str, Any]]:
             rows = []
             for source, keys, matrix in tables:
                 if source["split"] != split:
@@ -201,7 +201,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
     for split in SPLITS:
-        print(f"{split}: {result['runs'][split]} runs, {len(rows[split])} probes from {', '.join(result['sources'][split])}")
+        print(
+            f"{split}: {result['runs'][split]} runs, {len(rows[split])} probes from {', '.join(result['sources'][split])}"
+        )
     names = [*GOALS, "best_match_right", "three_way_accuracy"]
     print(f"\n{'method':30} {'split':9}" + "".join(f" {n[:14]:>14}" for n in names))
     methods = {"shipped (novelty_check)": result["shipped"]}
@@ -214,7 +216,10 @@ def main() -> None:
     print("goals: " + ", ".join(f"{n} {op} {v}" for n, (op, v) in GOALS.items()))
     for split in SPLITS:
         kinds = result["shipped"][split]["by_kind"]
-        print(f"{split} label right by kind: " + ", ".join(f"{k} {v['label_right']:.2f} (n={v['n']})" for k, v in kinds.items()))
+        print(
+            f"{split} label right by kind: "
+            + ", ".join(f"{k} {v['label_right']:.2f} (n={v['n']})" for k, v in kinds.items())
+        )
     if args.errors:
         wrong = [r for r in rows[args.errors] if r["got"] != r["probe"]["label"]
                  or (r["probe"]["label"] != "novel" and r["best"] not in r["probe"]["targets"])]  # fmt: skip

@@ -144,6 +144,7 @@ def _scores(table: PairTable, weights: Weights) -> np.ndarray:
     score -= np.where(table.both & (table.jaccard == 0), weights.disjoint, 0.0)
     score -= np.where(table.both & (table.jaccard > 0), weights.partial * (1 - table.jaccard), 0.0)
     score -= np.where(table.one_sided, weights.one_sided, 0.0)
+    score -= np.where(~table.both & ~table.one_sided, weights.bare, 0.0)
     score -= np.where(table.conflict, weights.conflict, 0.0)
     score += np.where(~table.conflict & table.agree, weights.agree, 0.0)
     return np.asarray(np.clip(score, 0.0, 1.0))
