@@ -241,8 +241,8 @@ def test_calibration_finds_the_shipped_weights_accuracy_when_they_are_in_the_gri
     _, _, table, _ = _devset_tables(embedding_model)
     w = EMBEDDING_WEIGHTS
     grid = {"disjoint": (w.disjoint,), "partial": (w.partial,), "one_sided": (w.one_sided,),
-            "conflict": (w.conflict,), "agree": (w.agree,)}  # fmt: skip
-    weights, accuracy = cal.calibrate(table, grid=grid, thresholds=(0.5, w.match, w.duplicate, 0.9))
+            "conflict": (w.conflict,), "agree": (w.agree,), "bare": (w.bare,)}  # fmt: skip
+    weights, accuracy = cal.calibrate(table, grid=grid, thresholds=(0.3, w.match, w.duplicate, 0.9))
     assert accuracy >= cal.evaluate(table, EMBEDDING_WEIGHTS).accuracy
     assert (weights.match, weights.duplicate) == (w.match, w.duplicate)
 

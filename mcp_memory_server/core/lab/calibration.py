@@ -210,6 +210,7 @@ DEFAULT_GRID: dict[str, Sequence[float]] = {
     "one_sided": (0.0, 0.04, 0.08),
     "conflict": (0.0, 0.04, 0.08),
     "agree": (0.0, 0.1, 0.2, 0.3),
+    "bare": (0.0, 0.1),
 }
 
 
@@ -226,7 +227,7 @@ def calibrate(
 ) -> tuple[Weights, float]:
     """The weights with the best accuracy on ``table`` (ties: the first found, i.e. smaller penalties)."""
     grid = grid or DEFAULT_GRID
-    names = ("disjoint", "partial", "one_sided", "conflict", "agree")
+    names = ("disjoint", "partial", "one_sided", "conflict", "agree", "bare")
     combos = itertools.product(*(grid[n] for n in names)) if use_signals else [(0.0,) * len(names)]
     want = np.array([LABELS.index(x) for x in table.labels])
     best: tuple[float, Weights] | None = None
