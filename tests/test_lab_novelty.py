@@ -241,7 +241,103 @@ def test_calibration_finds_the_shipped_weights_accuracy_when_they_are_in_the_gri
     _, _, table, _ = _devset_tables(embedding_model)
     w = EMBEDDING_WEIGHTS
     grid = {"disjoint": (w.disjoint,), "partial": (w.partial,), "one_sided": (w.one_sided,),
-            "conflict": (w.conflict,), "agree": (w.agree,)}  # fmt: skip
-    weights, accuracy = cal.calibrate(table, grid=grid, thresholds=(0.5, w.match, w.duplicate, 0.9))
+            "conflict": (w.conflict,), "agree": (w.agree,), "bare": (w.bare,)}  # fmt: skip
+    weights, accuracy = cal.calibrate(table, grid=grid, thresholds=(0.3, w.match, w.duplicate, 0.9))
     assert accuracy >= cal.evaluate(table, EMBEDDING_WEIGHTS).accuracy
     assert (weights.match, weights.duplicate) == (w.match, w.duplicate)
+
+
+# -- real ledgers: what issue 14 found missing ------------------------------------------------------
+
+LEDGERS = Path(__file__).parents[1] / "bench" / "data" / "novelty_ledgers.json"
+
+
+def test_the_real_ledger_set_names_its_sources_and_splits_them_by_repository() -> None:
+    """Every source is a public results.tsv at a commit; dev and held-out sources never share a repository."""
+    sources = json.loads(LEDGERS.read_text(encoding="utf-8"))["sources"]
+    splits: dict[str, set[str]] = {"dev": set(), "held_out": set()}
+    for source in sources:
+        assert source["path"].endswith("results.tsv") and len(source["commit"]) == 40
+        splits[source["split"]].add(source["repo"])
+        keys = {run["key"] for run in source["runs"]}
+        for probe in source["probes"]:
+            assert set(probe["targets"]) <= keys and (probe["label"] == "novel") == (not probe["targets"])
+    assert len(splits["dev"]) >= 3 and len(splits["held_out"]) >= 3
+    assert not splits["dev"] & splits["held_out"]
+
+
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        ("z-loss regularization 1e-4", "add a penalty on the squared log partition function of the logits, 1e-4"),
+        ("logit softcap 15", "cap logits with 15*tanh(logits/15)"),
+        ("SwiGLU MLP", "gated SiLU MLP"),
+        ("partial RoPE 16/64 dims", "rotary embeddings on only 16 of the 64 head dims"),
+    ],
+)
+def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:
+    """Describing what a run did instead of naming it still finds the run as a duplicate."""
+    [run_id] = _ledger(store, [(logged, "discard", 1.01)])
+    result = store.lab.check(probe, mode="explore")
+    assert result.classification == "duplicate_run", result.top_matches
+    assert result.top_matches[0].run_id == run_id
+
+
+def test_an_idea_close_to_a_discarded_run_is_caught_with_the_run_named(store: MemoryStore) -> None:
+    """'use the Lion optimizer' after a discarded 'swap the optimizer to Lion with weight decay 0.1' is not novel."""
+    [run_id] = _ledger(store, [("swap the optimizer to Lion with weight decay 0.1", "discard", 1.01)])
+    result = store.lab.check("use the Lion optimizer", mode="explore")
+    assert result.classification in ("duplicate_run", "repeat_failure")
+    assert result.policy.decision == "block"
+    assert result.top_matches[0].run_id == run_id and result.top_matches[0].status == "discard"
+    assert "swap the optimizer to Lion" in result.policy.rationale
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("matrix lr 3e-4", "MATRIX_LR=0.0003"),
+        ("warmup over 1k steps", "warmup over 1000 steps"),
+        ("TOTAL_BATCH_SIZE 2^16", "total batch size 65536"),
+        ("batch 8K tokens", "batch size 8192"),
+        ("WD 0.1", "weight decay 0.1"),
+        ("bs 32", "batch size 32"),
+        ("warmup ratio 2%", "WARMUP_RATIO=0.02"),
+        ("use two full attention layers", "2 full attention layers"),
+        ("GQA with 2 kv heads", "grouped query attention, 2 key-value heads"),
+    ],
+)
+def test_units_and_abbreviations_read_as_the_same_setting(a: str, b: str) -> None:
+    """3e-4 = 0.0003, 1k = 1000, 2^16 = 65536, 8K ≈ 8192 tokens, WD = weight decay, bs = batch size."""
+    pair = signals(analyze(a), analyze(b))
+    assert pair.agree and not pair.conflict, (analyze(a).settings, analyze(b).settings)
+
+
+def test_a_ledger_description_is_read_without_its_commentary() -> None:
+    """Real ledgers append reasoning and results; only the change itself is compared."""
+    described = (
+        "MATRIX_LR 0.03→0.04 (hypothesis: higher Muon LR for faster convergence per step, evidence: community "
+        "best practice is 0.04): val_bpb 1.283→1.269 (0.014 improvement). 689 steps vs 658"
+    )
+    features = analyze(described)
+    assert set(features.settings) == {"learning_rate"}
+    assert features.settings["learning_rate"].numbers == {0.04}
+    assert signals(features, analyze("matrix lr 0.04")).agree
+
+
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        ("WARMDOWN_RATIO=0.05 (down from 0.1)", "warmup ratio 0.05"),
+        ("UNEMBEDDING_LR 0.004", "embedding lr 0.004"),
+        ("lower scalar lr to 0.3 after 3x MLP", "embedding lr 0.3"),
+        ("DEPTH=8, n_embd=512", "depth 8, n_embd 768"),
+        ("raise adam beta1 to 0.85", "adam beta2 0.85"),
+    ],
+)
+def test_hard_negatives_from_real_ledgers_are_not_duplicates(store: MemoryStore, logged: str, probe: str) -> None:
+    """warmup ≠ warmdown, embedding ≠ unembedding lr, beta1 ≠ beta2, another width is a variant at most."""
+    _ledger(store, [(logged, "keep", 0.99)])
+    result = store.lab.check(probe, mode="explore")
+    assert all(m.relation != "duplicate" for m in result.top_matches), result.top_matches
+    assert result.classification != "duplicate_run"

@@ -60,12 +60,15 @@ class PairTable:
     targets: np.ndarray
     labels: list[str]
     kinds: list[str]
+    extra: np.ndarray | None = None
+    """The probe names a knob the run does not (it cannot be a duplicate); None: never."""
 
     def select(self, rows: Sequence[int]) -> PairTable:
         index = np.asarray(rows, dtype=np.int64)
         return PairTable(
             self.base[index], self.jaccard[index], self.both[index], self.one_sided[index], self.conflict[index],
             self.agree[index], self.targets[index], [self.labels[i] for i in rows], [self.kinds[i] for i in rows],
+            None if self.extra is None else self.extra[index],
         )  # fmt: skip
 
 
@@ -81,7 +84,7 @@ def pair_table(
     matrix = np.asarray(base(probes, runs), dtype=np.float64)
     shape = matrix.shape
     jaccard, both, one_sided = np.zeros(shape), np.zeros(shape, bool), np.zeros(shape, bool)
-    conflict, agree = np.zeros(shape, bool), np.zeros(shape, bool)
+    conflict, agree, extra = np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, bool)
     if use_signals:
         for i, probe in enumerate(probes):
             for j, run in enumerate(runs):
@@ -91,6 +94,7 @@ def pair_table(
                 one_sided[i, j] = pair.one_sided
                 conflict[i, j] = pair.conflict
                 agree[i, j] = pair.agree
+                extra[i, j] = pair.extra
     keys = {r["key"]: j for j, r in enumerate(devset.runs)}
     targets = np.zeros(shape, bool)
     for i, labelled in enumerate(devset.probes):
@@ -98,7 +102,7 @@ def pair_table(
             targets[i, keys[key]] = True
     return PairTable(
         matrix, jaccard, both, one_sided, conflict, agree, targets,
-        [p["label"] for p in devset.probes], [p["kind"] for p in devset.probes],
+        [p["label"] for p in devset.probes], [p["kind"] for p in devset.probes], extra,
     )  # fmt: skip
 
 
@@ -140,6 +144,7 @@ def _scores(table: PairTable, weights: Weights) -> np.ndarray:
     score -= np.where(table.both & (table.jaccard == 0), weights.disjoint, 0.0)
     score -= np.where(table.both & (table.jaccard > 0), weights.partial * (1 - table.jaccard), 0.0)
     score -= np.where(table.one_sided, weights.one_sided, 0.0)
+    score -= np.where(~table.both & ~table.one_sided, weights.bare, 0.0)
     score -= np.where(table.conflict, weights.conflict, 0.0)
     score += np.where(~table.conflict & table.agree, weights.agree, 0.0)
     return np.asarray(np.clip(score, 0.0, 1.0))
@@ -150,7 +155,8 @@ def _best(table: PairTable, weights: Weights) -> tuple[np.ndarray, np.ndarray, n
     score = _scores(table, weights)
     top_run = score.argmax(axis=1)
     top = score[np.arange(len(score)), top_run]
-    clean = np.where(table.conflict, -1.0, score)
+    blocked = table.conflict if table.extra is None else table.conflict | table.extra
+    clean = np.where(blocked, -1.0, score)
     clean_run = clean.argmax(axis=1)
     clean_top = clean[np.arange(len(clean)), clean_run]
     return top, top_run, clean_top, clean_run
@@ -204,6 +210,7 @@ DEFAULT_GRID: dict[str, Sequence[float]] = {
     "one_sided": (0.0, 0.04, 0.08),
     "conflict": (0.0, 0.04, 0.08),
     "agree": (0.0, 0.1, 0.2, 0.3),
+    "bare": (0.0, 0.1),
 }
 
 
@@ -220,7 +227,7 @@ def calibrate(
 ) -> tuple[Weights, float]:
     """The weights with the best accuracy on ``table`` (ties: the first found, i.e. smaller penalties)."""
     grid = grid or DEFAULT_GRID
-    names = ("disjoint", "partial", "one_sided", "conflict", "agree")
+    names = ("disjoint", "partial", "one_sided", "conflict", "agree", "bare")
     combos = itertools.product(*(grid[n] for n in names)) if use_signals else [(0.0,) * len(names)]
     want = np.array([LABELS.index(x) for x in table.labels])
     best: tuple[float, Weights] | None = None
