@@ -2,6 +2,8 @@
 
     python bench/bench_locomo.py                     # 3 conversations, about 2 minutes on a quiet machine
     python bench/bench_locomo.py --conversations 10  # the whole set (5,882 turns, 1,986 questions)
+    python bench/bench_locomo.py --conversations 10 --units turn --variants --modes hybrid
+                                                     # + every fusion variant of fusion_lab.py
 
 Protocol (``../shared/data/README.md``): for each conversation a fresh store; one event per
 unit, recorded in conversation order through the public API; for each question a search of

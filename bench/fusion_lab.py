@@ -4,7 +4,7 @@ For one query, :func:`candidates` asks a real store for exactly what the shipped
 search starts from (the BM25 list, the cosine list, the cosine of every lexical hit, the
 share of query terms each hit matches); each variant in :data:`VARIANTS` then ranks those
 candidates its own way. ``bench_agent_memory.py --ablation`` and
-``bench_locomo_ablation.py --fusion`` print the table.
+``bench_locomo.py --variants`` print the table (README, Search: the fusion ablation).
 """
 
 from __future__ import annotations

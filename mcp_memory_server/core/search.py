@@ -79,7 +79,7 @@ MAX_CHUNKS = 16
 _EMBED_BATCH = 256
 _MAX_QUERY_TERMS = 32
 _QUERY_CACHE = 256
-_DF_CAP = 100_000
+_DF_CAP = 10_000
 _COVERAGE_CHARS = 20_000
 
 SCHEMA: list[Migration] = [
@@ -320,8 +320,9 @@ def term_weights(db: Any, terms: Sequence[str]) -> dict[str, float]:
     total = db.query("SELECT MAX(doc_id) FROM search_docs")[0][0] or 1
     weights = {}
     for term in terms:
-        # Counting stops at a cap: past it the weight is near its floor anyway, and very
-        # common terms would otherwise cost a scan of a long posting list.
+        # Counting stops at a cap so that a very common term does not cost a scan of a long
+        # posting list; past it every term weighs the same (the floor only matters in stores
+        # of well over 10k documents).
         found = db.query(
             "SELECT COUNT(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? LIMIT ?)", (f'"{term}"', _DF_CAP)
         )[0][0]
