@@ -2,6 +2,8 @@
 
     python bench/bench_locomo.py                     # 3 conversations, about 2 minutes on a quiet machine
     python bench/bench_locomo.py --conversations 10  # the whole set (5,882 turns, 1,986 questions)
+    python bench/bench_locomo.py --conversations 10 --units turn --variants --modes hybrid
+                                                     # + every fusion variant of fusion_lab.py
 
 Protocol (``../shared/data/README.md``): for each conversation a fresh store; one event per
 unit, recorded in conversation order through the public API; for each question a search of
@@ -33,7 +35,15 @@ from common import machine, print_table, write_results
 
 from mcp_memory_server import MemoryStore
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo"
+# ../shared/data beside the checkout (a worktree may sit one folder deeper: look upwards).
+DATA = next(
+    (
+        p / "shared" / "data" / "locomo"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "data" / "locomo").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo",
+)
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 MODES = ("lexical", "semantic", "hybrid")
 KS = (5, 10)
@@ -88,18 +98,41 @@ def open_store(
 
 
 def evaluate(conversations: list[Path], unit: str, args: argparse.Namespace) -> dict[str, Any]:
-    recalls: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in MODES}
+    modes = [m for m in args.modes.split(",") if m]
+    recalls: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in modes}
+    variants: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     embed_seconds = 0.0
     units_total = 0
+    loaded = []
     for path in conversations:
         data = load(path, args.captions)
+        loaded.append(data)
         units = data[unit]
         units_total += len(units)
         store, dia_of, seconds = open_store(args.work / f"{unit}-{path.stem}", units, args.threads)
         embed_seconds += seconds
         try:
+            if args.variants:
+                import fusion_lab
+
+                dia_of_doc = {
+                    doc: dia_of[item] for doc, item in store.db.query("SELECT doc_id, item_id FROM search_docs")
+                }
+                questions = [qa["question"] for qa in data["questions"]]
+                found = fusion_lab.pools(
+                    args.work / f"pools-{unit}-{path.stem}.pkl",
+                    lambda s=store, qs=questions: [fusion_lab.candidates(s, q) for q in qs],  # type: ignore[misc]
+                )
+                for qa, pool in zip(data["questions"], found, strict=True):
+                    for name, variant in fusion_lab.VARIANTS.items():
+                        ranked_docs = [dia_of_doc[doc] for doc in variant(pool)]
+                        for k in KS:
+                            retrieved = {dia_id for dia_ids in ranked_docs[:k] for dia_id in dia_ids}
+                            variants[name][f"all@{k}"].append(
+                                min(1.0, len(retrieved & qa["evidence"]) / len(qa["evidence"]))
+                            )
             for qa in data["questions"]:
-                for mode in MODES:
+                for mode in modes:
                     page = store.events.search(qa["question"], mode=mode, limit=max(KS))
                     ranked = [dia_of[hit.event.event_id] for hit in page.hits]
                     for k in KS:
@@ -109,10 +142,14 @@ def evaluate(conversations: list[Path], unit: str, args: argparse.Namespace) -> 
                         recalls[mode][f"{CATEGORIES[qa['category']]}@{k}"].append(score)
         finally:
             store.close()
-    result: dict[str, Any] = {"units": units_total, "questions": len(recalls["hybrid"]["all@5"]),
+    result: dict[str, Any] = {"units": units_total, "questions": sum(len(d["questions"]) for d in loaded),
                               "embed_seconds": round(embed_seconds, 1)}  # fmt: skip
-    for mode in MODES:
+    for mode in modes:
         result[mode] = {key: round(100 * sum(v) / len(v), 1) for key, v in sorted(recalls[mode].items())}
+    if variants:
+        result["variants"] = {
+            name: {key: round(100 * sum(v) / len(v), 1) for key, v in sorted(r.items())} for name, r in variants.items()
+        }
     return result
 
 
@@ -124,6 +161,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for embedding")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench-locomo")
     parser.add_argument("--fresh", action="store_true", help="delete cached stores first")
+    parser.add_argument("--variants", action="store_true", help="also rank with every fusion variant of fusion_lab.py")
+    parser.add_argument("--modes", default=",".join(MODES), help="the shipped modes to measure (default all three)")
     args = parser.parse_args()
     if args.fresh and args.work.exists():
         shutil.rmtree(args.work)
@@ -135,7 +174,7 @@ def main() -> None:
     for unit in args.units.split(","):
         results[unit] = evaluate(conversations, unit, args)
         rows = []
-        for mode in MODES:
+        for mode in [m for m in MODES if m in results[unit]]:
             r = results[unit][mode]
             rows.append([mode, r["all@5"], r["all@10"], *(r[f"{c}@5"] for c in CATEGORIES.values())])
         print_table(
@@ -143,6 +182,12 @@ def main() -> None:
             ["mode", "R@5", "R@10", *(f"{c} R@5" for c in CATEGORIES.values())],
             rows,
         )
+        if args.variants:
+            print_table(
+                f"LoCoMo {unit}s: fusion variants (bench/fusion_lab.py), recall %",
+                ["variant", "R@5", "R@10"],
+                [[name, r["all@5"], r["all@10"]] for name, r in results[unit]["variants"].items()],
+            )
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["machine"]["load_average_end"] = machine()["load_average"]
     path = write_results("locomo", results)

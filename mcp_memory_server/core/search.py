@@ -4,7 +4,8 @@ Every searchable record has one row in ``search_docs`` (source, item id, text, m
 context), kept by triggers on the record's own table, so it commits in the same
 transaction as the record. An FTS5 external-content index over it answers lexical
 queries (BM25); the vector index (:mod:`..storage.vectors`) answers semantic ones.
-Hybrid search fuses the two rankings with weighted reciprocal-rank fusion.
+Hybrid search fuses the two by a convex combination of normalised scores in which the
+lexical share depends on how much of the query the BM25 hits match (:func:`fuse`).
 
 Both indexes are filled pull-style: before a search, documents committed since the index
 last caught up (by any process) are added, so results cover everything committed before
@@ -21,6 +22,7 @@ A capability makes its rows searchable with one migration built by :func:`index_
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -61,11 +63,15 @@ MODES: tuple[str, ...] = ("hybrid", "semantic", "lexical")
 ProgressFn = Callable[[float, float | None, str], None]
 """Called with (done, total or None, message) while a search waits for the model or embeds."""
 
-# Fusion and ranking settings, tuned on LoCoMo turns (bench/bench_locomo.py): BM25 is the
-# stronger signal on conversational memories, and a small k lets top ranks dominate.
-LEXICAL_WEIGHT = 2.0
-SEMANTIC_WEIGHT = 1.0
-RRF_K = 10
+# Hybrid fusion (see :func:`fuse`), chosen on LoCoMo turns and the dev split of
+# bench/data/agent_queries_dev.json (bench/bench_agent_memory.py --ablation): the lexical share
+# of a hit's score reaches LEXICAL_SHARE when some hit matches at least COVERAGE_FULL of the
+# query's term weight, and falls to LEXICAL_FLOOR of it when none matches more than
+# COVERAGE_NONE (a paraphrase whose words only land on unrelated notes).
+LEXICAL_SHARE = 0.55
+LEXICAL_FLOOR = 0.2
+COVERAGE_NONE = 0.2
+COVERAGE_FULL = 0.45
 # BM25 column weights: the document's own text, its metadata, the preceding record's text.
 COLUMN_WEIGHTS = (1.0, 0.5, 0.5)
 CHUNK_CHARS = 1000
@@ -73,6 +79,8 @@ MAX_CHUNKS = 16
 _EMBED_BATCH = 256
 _MAX_QUERY_TERMS = 32
 _QUERY_CACHE = 256
+_DF_CAP = 10_000
+_COVERAGE_CHARS = 20_000
 
 SCHEMA: list[Migration] = [
     (
@@ -280,6 +288,79 @@ def fts_query(query: str) -> str:
     kept = [w for w in words if w not in _STOPWORDS and not (len(w) == 1 and w.isalpha())] or words
     unique = list(dict.fromkeys(kept))[:_MAX_QUERY_TERMS]
     return " OR ".join(f'"{w}"' for w in unique)
+
+
+def query_terms(query: str) -> list[str]:
+    """The query's terms as :func:`fts_query` matches them (lower case, stopwords dropped, unique)."""
+    words = re.findall(r"\w+", query.lower())
+    kept = [w for w in words if w not in _STOPWORDS and not (len(w) == 1 and w.isalpha())] or words
+    return list(dict.fromkeys(kept))[:_MAX_QUERY_TERMS]
+
+
+_SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "ly", "s")
+
+
+def stem(word: str) -> str:
+    """A light suffix-stripper, close enough to FTS5's Porter stemmer to tell which query terms a hit matched.
+
+    It only weighs matches that FTS5 already made; it never decides whether a document matches.
+    """
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+def term_weights(db: Any, terms: Sequence[str]) -> dict[str, float]:
+    """Each term's BM25 inverse document frequency over the whole lexical index."""
+    # The highest doc id stands in for the document count: COUNT(*) scans the table (ms at
+    # 100k documents), and an overcount (deleted or updated documents) scales every weight
+    # alike.
+    total = db.query("SELECT MAX(doc_id) FROM search_docs")[0][0] or 1
+    weights = {}
+    for term in terms:
+        # Counting stops at a cap so that a very common term does not cost a scan of a long
+        # posting list; past it every term weighs the same (the floor only matters in stores
+        # of well over 10k documents).
+        found = db.query(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? LIMIT ?)", (f'"{term}"', _DF_CAP)
+        )[0][0]
+        weights[term] = math.log(1.0 + (total - found + 0.5) / (found + 0.5))
+    return weights
+
+
+def document_terms(db: Any, doc_ids: Sequence[int]) -> dict[int, tuple[set[str], set[str]]]:
+    """Stemmed words of each document: (its text and metadata, its context)."""
+    found: dict[int, tuple[set[str], set[str]]] = {}
+    for start in range(0, len(doc_ids), 500):
+        batch = list(doc_ids[start : start + 500])
+        rows = db.query(
+            f"SELECT doc_id, doc_text, doc_meta, doc_context FROM search_docs WHERE doc_id IN ({','.join('?' * len(batch))})",
+            batch,
+        )
+        for doc_id, text, meta, context in rows:
+            # FTS5's tokenizer splits at underscores too ("block_size" is "block" "size").
+            own = {stem(w) for w in re.findall(r"[^\W_]+", f"{text[:_COVERAGE_CHARS]} {meta}".lower())}
+            near = {stem(w) for w in re.findall(r"[^\W_]+", context.lower())}
+            found[doc_id] = (own, near)
+    return found
+
+
+def coverage(terms: Sequence[str], weights: dict[str, float], words: tuple[set[str], set[str]]) -> float:
+    """Share of the query's term weight a document matches; a match in its context counts half."""
+    own, near = words
+    total = sum(weights.get(t, 0.0) for t in terms)
+    if total <= 0:
+        return 0.0
+    got = 0.0
+    for term in terms:
+        parts = {stem(p) for p in term.split("_") if p}  # "deploy_v2" is matched as a phrase
+        if parts <= own:
+            got += weights.get(term, 0.0)
+        elif parts <= own | near:
+            got += 0.5 * weights.get(term, 0.0)
+    return got / total
 
 
 def chunks(text: str) -> list[str]:
@@ -573,11 +654,11 @@ class SearchIndex:
         depth = max(50, 2 * (offset + limit + 1))
         if source == "files":
             self.index_pending()
-        lexical_future: Future[list[tuple[int, str, float]]] | None = None
+        lexical_future: Future[tuple[list[tuple[int, str, float]], dict[int, float]]] | None = None
         if mode != "semantic":
             self.sync_lexical()
             if mode == "hybrid":  # BM25 runs on a helper thread while the query is embedded
-                lexical_future = self._helpers.submit(self._lexical, source, query, depth, filter)
+                lexical_future = self._helpers.submit(self._lexical_with_coverage, source, query, depth, filter)
         warning = None
         query_vector = None
         if mode != "lexical":
@@ -589,11 +670,12 @@ class SearchIndex:
                 mode = "lexical"
                 self.sync_lexical()
         semantic = self._semantic(source, query_vector, depth, filter) if query_vector is not None else []
+        coverage: dict[int, float] = {}
         if lexical_future is not None:
-            lexical = lexical_future.result()
+            lexical, coverage = lexical_future.result()
         else:
             lexical = self._lexical(source, query, depth, filter) if mode != "semantic" else []
-        fused = self._fuse(mode, source, lexical, semantic, query_vector)  # type: ignore[arg-type]
+        fused = self._fuse(mode, source, lexical, semantic, query_vector, coverage)  # type: ignore[arg-type]
         page = fused[offset : offset + limit]
         more = len(fused) > offset + limit
         next_offset = offset + limit if more else None
@@ -618,6 +700,18 @@ class SearchIndex:
             )
             allowed.update((row[0], row[1]) for row in rows)
         return allowed
+
+    def _lexical_with_coverage(
+        self, source: str, query: str, depth: int, filter: SourceFilter | None
+    ) -> tuple[list[tuple[int, str, float]], dict[int, float]]:
+        """The BM25 list and, for each hit, the share of the query's term weight it matches."""
+        hits = self._lexical(source, query, depth, filter)
+        if not hits:
+            return hits, {}
+        terms = query_terms(query)
+        weights = term_weights(self._db, terms)
+        words = document_terms(self._db, [doc for doc, _, _ in hits])
+        return hits, {doc: coverage(terms, weights, words.get(doc, (set(), set()))) for doc, _, _ in hits}
 
     def _lexical(
         self, source: str, query: str, depth: int, filter: SourceFilter | None
@@ -669,6 +763,7 @@ class SearchIndex:
         lexical: list[tuple[int, str, float]],
         semantic: list[tuple[int, str, float]],
         query_vector: np.ndarray | None,
+        coverage: dict[int, float],
     ) -> list[Ranked]:
         if mode == "lexical":
             return [Ranked(item, round(score, 6), lexical_rank=i + 1) for i, (_, item, score) in enumerate(lexical)]
@@ -677,25 +772,11 @@ class SearchIndex:
                 Ranked(item, round(score, 6), semantic_rank=i + 1, similarity=round(score, 6))
                 for i, (_, item, score) in enumerate(semantic)
             ]
-        lexical_rank = {doc: i + 1 for i, (doc, _, _) in enumerate(lexical)}
-        semantic_rank = {doc: i + 1 for i, (doc, _, _) in enumerate(semantic)}
         similarity = {doc: score for doc, _, score in semantic}
-        items = {doc: item for doc, item, _ in (*lexical, *semantic)}
-        missing = [doc for doc in lexical_rank if doc not in similarity]
+        missing = [doc for doc, _, _ in lexical if doc not in similarity]
         if missing and query_vector is not None and self._vectors is not None:
             similarity.update(self._vectors.scores(source, query_vector, missing))
-        fused = []
-        for doc, item in items.items():
-            score = 0.0
-            if doc in lexical_rank:
-                score += LEXICAL_WEIGHT / (RRF_K + lexical_rank[doc])
-            if doc in semantic_rank:
-                score += SEMANTIC_WEIGHT / (RRF_K + semantic_rank[doc])
-            sim = similarity.get(doc)
-            fused.append(Ranked(item, round(score, 6), lexical_rank.get(doc), semantic_rank.get(doc),
-                                None if sim is None else round(sim, 6)))  # fmt: skip
-        fused.sort(key=lambda r: (-r.score, r.lexical_rank or 1 << 30, r.semantic_rank or 1 << 30))
-        return fused
+        return fuse(lexical, semantic, similarity, coverage)
 
     # -- reporting ---------------------------------------------------------------------------------
 
@@ -718,3 +799,38 @@ class SearchIndex:
             status["embedded_documents"] = 0
             status["pending_documents"] = documents
         return status
+
+
+def fuse(
+    lexical: list[tuple[int, str, float]],
+    semantic: list[tuple[int, str, float]],
+    similarity: dict[int, float],
+    coverage: dict[int, float],
+) -> list[Ranked]:
+    """Hybrid ranking of the BM25 list and the cosine list (doc id, item id, score; best first).
+
+    A hit scores ``a * coverage * bm25 / best_bm25 + (1 - a) * cosine``: a convex
+    combination of normalised scores, where the lexical part is weighted by how much of the
+    query the hit matches (``coverage``, IDF-weighted). ``a`` depends on the query: a BM25
+    list in which no hit matches much of the query (incidental OR-matches of a paraphrase)
+    weighs little, so the memory found by meaning alone can still come first. Rank fusion
+    (RRF 2:1, k = 10) could not do that: a hit found only by meaning scored at most 1/11,
+    below any note that shared one word and ranked second by meaning.
+    """
+    lexical_rank = {doc: i + 1 for i, (doc, _, _) in enumerate(lexical)}
+    semantic_rank = {doc: i + 1 for i, (doc, _, _) in enumerate(semantic)}
+    bm25 = {doc: score for doc, _, score in lexical}
+    items = {doc: item for doc, item, _ in (*lexical, *semantic)}
+    top = max(bm25.values(), default=0.0)
+    best = max((coverage.get(doc, 0.0) for doc in bm25), default=0.0)
+    ramp = min(1.0, max(0.0, (best - COVERAGE_NONE) / (COVERAGE_FULL - COVERAGE_NONE)))
+    share = LEXICAL_SHARE * (LEXICAL_FLOOR + (1.0 - LEXICAL_FLOOR) * ramp)
+    fused = []
+    for doc, item in items.items():
+        words = coverage.get(doc, 0.0) * bm25[doc] / top if doc in bm25 and top > 0 else 0.0
+        sim = similarity.get(doc)
+        score = share * words + (1.0 - share) * (sim or 0.0)
+        fused.append(Ranked(item, round(score, 6), lexical_rank.get(doc), semantic_rank.get(doc),
+                            None if sim is None else round(sim, 6)))  # fmt: skip
+    fused.sort(key=lambda r: (-r.score, r.lexical_rank or 1 << 30, r.semantic_rank or 1 << 30))
+    return fused
