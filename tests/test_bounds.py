@@ -318,7 +318,7 @@ async def test_an_8000_entry_manifest_comes_in_pages_that_honour_offset(
         pages = 0
         while offset is not None:
             page = await call(client, "artifact_read", artifact_id=saved["artifact_id"], offset=offset)
-            assert page["encoding"] == "manifest" and page["offset"] == offset
+            assert page["encoding"] == "manifest" and page.get("offset", 0) == offset  # 0 is the default, omitted
             assert len(page["content"].encode()) <= 256 * 1024 + 64
             manifest = json.loads(page["content"])
             assert manifest["type"] == "directory" and manifest["entries"]

@@ -102,15 +102,14 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         since: Annotated[str | None, Field(description="since: RFC 3339 time")] = None,
         node_type: Annotated[NodeTypeName | None, Field(description="since, search: node type")] = None,
         query: Annotated[str | None, Field(description="search: what to look for")] = None,
-        node_ids: Annotated[list[str] | None, Field(description="subgraph_edges: the nodes")] = None,
+        node_ids: Annotated[list[str] | None, Field(description="subgraph_edges: nodes")] = None,
         mode: Annotated[Literal["hybrid", "semantic", "lexical"] | None, Field(description="search: ranking")] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> GraphQueryResult:
-        """Ask the agent's graph memory; `op` picks the query and takes only its own arguments (see each).
+        """Query an agent's graph; `op` picks the query, which takes only its own arguments (see each).
 
-        lineage follows DERIVED_FROM/CAUSED_PATCH; episodes/semantic_nodes/procedural_nodes/persona_nodes list
-        one family; subgraph_edges(node_ids): the edges among them. Lists are newest first (since: oldest).
+        lineage follows DERIVED_FROM/CAUSED_PATCH; lists newest first.
         """
         run = partial(graph.query, op, agent_id, node_id=node_id, label=label, direction=direction, depth=depth,
                       tag=tag, cluster=cluster, name=name, tool=tool, since=since, node_type=node_type, query=query,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
@@ -32,8 +32,8 @@ class LoggedRun(BaseModel):
 
 
 class RunErrorInput(BaseModel):
-    summary: str = Field(description="one line: what went wrong, e.g. 'CUDA out of memory'")
-    tail: str | None = Field(None, description="the last lines of the run's output")
+    summary: str = Field(description="what went wrong, one line")
+    tail: str | None = Field(None, description="the output's last lines")
 
 
 def register_tools(server: MCPServer, store: MemoryStore) -> None:
@@ -74,12 +74,10 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         error: Annotated[RunErrorInput | None, Field(description="for a crash: summary and log tail")] = None,
         log_text: Annotated[str | None, Field(description="the run's output (saved)")] = None,
         log_path: Annotated[str | None, Field(description="server-local log file instead")] = None,
-        summary: Annotated[
-            dict[str, float | int | str | bool | None] | None, Field(description="train.py's final-metrics sidecar")
-        ] = None,
+        summary: Annotated[dict[str, Any] | None, Field(description="train.py's summary JSON")] = None,
         patch: Annotated[str | None, Field(description="the run's diff (saved)")] = None,
         patch_path: Annotated[str | None, Field(description="server-local patch file instead")] = None,
-        artifact_ids: Annotated[list[str] | None, Field(description="existing artifacts to attach")] = None,
+        artifact_ids: Annotated[list[str] | None, Field(description="artifacts to attach")] = None,
         mode: Mode = "exploit",
         ts: Annotated[str | None, Field(description="when it ran (RFC 3339); default now")] = None,
     ) -> LoggedRun:
