@@ -119,8 +119,12 @@ class Event(_Record):
     run_id: str
     graph_id: str | None = None
     node_id: str | None = None
-    version: int = Field(1, description="the event record's format version (AetherGraph's Event.version)")
     truncated: bool = Field(False, description="text/data were cut to keep the response bounded")
+
+    @property
+    def version(self) -> int:
+        """The event record's format version (AetherGraph's ``Event.version``)."""
+        return 1
 
 
 class EventPage(_Record):

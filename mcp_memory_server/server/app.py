@@ -48,7 +48,7 @@ def build_server(store: MemoryStore) -> MCPServer:
 
     @register(server, read_only=True, idempotent=True, title="Memory statistics")
     def memory_stats() -> Stats:
-        """What is stored and where: counts, sizes, model status, data directory, version."""
+        """Counts, sizes, model status and location of the store."""
         return store.stats()
 
     load_model_after_handshake(server, store)

@@ -57,7 +57,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         graph_id: GraphId = None,
         node_id: NodeId = None,
     ) -> ArtifactRecord:
-        """Keep an output to find and rank later (report, plot, checkpoint, code): one of text, json, base64, path."""
+        """Keep an output to find and rank later: one of text, json, base64, path."""
         source = exactly_one(text=text, json=json, base64=base64, path=path)
         meta: dict[str, Any] = {"name": name, "labels": labels, "metrics": metrics, "tags": tags, "pin": pin,
                                 "mime": mime, "graph_id": graph_id, "node_id": node_id}  # fmt: skip
@@ -84,7 +84,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
             Field(description="auto: text or base64; path: a local path"),
         ] = "auto",
     ) -> ArtifactContent:
-        """Read an artifact (text, base64, a directory's manifest or a local path); long ones come in chunks."""
+        """Read an artifact (text, base64, manifest or local path); long ones come in chunks."""
         return artifacts.read(ref(artifact_id, uri), offset=offset, length=length, encoding=encoding)
 
     @register(server, read_only=True, idempotent=True, title="Search artifacts")
@@ -120,7 +120,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         graph_id: GraphId = None,
         node_id: NodeId = None,
     ) -> ArtifactBest:
-        """Which checkpoint/report scored best? The artifact with the best value of one metric (ties: earliest)."""
+        """Which artifact scored best on one metric (ties: earliest)?"""
         best = artifacts.best(metric, kind=kind, mode=mode, scope=scope, labels=labels,
                               graph_id=graph_id, node_id=node_id)  # fmt: skip
         return ArtifactBest(found=best is not None, artifact=best)

@@ -80,7 +80,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         query: Annotated[str | None, Field(description="rank by relevance (content, path)")] = None,
         mode: SearchMode = "hybrid",
     ) -> FileList:
-        """List memory files by path with sha256, size and version; with a query, most relevant first."""
+        """List memory files by path; with a query, most relevant first."""
         return files.list(prefix, recursive=recursive, limit=limit, cursor=cursor, namespace=namespace, query=query,
                           mode=mode, progress=None if query is None else progress_reporter(ctx))  # fmt: skip
 

@@ -122,7 +122,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         agent_id: AgentId = "",
         path: Annotated[str | None, Field(description="write to this server-local file instead")] = None,
     ) -> GraphExportResult:
-        """Back up or move an agent's graph as a snapshot for graph_import (large: path= or graph:// resource)."""
+        """Back up or move an agent's graph as a snapshot for graph_import."""
         if path is not None:
             return graph.export_to_file(agent_id, path, roots=config.allowed_roots)
         snapshot = graph.export(agent_id)
@@ -161,7 +161,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
     def graph_validate(
         agent_id: Annotated[str | None, Field(description="one agent's graph; omit for all")] = None,
     ) -> GraphValidationReport:
-        """Check graph integrity (counts, dangling and cross-agent edges, orphans), e.g. after a repair import."""
+        """Check graph integrity (counts, dangling and cross-agent edges, orphans)."""
         return graph.validate(agent_id)
 
     @server.resource(

@@ -48,7 +48,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         graph_id: GraphId = None,
         node_id: NodeId = None,
     ) -> Recorded:
-        """Log something a later turn or session should recall: a decision, observation, error, preference, progress."""
+        """Log what a later turn or session should recall (decision, error, preference…)."""
         event = events.record(kind, data, text, topic=topic, tags=tags, metrics=metrics, severity=severity,
                               graph_id=graph_id, node_id=node_id)  # fmt: skip
         return _recorded(event)
@@ -90,7 +90,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         name: Annotated[str, Field(description="an output name, e.g. loss")],
         tool: Annotated[str | None, Field(description="only outputs of this tool")] = None,
     ) -> LastValueResult:
-        """The latest value of an output name (e.g. the last "loss"), with when and which tool."""
+        """The latest value of an output name (e.g. "loss"), with when and which tool."""
         value = events.last_by_name(name, tool)
         return LastValueResult(found=value is not None, value=value)
 
@@ -109,7 +109,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         cursor: Cursor = None,
         mode: SearchMode = "hybrid",
     ) -> EventSearchPage:
-        """Find past events by words and meaning, best first: "what did we decide about the learning rate?"."""
+        """Find past events by words and meaning, best first."""
         search = partial(
             events.search, query, mode=mode, limit=limit, cursor=cursor, kinds=kinds, tags=tags, scope=scope,
             since=since, until=until, graph_id=graph_id, node_id=node_id, progress=progress_reporter(ctx),

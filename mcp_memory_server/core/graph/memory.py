@@ -947,7 +947,7 @@ class GraphMemory:
         orphan_count, orphans = len(orphan_ids), orphan_ids[:sample_limit]
         return GraphValidationReport(
             agent_id=scope, node_count=node_count, edge_count=edge_count, dangling_edges=dangling,
-            dangling_edge_details=dangling, dangling_edge_count=dangling_count, cross_agent_edges=cross,
+            dangling_edge_count=dangling_count, cross_agent_edges=cross,
             cross_agent_boundary_edges=crossing, orphan_nodes=orphans, orphan_node_count=orphan_count,
             is_valid=dangling_count == 0,
             truncated=dangling_count > len(dangling) or cross > len(crossing) or orphan_count > len(orphans),

@@ -86,7 +86,6 @@ class GraphValidationReport(_Record):
     edge_count: int = Field(description="edges with at least one endpoint in the checked graph, or owned by it")
     dangling_edges: list[SnapshotEdge] = Field(description="edges whose source or target node does not exist")
     dangling_edge_count: int
-    dangling_edge_details: list[SnapshotEdge] = Field([], description="the same edges, under ainl-memory's name")
     cross_agent_edges: int = Field(description="edges joining nodes of two different agents")
     cross_agent_boundary_edges: list[SnapshotEdge] = Field(
         [], description="those edges (ainl-memory's cross_agent_boundary_edges)"
@@ -95,6 +94,11 @@ class GraphValidationReport(_Record):
     orphan_node_count: int
     is_valid: bool = Field(description="true when no edge dangles")
     truncated: bool = Field(default=False, description="true when the id lists were cut to sample_limit entries")
+
+    @property
+    def dangling_edge_details(self) -> list[SnapshotEdge]:
+        """ainl-memory's name for ``dangling_edges``."""
+        return self.dangling_edges
 
 
 class GraphImportReport(_Record):

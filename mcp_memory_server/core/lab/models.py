@@ -91,15 +91,22 @@ class NoveltyCheck(_Record):
     policy: Policy
     mode: Mode
     effective_threshold: float = Field(description="the match threshold used: yours, else the calibrated default")
-    threshold: float = Field(0.0, description="the same threshold, under MemoryLab's name")
     probe_text: str = Field("", description="the description that was checked")
-    match_count: int = Field(0, description="how many prior runs matched")
     counts: dict[str, int] = Field(description="runs compared, matches, and matches per category")
     top_matches: list[NoveltyMatch] = []
     similarity: Literal["embedding", "lexical"] = Field(
         description="embedding: model cosine plus signals; lexical: the fallback when the model is unavailable"
     )
     warning: str | None = None
+
+    # MemoryLab's names for what is already here (properties: nothing is sent twice).
+    @property
+    def threshold(self) -> float:
+        return self.effective_threshold
+
+    @property
+    def match_count(self) -> int:
+        return self.counts.get("matches", 0)
 
 
 class RunSummary(_Record):
