@@ -62,6 +62,13 @@ class MemoryStore:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.data_dir = config.resolved_data_dir
+        parent = self.data_dir.parent
+        if not (config.create_data_dir or config.data_dir_is_default or parent.is_dir()):
+            # A typo such as /tmp/memroy/store would otherwise start a new, empty store silently.
+            raise StorageError(
+                f"the data directory {self.data_dir} cannot be created: its parent {parent} does not exist; "
+                "check the path, or pass create_data_dir=true to create the missing folders"
+            )
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
