@@ -162,7 +162,8 @@ def test_cli_wording_rewrites_the_server_hint_for_allowed_roots() -> None:
 
 @pytest.mark.parametrize("argv", [["gc"], ["stats"], ["graph", "import"], ["lab", "check"], ["files", "export"]])
 def test_subcommand_help_lists_its_own_options_and_points_to_the_global_settings(argv: list[str]) -> None:
-    result = subprocess.run([*SERVER, *argv, "--help"], capture_output=True, text=True, env=clean_env(), timeout=60)
+    wide = clean_env({"COLUMNS": "300"})  # argparse wraps at the terminal width, and may break a name at its hyphen
+    result = subprocess.run([*SERVER, *argv, "--help"], capture_output=True, text=True, env=wide, timeout=60)
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     assert "--data-dir" in text
