@@ -25,7 +25,7 @@ from .core.lab import Lab
 from .core.lab import ledger as lab_module
 from .core.search import SearchIndex
 from .embeddings import Embedder
-from .errors import InvalidInput, StorageError
+from .errors import InvalidInput, NotFound, StorageError
 from .ids import new_id
 from .models import GcReport, Stats
 from .storage import Database, LocalBlobStore, Migration
@@ -44,6 +44,13 @@ SCHEMAS: list[Migration] = [
     *vectors_module.SCHEMA,
 ]
 BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES, files_module.BLOB_REFERENCES]
+
+# The size of each blob stats has seen, so stats never walks the blob folder. A digest names
+# its content, so a cached size can never go stale; gc may leave rows for deleted blobs, and
+# they are harmless because stats only counts digests that a record references.
+SCHEMAS.append(
+    ("blob_sizes", 1, "CREATE TABLE blob_sizes (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID")
+)
 
 # A blob younger than this may belong to a save whose record is not committed yet.
 _GC_GRACE = timedelta(hours=1)
@@ -173,7 +180,9 @@ class MemoryStore:
 
     def stats(self) -> Stats:
         """Counts, sizes, schema versions and model status of this store."""
-        db_bytes = sum(p.stat().st_size for p in self.data_dir.glob("memory.db*") if p.is_file())
+        page_count = self.db.query("PRAGMA page_count")[0][0]
+        page_size = self.db.query("PRAGMA page_size")[0][0]
+        blobs, blob_bytes = self._blob_totals()
         return Stats(
             version=__version__,
             data_dir=str(self.data_dir),
@@ -184,10 +193,36 @@ class MemoryStore:
                 **self.files.counts(),
                 **self.graph.count(),
                 "lab_runs": self.lab.count(),
-                "blobs": sum(1 for _ in self.blobs.digests()),
+                "blobs": blobs,
             },
-            sizes={"database_bytes": db_bytes, "blob_bytes": self.blobs.total_bytes()},
+            sizes={"database_bytes": page_count * page_size, "blob_bytes": blob_bytes},
             schema_versions=self.db.schema_versions(),
             model=self.search.status(),
             groups=list(self.config.groups),
         )
+
+    def _blob_totals(self) -> tuple[int, int]:
+        """Count and bytes of the distinct blobs records reference (unreferenced ones are gc's to report).
+
+        SQL over the reference tables and ``blob_sizes``; only a blob not seen before is
+        stat'ed, once, so the cost does not grow with the number of blobs.
+        """
+        referenced = " UNION ".join(BLOB_REFERENCES)
+        totals = (f"SELECT COUNT(*), coalesce(SUM(s.size), 0), COUNT(s.size) FROM ({referenced}) AS r"
+                  " LEFT JOIN blob_sizes AS s ON s.sha256 = r.sha256")  # fmt: skip
+        count, size, known = self.db.query(totals)[0]
+        if known == count:
+            return int(count), int(size)
+        unseen = self.db.query(
+            f"SELECT r.sha256 FROM ({referenced}) AS r WHERE NOT EXISTS (SELECT 1 FROM blob_sizes WHERE sha256 = r.sha256)"
+        )
+        sizes = []
+        for (digest,) in unseen:
+            try:
+                sizes.append((digest, self.blobs.size(digest)))
+            except (NotFound, StorageError):  # a referenced blob missing on disk: counted, no size to add
+                continue
+        with self.db.write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO blob_sizes (sha256, size) VALUES (?, ?)", sizes)
+        count, size, _ = self.db.query(totals)[0]
+        return int(count), int(size)
