@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,16 +31,27 @@ def command(name: str) -> Callable[[Command], Command]:
     return decorator
 
 
-def _settings_parser() -> argparse.ArgumentParser:
+_SETTINGS_POINTER = (
+    "Every global setting (limits, tool groups, HTTP guards, embedding model, lab metric; each also an "
+    "MCP_MEMORY_* variable) is accepted here too; mcp-memory-server --help lists them."
+)
+
+
+def _settings_parser(quiet: bool = False) -> argparse.ArgumentParser:
+    """The settings as flags; ``quiet`` hides all but --data-dir from help (a subcommand's help points here)."""
     # SUPPRESS: a setting given before the subcommand must survive the subparser's own defaults.
     parent = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = parent.add_argument_group("settings (each also read from its MCP_MEMORY_* variable)")
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata['help']} [{env_var(f.name)}]"
+        if quiet and f.name != "data_dir":
+            help_text = argparse.SUPPRESS
         kind = str(f.type)
         if "list" in kind:
             group.add_argument(flag, dest=f.name, action="append", metavar="DIR", help=help_text)
+        elif kind.startswith("bool"):
+            group.add_argument(flag, dest=f.name, action="store_true", help=help_text)
         elif kind.startswith("int"):
             group.add_argument(flag, dest=f.name, type=int, metavar="N", help=help_text)
         else:
@@ -48,15 +60,17 @@ def _settings_parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    settings = _settings_parser()
     parser = argparse.ArgumentParser(
         prog="mcp-memory-server",
         description="Durable memory for LLM agents over MCP. With no command: serve over stdio.",
-        parents=[settings],
+        parents=[_settings_parser()],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Subcommands accept every setting but list only their own options (and --data-dir).
+    settings = _settings_parser(quiet=True)
 
-    serve = sub.add_parser("serve", parents=[settings], help="serve MCP (stdio, sse or http)")
+    # serve uses every setting, so its help lists them all.
+    serve = sub.add_parser("serve", parents=[_settings_parser()], help="serve MCP (stdio, sse or http)", epilog="")
     serve.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
@@ -69,7 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     for extend in _PARSER_EXTENSIONS:
         extend(sub, settings)
+    _point_to_settings(sub)
     return parser
+
+
+def _point_to_settings(sub: Any) -> None:
+    """Give every parser that takes the settings (recursively) the pointer to where they are listed."""
+    for child in dict.fromkeys(sub.choices.values()):
+        if any(a.dest == "data_dir" for a in child._actions) and child.epilog is None:
+            child.epilog = _SETTINGS_POINTER
+        for action in child._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _point_to_settings(action)
 
 
 # Capabilities with their own subcommands add a function here that adds their parsers.
@@ -104,6 +129,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
             from .server.stdio import serve_stdio
 
+            print(f"mcp-memory-server: waiting for an MCP client on stdin/stdout (store: {store.data_dir}); "
+                  "Ctrl-C or end of input to stop", file=sys.stderr, flush=True)  # fmt: skip
             anyio.run(serve_stdio, server, config)
         else:
             from .server.http import serve_http
@@ -413,6 +440,22 @@ def _reindex(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# The core words a fix in its own terms (a setting or parameter name, ``name=true``, "the
+# server"), right for a tool call or a library call; on the command line it must name the flag.
+_FLAG_NAMES = [
+    *(f.name for f in dataclasses.fields(Config) if "_" in f.name),
+    "allow_dangling_edges",
+    "older_than_days",
+]
+_FLAG_WORDS = re.compile(r"(?<![\w.\-])(" + "|".join(_FLAG_NAMES) + r")(?:=true\b|=True\b)?(?![\w\[])")
+
+
+def cli_wording(message: str) -> str:
+    """``message`` with setting and parameter names as the flags that set them here."""
+    message = message.replace("start the server with --allow-path", "pass --allow-path")
+    return _FLAG_WORDS.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -420,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _config(args)
         return _COMMANDS[args.command or "serve"](args, config)
     except MemoryServerError as exc:
-        print(f"mcp-memory-server: error: {exc}", file=sys.stderr)
+        print(f"mcp-memory-server: error: {cli_wording(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -47,6 +47,9 @@ class Config:
     """Everything a store or server can be told. Build with :meth:`load`."""
 
     data_dir: Path | None = _setting(None, "data directory (default: $MCP_MEMORY_HOME or the user data dir)")
+    create_data_dir: bool = _setting(
+        False, "create a data directory whose parent folders do not exist yet (else refused, to catch a typo)"
+    )
     run_id: str | None = _setting(None, "scope id stamped on every record (default: one per server start)")
     tools: str = _setting(",".join(ALL_GROUPS), "comma-separated tool groups to enable")
     allow_path: list[str] = _setting(
@@ -147,6 +150,11 @@ class Config:
         return tuple(g.strip() for g in self.tools.split(",") if g.strip())
 
     @property
+    def data_dir_is_default(self) -> bool:
+        """True when neither ``data_dir`` nor ``$MCP_MEMORY_HOME`` chose the directory (the platform default)."""
+        return not self.data_dir and not os.environ.get("MCP_MEMORY_HOME")
+
+    @property
     def resolved_data_dir(self) -> Path:
         return (Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()).resolve()
 
@@ -185,6 +193,10 @@ def home_dir() -> Path | None:
         return None
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def env_var(name: str) -> str:
     """The environment variable of a setting, e.g. ``data_dir`` → ``MCP_MEMORY_DATA_DIR``."""
     return ENV_PREFIX + name.upper()
@@ -196,6 +208,12 @@ def _from_env(f: dataclasses.Field[Any], raw: str, env_name: str) -> Any:
         sep = f.metadata["sep"]
         parts = raw.split(sep) if sep == os.pathsep else [p.strip() for p in raw.split(sep)]
         return [p for p in parts if p]
+    if kind.startswith("bool"):
+        if raw.strip().lower() in _TRUE:
+            return True
+        if raw.strip().lower() in _FALSE:
+            return False
+        raise InvalidInput(f"{env_name}={raw!r} must be a boolean: 1, true, yes or on; 0, false, no or off")
     if kind.startswith("int"):
         try:
             return int(raw)

@@ -50,6 +50,13 @@ SCHEMAS: list[Migration] = [
 ]
 BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES, files_module.BLOB_REFERENCES]
 
+# The size of each blob stats has seen, so stats never walks the blob folder. A digest names
+# its content, so a cached size can never go stale; gc may leave rows for deleted blobs, and
+# they are harmless because stats only counts digests that a record references.
+SCHEMAS.append(
+    ("blob_sizes", 1, "CREATE TABLE blob_sizes (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID")
+)
+
 # A blob younger than this is left alone. Not what keeps referenced blobs safe (that is the
 # check under the write lock, see gc), but it spares a writer the work of restoring a blob it
 # just stored, and protects writes by an older version of this program during an upgrade.
@@ -87,6 +94,13 @@ class MemoryStore:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.data_dir = config.resolved_data_dir
+        parent = self.data_dir.parent
+        if not (config.create_data_dir or config.data_dir_is_default or parent.is_dir()):
+            # A typo such as /tmp/memroy/store would otherwise start a new, empty store silently.
+            raise StorageError(
+                f"the data directory {self.data_dir} cannot be created: its parent {parent} does not exist; "
+                "check the path, or pass create_data_dir=true to create the missing folders"
+            )
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -222,7 +236,9 @@ class MemoryStore:
 
     def stats(self) -> Stats:
         """Counts, sizes, schema versions and model status of this store."""
-        db_bytes = sum(p.stat().st_size for p in self.data_dir.glob("memory.db*") if p.is_file())
+        page_count = self.db.query("PRAGMA page_count")[0][0]
+        page_size = self.db.query("PRAGMA page_size")[0][0]
+        blobs, blob_bytes = self._blob_totals()
         return Stats(
             version=__version__,
             data_dir=str(self.data_dir),
@@ -233,10 +249,38 @@ class MemoryStore:
                 **self.files.counts(),
                 **self.graph.count(),
                 "lab_runs": self.lab.count(),
-                "blobs": sum(1 for _ in self.blobs.digests()),
+                "blobs": blobs,
             },
-            sizes={"database_bytes": db_bytes, "blob_bytes": self.blobs.total_bytes()},
+            sizes={"database_bytes": page_count * page_size, "blob_bytes": blob_bytes},
             schema_versions=self.db.schema_versions(),
             model=self.search.status(),
             groups=list(self.config.groups),
         )
+
+    def _blob_totals(self) -> tuple[int, int]:
+        """Count and bytes of the distinct blobs records reference (unreferenced ones are gc's to report).
+
+        SQL over the reference tables and ``blob_sizes``; only a blob not seen before is
+        stat'ed, once, so the cost does not grow with the number of blobs.
+        """
+        referenced = " UNION ".join(BLOB_REFERENCES)
+        totals = (f"SELECT COUNT(*), coalesce(SUM(s.size), 0), COUNT(s.size) FROM ({referenced}) AS r"
+                  " LEFT JOIN blob_sizes AS s ON s.sha256 = r.sha256")  # fmt: skip
+        count, size, known = self.db.query(totals)[0]
+        if known == count:
+            return int(count), int(size)
+        unseen = self.db.query(
+            f"SELECT r.sha256 FROM ({referenced}) AS r WHERE NOT EXISTS (SELECT 1 FROM blob_sizes WHERE sha256 = r.sha256)"
+        )
+        sizes = []
+        for (digest,) in unseen:
+            try:
+                sizes.append((digest, self.blobs.size(digest)))
+            except (NotFound, StorageError):  # a referenced blob missing on disk: counted, no size to add
+                continue
+        try:
+            with self.db.write() as conn:
+                conn.executemany("INSERT OR IGNORE INTO blob_sizes (sha256, size) VALUES (?, ?)", sizes)
+        except StorageError:
+            pass  # only a cache: stats must still answer on a full or read-only disk (sizes are counted below)
+        return int(count), int(size) + sum(blob_size for _, blob_size in sizes)

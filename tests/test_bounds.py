@@ -300,6 +300,7 @@ def fast_data_dir(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path / "store"
         return
     folder = shm / f"mcp-bounds-{os.getpid()}-{os.urandom(4).hex()}"
+    folder.mkdir()  # a data directory's parent must exist (or --create-data-dir be given)
     try:
         yield folder / "store"
     finally:

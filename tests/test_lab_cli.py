@@ -123,7 +123,7 @@ def test_lab_metric_and_direction_flags_configure_the_ledger(lab) -> None:  # ty
     code, out, _ = lab("init", "--lab-metric", "val_acc", "--lab-direction", "max")
     assert code == 0 and (json.loads(out)["metric"], json.loads(out)["direction"]) == ("val_acc", "max")
     code, _, err = lab("init", "--lab-direction", "down")
-    assert code == 1 and "lab_direction='down' is not valid" in err
+    assert code == 1 and "--lab-direction='down' is not valid" in err
 
 
 def test_the_installed_command_blocks_a_duplicate_with_exit_2_using_the_real_model(lab, data_dir: Path) -> None:  # type: ignore[no-untyped-def]

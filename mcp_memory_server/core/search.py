@@ -120,6 +120,23 @@ SCHEMA: list[Migration] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        "search",
+        2,
+        # The same index declared with content="search_docs": sqlite-utils and Datasette find a
+        # table's full-text index only by that spelling (or [search_docs]), not 'search_docs'.
+        # Rebuilt from search_docs, so it then covers every document (fts_upto moves to the end).
+        """
+        DROP TABLE search_fts;
+        CREATE VIRTUAL TABLE search_fts USING fts5(
+            doc_text, doc_meta, doc_context,
+            content="search_docs", content_rowid="doc_id",
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO search_fts (search_fts) VALUES ('rebuild');
+        UPDATE search_state SET value = (SELECT coalesce(MAX(doc_id), 0) FROM search_docs) WHERE key = 'fts_upto';
+        """,
+    ),
 ]
 
 

@@ -236,8 +236,26 @@ def build_app(server: MCPServer, config: Config, transport: str, host: str, port
     return BearerToken(app, config.token) if config.token else app
 
 
+def endpoint_url(transport: str, host: str, port: int) -> str:
+    """Where a client connects: ``/sse`` for SSE, ``/mcp`` for streamable HTTP."""
+    return f"http://{_bracketed(host)}:{port}/{'sse' if transport == 'sse' else 'mcp'}"
+
+
 def serve_http(server: MCPServer, config: Config, transport: str, host: str, port: int) -> None:
+    """Serve until interrupted; one line on stderr once the port is bound, giving the URL."""
+    import sys
+
     import uvicorn
 
     app = build_app(server, config, transport, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    name = "SSE" if transport == "sse" else "streamable HTTP"
+
+    class _Announcing(uvicorn.Server):
+        # After startup, not before: a port already in use must not be announced as served.
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(f"mcp-memory-server: serving MCP ({name}) at {endpoint_url(transport, host, port)} "
+                      f"(store: {config.resolved_data_dir}); Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
+
+    _Announcing(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")).run()

@@ -14,11 +14,14 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import mcp_types as types
 from mcp.server.mcpserver import MCPServer
@@ -85,7 +88,7 @@ def parse_line(line: bytes, limits: MessageLimits) -> SessionMessage | Rejection
     )
 
 
-def _claim_std_streams() -> tuple[BinaryIO, BinaryIO, Callable[[], None]]:
+def _claim_std_streams() -> tuple[BinaryIO, BinaryIO, Callable[[bool], None]]:
     """Private handles on the wire; fd 0 then reads the null device and fd 1 writes to stderr.
 
     A stray ``print`` or a library's progress output would otherwise corrupt the JSON-RPC
@@ -98,11 +101,12 @@ def _claim_std_streams() -> tuple[BinaryIO, BinaryIO, Callable[[], None]]:
     os.close(null)
     os.dup2(2, 1)
 
-    def restore() -> None:
+    def restore(reader_done: bool) -> None:
         sys.stdout.flush()
         os.dup2(wire_out, 1)
         os.dup2(wire_in, 0)
-        os.close(wire_in)
+        if reader_done:  # else a reader still blocked on it could later read whatever file reuses the number
+            os.close(wire_in)
         os.close(wire_out)
 
     reader = open(wire_in, "rb", buffering=65536, closefd=False)  # noqa: SIM115 - closed by restore
@@ -128,10 +132,28 @@ async def serve_stdio(server: MCPServer, config: Config) -> None:
     inbound_send, inbound = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     outbound, outbound_receive = anyio.create_memory_object_stream[SessionMessage](0)
 
-    async def read_requests() -> None:
-        async with inbound_send:
+    # stdin is read on a daemon thread, not a worker thread: on Ctrl-C the loop stops at
+    # once, and a worker still blocked in readline() would hold interpreter exit until the
+    # client closed stdin (SIGINT seemed ignored). A daemon thread dies with the process.
+    raw_send, raw_lines = anyio.create_memory_object_stream[bytes | _Oversize | None](0)
+    token = anyio.lowlevel.current_token()
+
+    def pump() -> None:
+        try:
             while True:
-                line = await anyio.to_thread.run_sync(lines.next, abandon_on_cancel=True)
+                line = lines.next()
+                anyio.from_thread.run(raw_send.send, line, token=token)
+                if line is None:
+                    return
+        except Exception:  # the loop is gone or stopped listening: nothing to deliver to
+            return
+
+    pump_thread = threading.Thread(target=pump, name="mcp-stdio-reader", daemon=True)
+    pump_thread.start()
+
+    async def read_requests() -> None:
+        async with inbound_send, raw_lines:
+            async for line in raw_lines:
                 if line is None:
                     return
                 item = too_large(None, limits, line.prefix) if isinstance(line, _Oversize) else parse_line(line, limits)
@@ -156,4 +178,4 @@ async def serve_stdio(server: MCPServer, config: Config) -> None:
                     await lowlevel.run(inbound, outbound, lowlevel.create_initialization_options())
             tasks.cancel_scope.cancel()  # every answer is written; stop waiting on stdin
     finally:
-        restore()
+        restore(not pump_thread.is_alive())
