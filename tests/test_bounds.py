@@ -310,12 +310,12 @@ async def test_an_8000_entry_manifest_comes_in_pages_that_honour_offset(
         pages = 0
         while offset is not None:
             page = await call(client, "artifact_read", artifact_id=saved["artifact_id"], offset=offset)
-            assert page["encoding"] == "manifest" and page["offset"] == offset
+            assert page["encoding"] == "manifest" and page.get("offset", 0) == offset  # 0 is omitted
             assert len(page["content"].encode()) <= 256 * 1024 + 64
             manifest = json.loads(page["content"])
             assert manifest["type"] == "directory" and manifest["entries"]
             paths += [e["path"] for e in manifest["entries"]]
-            offset = page["next_offset"]
+            offset = page.get("next_offset")  # omitted on the last page
             pages += 1
         assert pages >= 4
         assert paths == sorted(f"run-{i:05d}-résumé.log" for i in range(8000))
