@@ -416,6 +416,7 @@ class _AtFile:
 
 def _open_dir(parent_fd: int, name: str, *, create: bool, shown: str) -> int:
     """Open the folder ``name`` inside ``parent_fd`` without following a symlink (making it if asked)."""
+    swapped = False
     for _ in range(3):
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
@@ -433,7 +434,12 @@ def _open_dir(parent_fd: int, name: str, *, create: bool, shown: str) -> int:
                 continue  # it vanished between the two calls; look again
             if stat.S_ISLNK(st.st_mode):
                 raise _symlink_refused(shown, name) from None
+            if stat.S_ISDIR(st.st_mode):
+                swapped = True  # a symlink when opened, a folder again now: it is being swapped; look again
+                continue
             raise _Missing from None
+    if swapped:
+        raise _symlink_refused(shown, name)
     raise StorageError(f"the folder {name!r} of {shown} keeps changing on disk; retry")
 
 

@@ -48,7 +48,7 @@ def build_server(store: MemoryStore) -> MCPServer:
 
     @register(server, read_only=True, idempotent=True, title="Memory statistics")
     def memory_stats() -> Stats:
-        """Counts, sizes, model status and location of the store."""
+        """Counts, sizes, model status: what the store holds."""
         return store.stats()
 
     load_model_after_handshake(server, store)

@@ -102,7 +102,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> FileHistory:
-        """A memory file's versions (newest first), or without path the audit log: who changed what, when, why."""
+        """A memory file's versions (newest first), or without path the audit log: who changed what and why."""
         if path is None:
             return files.audit_tail(limit, namespace=namespace, cursor=cursor)
         return files.history(path, limit=limit, cursor=cursor, namespace=namespace)

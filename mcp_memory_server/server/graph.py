@@ -83,7 +83,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         ] = None,
         agent_id: Annotated[str, Field(description="agent_id of nodes that name none")] = "",
     ) -> GraphWriteResult:
-        """Record turns (episode), facts (semantic), patterns (procedural), persona traits and edges, atomically."""
+        """Record episodes, facts, patterns, persona traits and edges, atomically."""
         return graph.write(nodes, edges, agent_id=agent_id)
 
     @register(server, read_only=True, idempotent=True, title="Query the graph")

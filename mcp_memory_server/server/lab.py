@@ -96,7 +96,7 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         since_hours: Annotated[float, Field(description="the window to report on, in hours", gt=0)] = 16.0,
         until: Annotated[str | None, Field(description="window end (RFC 3339; default now)")] = None,
     ) -> ExperimentReport:
-        """Write the morning report of the experiment ledger."""
+        """Write the morning report on the experiment ledger: decisions, champions, failures, chart."""
         return lab.report(since_hours, until=until)
 
     @server.resource(

@@ -123,5 +123,5 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         tags: Tags = None,
         dry_run: Annotated[bool, Field(description="only count what would be deleted")] = True,
     ) -> ForgetReport:
-        """Delete events by age, kinds or tags; the default dry run only counts."""
+        """Delete events by age, kind or tag; the default dry run only counts."""
         return events.forget(before=before, kinds=kinds, tags=tags, dry_run=dry_run)
