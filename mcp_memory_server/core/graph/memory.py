@@ -923,23 +923,20 @@ class GraphMemory:
                 f" {edge_from}{edge_where}",
                 edge_params,
             ).fetchone()
-            dangling = [] if not dangling_count else [
-                _snapshot_edge(row)
-                for row in conn.execute(
+
+            def sample(condition: str, count: int) -> list[SnapshotEdge]:
+                """Up to ``sample_limit`` of the checked graph's edges that meet ``condition``."""
+                if not count:
+                    return []
+                rows = conn.execute(
                     f"SELECT e.from_id, e.to_id, e.label, e.weight, e.metadata {edge_from}"
-                    f"{edge_where or ' WHERE 1'} AND {dangling_sql} ORDER BY e.from_id, e.to_id, e.label LIMIT ?",
+                    f"{edge_where or ' WHERE 1'} AND {condition} ORDER BY e.from_id, e.to_id, e.label LIMIT ?",
                     (*edge_params, sample_limit),
                 )
-            ]  # fmt: skip
-            cross_sql = "(f.id IS NOT NULL AND t.id IS NOT NULL AND f.agent_id != t.agent_id)"
-            crossing = [] if not cross else [
-                _snapshot_edge(row)
-                for row in conn.execute(
-                    f"SELECT e.from_id, e.to_id, e.label, e.weight, e.metadata {edge_from}"
-                    f"{edge_where or ' WHERE 1'} AND {cross_sql} ORDER BY e.from_id, e.to_id, e.label LIMIT ?",
-                    (*edge_params, sample_limit),
-                )
-            ]  # fmt: skip
+                return [_snapshot_edge(row) for row in rows]
+
+            dangling = sample(dangling_sql, dangling_count)
+            crossing = sample("(f.id IS NOT NULL AND t.id IS NOT NULL AND f.agent_id != t.agent_id)", cross)
             orphan_ids = [row[0] for row in conn.execute(
                 f"SELECT n.id FROM graph_nodes n WHERE {orphan_sql}{node_where} ORDER BY n.timestamp, n.id",
                 node_params,
