@@ -230,16 +230,7 @@ class PendingBlobs:
         return _TempBlob(self._store, self._add)
 
     def put_stream(self, chunks: Iterable[bytes], progress: ProgressFn | None = None) -> BlobInfo:
-        temp = self.temp()
-        try:
-            for chunk in chunks:
-                temp.write(chunk)
-                if progress is not None:
-                    progress(temp.size)
-        except BaseException:
-            temp.discard()
-            raise
-        staged = temp.finish()
+        staged = _filled(self.temp(), chunks, progress).finish()
         return BlobInfo(staged.sha256, staged.size)
 
     def put_bytes(self, data: bytes) -> BlobInfo:
@@ -339,16 +330,7 @@ class LocalBlobStore:
         return self.put_stream([data])
 
     def put_stream(self, chunks: Iterable[bytes], progress: ProgressFn | None = None) -> BlobInfo:
-        temp = self.temp()
-        try:
-            for chunk in chunks:
-                temp.write(chunk)
-                if progress is not None:
-                    progress(temp.size)
-        except BaseException:
-            temp.discard()
-            raise
-        return temp.commit()
+        return _filled(self.temp(), chunks, progress).commit()
 
     def put_file(self, path: Path, progress: ProgressFn | None = None) -> BlobInfo:
         with open(path, "rb") as source:
@@ -422,6 +404,19 @@ class _TempName(Protocol):
 
 
 _Temp = TypeVar("_Temp", bound=_TempName)
+
+
+def _filled(temp: _TempBlob, chunks: Iterable[bytes], progress: ProgressFn | None) -> _TempBlob:
+    """``temp`` with ``chunks`` written into it; discarded if writing (or the caller's iterator) fails."""
+    try:
+        for chunk in chunks:
+            temp.write(chunk)
+            if progress is not None:
+                progress(temp.size)
+    except BaseException:
+        temp.discard()
+        raise
+    return temp
 
 
 def remove_orphaned_temps(
