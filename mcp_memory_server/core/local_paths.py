@@ -168,14 +168,7 @@ class LocalAccess:
                 if create:
                     with contextlib.suppress(FileExistsError):
                         os.mkdir(part, 0o777, dir_fd=fd)
-                try:
-                    child = os.open(part, _DIR, dir_fd=fd)
-                except FileNotFoundError:
-                    raise NotFound(f"path {raw!s} does not exist on the server") from None
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise _raced(raw, exc) from None
-                    raise AccessDenied(f"path {raw!s} cannot be opened: {exc.strerror}") from None
+                child = _open_at(raw, part, _DIR, fd)
                 os.close(fd)
                 fd = child
                 self._refuse_data_dir(fd, raw)
@@ -202,14 +195,7 @@ class LocalAccess:
             os.close(parent)
 
     def _open_leaf(self, raw: object, parent: int, name: str, shown: Path) -> LocalFile | LocalDir:
-        try:
-            fd = os.open(name, _LEAF, dir_fd=parent)
-        except FileNotFoundError:
-            raise NotFound(f"path {raw!s} does not exist on the server") from None
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise _raced(raw, exc) from None
-            raise AccessDenied(f"path {raw!s} cannot be opened: {exc.strerror}") from None
+        fd = _open_at(raw, name, _LEAF, parent)
         try:
             mode = os.fstat(fd).st_mode
             if stat.S_ISDIR(mode):
@@ -607,3 +593,15 @@ def rename_noreplace(src_fd: int, src: str, dst_fd: int, dst: str, *, is_dir: bo
             raise
         return
     raise FileExistsError(errno.EEXIST, f"{dst} exists")
+
+
+def _open_at(raw: object, name: str, flags: int, dir_fd: int) -> int:
+    """``os.open(name, flags, dir_fd=dir_fd)`` with its failures in our words (a link met is a race lost)."""
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise NotFound(f"path {raw!s} does not exist on the server") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _raced(raw, exc) from None
+        raise AccessDenied(f"path {raw!s} cannot be opened: {exc.strerror}") from None
