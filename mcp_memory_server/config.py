@@ -50,6 +50,11 @@ class Config:
     create_data_dir: bool = _setting(
         False, "create a data directory whose parent folders do not exist yet (else refused, to catch a typo)"
     )
+    database_url: str | None = _setting(
+        None,
+        "where records live: postgresql://user@host:5432/db for a shared PostgreSQL database "
+        "(pip install 'mcp-memory-server[postgres]'); default: memory.db (SQLite) in the data directory",
+    )
     run_id: str | None = _setting(None, "scope id stamped on every record (default: one per server start)")
     tools: str = _setting(",".join(ALL_GROUPS), "comma-separated tool groups to enable")
     allow_path: list[str] = _setting(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -14,10 +13,7 @@ from typing import Any
 from . import __version__
 from .config import Config
 from .core import artifacts as artifacts_module
-from .core import events as events_module
 from .core import files as files_module
-from .core import graph as graph_module
-from .core import search as search_module
 from .core._context import StoreContext
 from .core._paths import LiveTree
 from .core.artifacts import Artifacts
@@ -25,37 +21,20 @@ from .core.events import EventLog
 from .core.files import Files
 from .core.graph import GraphMemory
 from .core.lab import Lab
-from .core.lab import ledger as lab_module
 from .core.search import SearchIndex
 from .embeddings import Embedder
 from .errors import InvalidInput, NotFound, StorageError
 from .ids import new_id
 from .models import GcReport, Stats
-from .storage import Database, LocalBlobStore, Migration
-from .storage import vectors as vectors_module
+from .storage import LocalBlobStore, open_database
 from .storage.blobs import remove_orphaned_temps
+from .storage.engine import Connection
 from .storage.staging import StagingLedger
 
 __all__ = ["MemoryStore"]
 
-# Each capability owns its tables; a new capability adds its schema and blob references here.
-SCHEMAS: list[Migration] = [
-    *artifacts_module.SCHEMA,
-    *events_module.SCHEMA,
-    *files_module.SCHEMA,
-    *graph_module.SCHEMA,
-    *lab_module.SCHEMA,
-    *search_module.SCHEMA,
-    *vectors_module.SCHEMA,
-]
+# Each capability names the blobs its records reference (its tables live in storage/<engine>/schema).
 BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES, files_module.BLOB_REFERENCES]
-
-# The size of each blob stats has seen, so stats never walks the blob folder. A digest names
-# its content, so a cached size can never go stale; gc may leave rows for deleted blobs, and
-# they are harmless because stats only counts digests that a record references.
-SCHEMAS.append(
-    ("blob_sizes", 1, "CREATE TABLE blob_sizes (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID")
-)
 
 # A blob younger than this is left alone. Not what keeps referenced blobs safe (that is the
 # check under the write lock, see gc), but it spares a writer the work of restoring a blob it
@@ -67,7 +46,7 @@ _GC_BATCH = 200
 _GC_BATCH_SECONDS = 0.05
 
 
-def _referenced(conn: sqlite3.Connection, digests: Sequence[str] | None) -> set[str]:
+def _referenced(conn: Connection, digests: Sequence[str] | None) -> set[str]:
     """Which of ``digests`` (all, if None) some record references, as seen by ``conn``'s transaction."""
     if digests is None:
         return {row[0] for sql in BLOB_REFERENCES for row in conn.execute(sql)}
@@ -106,7 +85,7 @@ class MemoryStore:
         except OSError as exc:
             raise StorageError(f"cannot create the data directory {self.data_dir}: {exc.strerror}") from exc
         self.run_id = config.run_id or new_id("run")
-        self.db = Database(self.data_dir / "memory.db", synchronous=config.sync)
+        self.db = open_database(config, self.data_dir)
         self.blobs = LocalBlobStore(self.data_dir / "blobs")
         self.blobs.remove_stale_temps()
         # The live files' temps too, even if this run never touches files (a killed writer's leftovers).
@@ -116,7 +95,7 @@ class MemoryStore:
         remove_orphaned_temps(  # materialisations by versions that kept no staging records
             (self.data_dir / "materialized").glob(".*.tmp-*"), lambda name: name.rsplit(".tmp-", 1)[1]
         )
-        self.db.migrate(SCHEMAS)
+        self.db.migrate(self.db.migrations)
         self.ctx = StoreContext(config, self.db, self.blobs, self.data_dir, self.run_id)
 
     @classmethod
@@ -236,8 +215,6 @@ class MemoryStore:
 
     def stats(self) -> Stats:
         """Counts, sizes, schema versions and model status of this store."""
-        page_count = self.db.query("PRAGMA page_count")[0][0]
-        page_size = self.db.query("PRAGMA page_size")[0][0]
         blobs, blob_bytes = self._blob_totals()
         return Stats(
             version=__version__,
@@ -251,7 +228,7 @@ class MemoryStore:
                 "lab_runs": self.lab.count(),
                 "blobs": blobs,
             },
-            sizes={"database_bytes": page_count * page_size, "blob_bytes": blob_bytes},
+            sizes={"database_bytes": self.db.size_bytes(), "blob_bytes": blob_bytes},
             schema_versions=self.db.schema_versions(),
             model=self.search.status(),
             groups=list(self.config.groups),

@@ -1,7 +1,16 @@
-"""Shared fixtures: a fresh store in a temp directory, and an in-process MCP client over it."""
+"""Shared fixtures: a fresh store in a temp directory, and an in-process MCP client over it.
+
+The suite runs on either engine: ``pytest`` on SQLite (the default), ``pytest --engine
+postgres`` on a real PostgreSQL cluster (``$MCP_MEMORY_TEST_DATABASE_URL``, else one this
+session starts and stops). On PostgreSQL every test gets a new, empty schema through
+``MCP_MEMORY_DATABASE_URL``, so each store it opens, in-process or in a subprocess,
+lands there. Tests marked ``sqlite_only`` check what only the embedded file has.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,6 +20,70 @@ from mcp import Client
 from mcp_memory_server import MemoryStore
 from mcp_memory_server.embeddings import Embedder
 from mcp_memory_server.server import build_server
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engine",
+        choices=("sqlite", "postgres"),
+        default=os.environ.get("MCP_MEMORY_TEST_ENGINE", "sqlite"),
+        help="the metadata engine every test's store runs on",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: checks what only the embedded SQLite file has")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--engine") != "postgres":
+        return
+    kept = [item for item in items if item.get_closest_marker("sqlite_only") is None]
+    deselected = [item for item in items if item.get_closest_marker("sqlite_only") is not None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.config.getoption("--engine"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url(engine: str) -> Iterator[str | None]:
+    """The cluster's URL on the PostgreSQL run (a failure to start fails the run, never skips it)."""
+    if engine != "postgres":
+        yield None
+        return
+    given = os.environ.get("MCP_MEMORY_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    from ._postgres import start, stop
+
+    directory = Path(tempfile.mkdtemp(prefix="mcp-memory-pg-"))
+    url = start(directory)
+    try:
+        yield url
+    finally:
+        stop(directory)
+
+
+@pytest.fixture
+def database_url(postgres_url: str | None) -> str | None:
+    """A URL for one more, separate store in this test (None on SQLite: a data directory is enough)."""
+    if postgres_url is None:
+        return None
+    from ._postgres import fresh_schema_url
+
+    return fresh_schema_url(postgres_url)
+
+
+@pytest.fixture(autouse=True)
+def _store_engine(database_url: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    if database_url is not None:
+        monkeypatch.setenv("MCP_MEMORY_DATABASE_URL", database_url)
 
 
 @pytest.fixture

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 
 from mcp_memory_server.storage import Database
-from mcp_memory_server.storage.vectors import SCHEMA, SqliteVectorIndex
+from mcp_memory_server.storage.sqlite import SqliteDatabase
+from mcp_memory_server.storage.vectors import SqliteVectorIndex
 
 DIM = 32
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "v.db")
-    database.migrate(SCHEMA)
+    database = SqliteDatabase(tmp_path / "v.db")
+    database.migrate(database.migrations)
     yield database
     database.close()
 
@@ -75,7 +76,7 @@ def test_an_item_scores_by_its_best_chunk_and_appears_once(db: Database) -> None
 def test_another_instance_sees_added_and_deleted_vectors(db: Database, tmp_path: Path) -> None:
     """A second index on the same file loads rows the first wrote and drops rows it deleted."""
     writer = SqliteVectorIndex(db, "random", DIM)
-    other_db = Database(tmp_path / "v.db")
+    other_db = SqliteDatabase(tmp_path / "v.db")
     reader = SqliteVectorIndex(other_db, "random", DIM)
     try:
         vectors = unit(50, seed=6)

@@ -6,13 +6,13 @@ import base64
 import binascii
 import json
 import math
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config import Config
 from ..errors import InvalidInput, LimitExceeded
 from ..storage import Database
+from ..storage.engine import Row
 
 LabelValue = str | int | float | bool
 
@@ -153,7 +153,7 @@ def decode_base64(value: str, *, config: Config) -> bytes:
 
 def newest_first_page(
     db: Database, table: str, clauses: list[str], params: list[Any], limit: int, cursor: str | None
-) -> tuple[list[sqlite3.Row], str | None]:
+) -> tuple[list[Row], str | None]:
     """One page of ``table`` rows matching ``clauses``, newest ``seq`` first, and the next cursor."""
     after = decode_cursor(cursor)
     if after is not None:

@@ -13,7 +13,6 @@ import json
 import mimetypes
 import os
 import shutil
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from ..errors import AccessDenied, InvalidInput, NotFound, StorageError
 from ..ids import new_id, utc_now
 from ..models import ArtifactContent, ArtifactPage, ArtifactRecord, DeleteReport
 from ..storage.blobs import PendingBlobs, check_digest
+from ..storage.engine import Connection, Row
 from ..storage.staging import StagingLedger
 from . import _validate as check
 from ._context import StoreContext
@@ -31,7 +31,7 @@ from .local_paths import FileWriter, LocalAccess, LocalDir, TreeWriter
 from .search import ProgressFn as SearchProgressFn
 from .search import SearchIndex, SourceFilter
 
-__all__ = ["SCHEMA", "ArtifactWriter", "Artifacts", "PreparedArtifact", "ProgressFn", "Scope"]
+__all__ = ["ArtifactWriter", "Artifacts", "PreparedArtifact", "ProgressFn", "Scope"]
 
 Scope = Literal["all", "run", "graph", "node"]
 ProgressFn = Callable[[int, int | None], None]
@@ -42,44 +42,6 @@ DIR_MIME = "inode/directory"
 _PREVIEW_CHARS = 300
 _METRIC_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "=", "!=": "!="}
 
-SCHEMA = [
-    (
-        "artifacts",
-        1,
-        """
-        CREATE TABLE artifacts (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            artifact_id TEXT NOT NULL UNIQUE,
-            sha256 TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            name TEXT NOT NULL,
-            mime TEXT NOT NULL,
-            bytes INTEGER NOT NULL,
-            is_dir INTEGER NOT NULL DEFAULT 0,
-            labels TEXT NOT NULL DEFAULT '{}',
-            metrics TEXT NOT NULL DEFAULT '{}',
-            tags TEXT NOT NULL DEFAULT '[]',
-            run_id TEXT NOT NULL,
-            graph_id TEXT,
-            node_id TEXT,
-            created_at TEXT NOT NULL,
-            pinned INTEGER NOT NULL DEFAULT 0,
-            preview TEXT NOT NULL DEFAULT '',
-            dedup_key TEXT NOT NULL UNIQUE
-        );
-        CREATE INDEX artifacts_kind ON artifacts (kind, seq);
-        CREATE INDEX artifacts_sha ON artifacts (sha256);
-        CREATE INDEX artifacts_run ON artifacts (run_id, seq);
-        -- Every blob a record needs (a directory needs its manifest and each file).
-        CREATE TABLE artifact_blobs (
-            artifact_id TEXT NOT NULL REFERENCES artifacts (artifact_id) ON DELETE CASCADE,
-            sha256 TEXT NOT NULL,
-            PRIMARY KEY (artifact_id, sha256)
-        );
-        CREATE INDEX artifact_blobs_sha ON artifact_blobs (sha256);
-        """,
-    )
-]
 
 BLOB_REFERENCES = "SELECT sha256 FROM artifact_blobs"
 """SQL listing every blob digest artifacts still need (used by gc)."""
@@ -769,7 +731,7 @@ class Artifacts:
         rows = self._db.query("SELECT artifact_id FROM artifacts WHERE pinned = 0 AND created_at < ?", (before,))
         return [r[0] for r in rows]
 
-    def delete_many(self, conn: sqlite3.Connection, artifact_ids: Sequence[str]) -> int:
+    def delete_many(self, conn: Connection, artifact_ids: Sequence[str]) -> int:
         return sum(
             conn.execute("DELETE FROM artifacts WHERE artifact_id = ? AND pinned = 0", (i,)).rowcount
             for i in artifact_ids
@@ -836,7 +798,7 @@ def _preview(head: bytes, mime: str, size: int) -> str:
     return f"binary, {size} bytes ({mime})"
 
 
-def _record(row: sqlite3.Row) -> ArtifactRecord:
+def _record(row: Row) -> ArtifactRecord:
     return ArtifactRecord(
         artifact_id=row["artifact_id"],
         uri=URI_PREFIX + row["sha256"],

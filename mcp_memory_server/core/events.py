@@ -9,7 +9,6 @@ commit order because writers hold the write lock while inserting).
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,56 +18,13 @@ from typing import Any
 from ..errors import InvalidInput
 from ..ids import new_id, parse_timestamp, utc_now
 from ..models import Event, EventHit, EventPage, EventSearchPage, ForgetReport, LastValue, Value
+from ..storage.engine import Connection, Dialect, Row
 from . import _validate as check
 from ._context import StoreContext
 from .search import ProgressFn, SearchIndex, SourceFilter
 
-__all__ = ["SCHEMA", "EventLog"]
+__all__ = ["EventLog"]
 
-SCHEMA = [
-    (
-        "events",
-        1,
-        """
-        CREATE TABLE events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            event_id TEXT NOT NULL UNIQUE,
-            ts TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            topic TEXT,
-            tool TEXT,
-            text TEXT,
-            data TEXT,
-            tags TEXT NOT NULL DEFAULT '[]',
-            metrics TEXT NOT NULL DEFAULT '{}',
-            inputs TEXT NOT NULL DEFAULT '[]',
-            outputs TEXT NOT NULL DEFAULT '[]',
-            severity INTEGER NOT NULL DEFAULT 2,
-            run_id TEXT NOT NULL,
-            graph_id TEXT,
-            node_id TEXT
-        );
-        CREATE INDEX events_ts ON events (ts);
-        CREATE INDEX events_kind ON events (kind, seq);
-        CREATE INDEX events_tool ON events (tool, seq);
-        CREATE INDEX events_run ON events (run_id, seq);
-        CREATE TABLE event_values (
-            seq INTEGER NOT NULL,
-            event_id TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
-            name TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            value TEXT NOT NULL,
-            tool TEXT,
-            ts TEXT NOT NULL
-        );
-        CREATE INDEX event_values_name ON event_values (name, seq);
-        CREATE INDEX event_values_event ON event_values (event_id);
-        -- Bumped by forget so other processes' hot windows know to rebuild.
-        CREATE TABLE event_log_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-        INSERT INTO event_log_state (key, value) VALUES ('forget_epoch', 0);
-        """,
-    )
-]
 
 _VALUE_KINDS = ("number", "string", "boolean", "object", "array", "null", "uri", "ref")
 _EVENT_FIELDS = frozenset({"kind", "data", "text", "topic", "tool", "tags", "metrics", "inputs", "outputs",
@@ -104,15 +60,16 @@ class _Filter:
             and (self.node_id is None or event.node_id == self.node_id)
         )
 
-    def sql(self) -> tuple[str, list[Any]]:
+    def sql(self, dialect: Dialect) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         if self.kinds is not None:
             clauses.append(f"kind IN ({','.join('?' * len(self.kinds))})")
             params += sorted(self.kinds)
         for tag in self.tags:
-            clauses.append("EXISTS (SELECT 1 FROM json_each(events.tags) WHERE value = ?)")
-            params.append(tag)
+            sql, args = dialect.json_array_contains("events.tags", tag)
+            clauses.append(sql)
+            params += args
         for column in ("tool", "topic", "run_id", "graph_id", "node_id"):
             value = getattr(self, column)
             if value is not None:
@@ -134,23 +91,23 @@ class _HotWindow:
         self._ctx = ctx
         self._size = ctx.config.hot_window
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._version = -1
         self._epoch = -1
         self._max_seq = 0
         self._events: deque[tuple[int, Event]] = deque(maxlen=self._size)
         self.complete = True  # the window holds every stored event
 
-    def _watch(self) -> sqlite3.Connection:
+    def _watch(self) -> Connection:
         if self._conn is None:
-            self._conn = self._ctx.db._connect()
+            self._conn = self._ctx.db.watcher()
         return self._conn
 
     def sync(self) -> None:
         """Load whatever other connections committed since the last look."""
         with self._lock:
             conn = self._watch()
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            version = self._ctx.db.data_version(conn)
             if version == self._version:
                 return
             self._version = version
@@ -170,7 +127,7 @@ class _HotWindow:
                 ).fetchall()
             self._append_rows(rows)
 
-    def _append_rows(self, rows: Iterable[sqlite3.Row]) -> None:
+    def _append_rows(self, rows: Iterable[Row]) -> None:
         for row in rows:
             if row["seq"] <= self._max_seq:
                 continue
@@ -298,9 +255,7 @@ class EventLog:
                 values.append((event.event_id, value.name, value.kind, check.canonical_json(value.value),
                                event.tool, event.ts))  # fmt: skip
         with self._db.write() as conn:
-            # AUTOINCREMENT's counter never reuses a number, even after forget.
-            counter = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            first = (counter[0] if counter else 0) + 1
+            first = self._db.reserve_ids(conn, "events", len(rows))
             conn.executemany(
                 f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(first + i, *row) for i, row in enumerate(rows)],
@@ -401,7 +356,7 @@ class EventLog:
         hot = self._window.recent(flt, limit)
         if hot is not None:
             return hot
-        where, params = flt.sql()
+        where, params = flt.sql(self._db.dialect)
         rows = self._db.query(f"SELECT {_COLUMNS} FROM events{where} ORDER BY seq DESC LIMIT ?", (*params, limit))
         return [_event(row) for row in reversed(rows)]
 
@@ -477,7 +432,7 @@ class EventLog:
         """
         if self._search is None:
             raise InvalidInput("this event log was opened without a search index; use MemoryStore.events")
-        where, params = self._filter(**filters).sql()
+        where, params = self._filter(**filters).sql(self._db.dialect)
         ranking = self._search.rank(
             "events", query, mode=mode, limit=limit, offset=check.decode_cursor(cursor) or 0, progress=progress,
             filter=SourceFilter("events", "events.event_id = d.item_id", where.removeprefix(" WHERE "), params),
@@ -521,7 +476,7 @@ class EventLog:
         if not (before or kinds or tags):
             raise InvalidInput("give before, kinds or tags; to forget everything pass before=<now>")
         flt = self._filter(kinds=kinds, tags=tags, until=before)
-        where, params = flt.sql()
+        where, params = flt.sql(self._db.dialect)
         with self._db.write() as conn:
             ids = [r[0] for r in conn.execute(f"SELECT event_id FROM events{where} ORDER BY seq", params)]
             deleted = 0
@@ -591,7 +546,7 @@ def _row(event: Event, data_json: str | None) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _event(row: sqlite3.Row) -> Event:
+def _event(row: Row) -> Event:
     return Event(
         event_id=row["event_id"],
         ts=row["ts"],

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..errors import Conflict, InvalidInput, LimitExceeded, MemoryServerError, N
 from ..ids import utc_now
 from ..models import FileArchiveReport, FileAuditEntry, FileContent, FileHistory, FileList, FileMeta, FileVersion
 from ..storage.blobs import PendingBlobs, check_digest
+from ..storage.engine import Connection, Row
 from ..storage.staging import StagingLedger
 from . import _validate as check
 from ._context import StoreContext
@@ -39,7 +39,7 @@ from .local_paths import LocalAccess
 from .search import FILES_JOIN, SearchIndex, SourceFilter
 from .search import ProgressFn as SearchProgressFn
 
-__all__ = ["BLOB_REFERENCES", "DEFAULT_NAMESPACE", "SCHEMA", "Files", "Transcript"]
+__all__ = ["BLOB_REFERENCES", "DEFAULT_NAMESPACE", "Files", "Transcript"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,60 +48,6 @@ EXTERNAL_ACTOR = "external"
 ARCHIVE_FORMAT = "mcp-memory-server/files"
 ARCHIVE_VERSION = 1
 
-SCHEMA = [
-    (
-        "files",
-        1,
-        """
-        -- The latest state of every path ever written; sha256 is NULL once deleted.
-        CREATE TABLE files (
-            namespace TEXT NOT NULL,
-            path TEXT NOT NULL,
-            sha256 TEXT,
-            bytes INTEGER NOT NULL,
-            version INTEGER NOT NULL,
-            updated_at TEXT NOT NULL,
-            updated_by TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            -- What this server last put on disk; differs from sha256 while an update is pending.
-            projected_sha TEXT,
-            PRIMARY KEY (namespace, path)
-        ) WITHOUT ROWID;
-        CREATE INDEX files_pending ON files (namespace, path) WHERE projected_sha IS NOT sha256;
-        -- Every version of every path, in commit order: the history and the audit log.
-        CREATE TABLE file_versions (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            namespace TEXT NOT NULL,
-            path TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            op TEXT NOT NULL,
-            sha256 TEXT,
-            old_sha TEXT,
-            bytes INTEGER NOT NULL,
-            ts TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            UNIQUE (namespace, path, version)
-        );
-        CREATE INDEX file_versions_namespace ON file_versions (namespace, seq);
-        CREATE TABLE file_transcripts (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            namespace TEXT NOT NULL,
-            ts TEXT NOT NULL,
-            message TEXT NOT NULL
-        );
-        CREATE INDEX file_transcripts_namespace ON file_transcripts (namespace, seq);
-        """,
-    ),
-    (
-        "files",
-        2,
-        """
-        -- gc asks, under the write lock, whether a few blobs are still referenced: answer it by index.
-        CREATE INDEX file_versions_sha ON file_versions (sha256);
-        """,
-    ),
-]
 
 BLOB_REFERENCES = "SELECT sha256 FROM file_versions WHERE sha256 IS NOT NULL"
 """SQL listing every blob digest file versions need (used by gc)."""
@@ -259,10 +205,10 @@ class Files(FlyteFileNames):
 
     def _append(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         ns: str,
         rel: str,
-        row: sqlite3.Row | None,
+        row: Row | None,
         op: str,
         sha: str | None,
         size: int,
@@ -270,7 +216,7 @@ class Files(FlyteFileNames):
         reason: str,
         *,
         ts: str | None = None,
-    ) -> sqlite3.Row:
+    ) -> Row:
         """Append a version and move the path's latest state to it (inside a write transaction)."""
         version = (row["version"] if row else 0) + 1
         now = ts or utc_now()
@@ -315,7 +261,7 @@ class Files(FlyteFileNames):
             if staged is not None:
                 staged.discard()
 
-    def _install(self, conn: sqlite3.Connection, ns: str, rel: str, sha: str | None, staged: Staged | None) -> None:
+    def _install(self, conn: Connection, ns: str, rel: str, sha: str | None, staged: Staged | None) -> None:
         if sha is None:
             self._tree.remove(ns, rel)
             self._seen.pop((ns, rel), None)
@@ -328,7 +274,7 @@ class Files(FlyteFileNames):
                 staged.discard()
         _set_projected(conn, ns, rel, sha)
 
-    def _synced_row(self, ns: str, rel: str, *, strict: bool = True) -> sqlite3.Row | None:
+    def _synced_row(self, ns: str, rel: str, *, strict: bool = True) -> Row | None:
         """The path's row after noticing edits made on disk and repairing a pending update.
 
         The common case (disk unchanged since this process last looked, nothing pending)
@@ -355,7 +301,7 @@ class Files(FlyteFileNames):
                 logger.warning("ignoring the on-disk change to %s/%s: %s", ns, rel, exc)
             return _row(conn, ns, rel)
 
-    def _sync(self, conn: sqlite3.Connection, ns: str, rel: str) -> None:
+    def _sync(self, conn: Connection, ns: str, rel: str) -> None:
         """Reconcile the live file with the database (inside a write transaction)."""
         row = _row(conn, ns, rel)
         latest = row["sha256"] if row else None
@@ -841,7 +787,7 @@ class Files(FlyteFileNames):
         pending.put_bytes(data)
         return len(data)
 
-    def _replay(self, conn: sqlite3.Connection, ns: str, v: dict[str, Any]) -> None:
+    def _replay(self, conn: Connection, ns: str, v: dict[str, Any]) -> None:
         """Append one archived version after the checks a write of it would pass (inside the transaction)."""
         rel = v["path"]
         row = _row(conn, ns, rel)
@@ -910,7 +856,7 @@ class Files(FlyteFileNames):
         text = jsonlib.dumps(value, ensure_ascii=False, indent=2) + "\n"
         return check.text(text, field="json", config=self._config).encode("utf-8")
 
-    def _version_row(self, ns: str, rel: str, version: int) -> sqlite3.Row:
+    def _version_row(self, ns: str, rel: str, version: int) -> Row:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise InvalidInput(f"version must be a positive integer, got {version!r}")
         rows = self._db.query(
@@ -918,7 +864,8 @@ class Files(FlyteFileNames):
         )
         if not rows:
             raise NotFound(f"{rel!r} has no version {version} in namespace {ns!r}; file_history lists its versions")
-        return rows[0]
+        row: Row = rows[0]
+        return row
 
 
 class Transcript:
@@ -985,16 +932,16 @@ def _message_text(message: Any, config: Config) -> str:
     return jsonlib.dumps(message, ensure_ascii=False)
 
 
-def _row(conn: sqlite3.Connection, ns: str, rel: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute("SELECT * FROM files WHERE namespace = ? AND path = ?", (ns, rel)).fetchone()
+def _row(conn: Connection, ns: str, rel: str) -> Row | None:
+    row: Row | None = conn.execute("SELECT * FROM files WHERE namespace = ? AND path = ?", (ns, rel)).fetchone()
     return row
 
 
-def _first(rows: list[sqlite3.Row]) -> sqlite3.Row | None:
+def _first(rows: list[Row]) -> Row | None:
     return rows[0] if rows else None
 
 
-def _set_projected(conn: sqlite3.Connection, ns: str, rel: str, sha: str | None) -> None:
+def _set_projected(conn: Connection, ns: str, rel: str, sha: str | None) -> None:
     conn.execute("UPDATE files SET projected_sha = ? WHERE namespace = ? AND path = ?", (sha, ns, rel))
 
 
@@ -1035,7 +982,7 @@ def _check_expected(ns: str, rel: str, current: str | None, expected: str | None
         )
 
 
-def _check_tree(conn: sqlite3.Connection, ns: str, rel: str) -> None:
+def _check_tree(conn: Connection, ns: str, rel: str) -> None:
     """Raises: Conflict: a parent of ``rel`` is a file, or ``rel`` is a folder holding files."""
     parts = rel.split("/")
     parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
@@ -1058,7 +1005,7 @@ def _check_tree(conn: sqlite3.Connection, ns: str, rel: str) -> None:
         raise Conflict(f"cannot create {rel!r}: it is a folder holding {child['path']!r}; choose another path")
 
 
-def _refuse_filled(conn: sqlite3.Connection, ns: str) -> None:
+def _refuse_filled(conn: Connection, ns: str) -> None:
     """Raises: Conflict: ``ns`` already has files or a transcript (an import needs an empty namespace)."""
     if conn.execute(
         "SELECT 1 FROM files WHERE namespace = ? UNION ALL SELECT 1 FROM file_transcripts WHERE namespace = ? LIMIT 1",
@@ -1067,7 +1014,7 @@ def _refuse_filled(conn: sqlite3.Connection, ns: str) -> None:
         raise Conflict(f"namespace {ns!r} already has files or a transcript; import into an empty namespace")
 
 
-def _missing_message(ns: str, rel: str, row: sqlite3.Row | None) -> str:
+def _missing_message(ns: str, rel: str, row: Row | None) -> str:
     if row is not None:
         return (
             f"{rel!r} was deleted (version {row['version']}) in namespace {ns!r}; read an older version "
@@ -1083,42 +1030,42 @@ def _actor(value: Any) -> str:
     return actor
 
 
-def _meta(row: sqlite3.Row) -> FileMeta:
+def _meta(row: Row) -> FileMeta:
     return FileMeta(
         namespace=row["namespace"], path=row["path"], sha256=row["sha256"], bytes=row["bytes"],
         version=row["version"], updated_at=row["updated_at"], updated_by=row["updated_by"], reason=row["reason"],
     )  # fmt: skip
 
 
-def _deleted_meta(row: sqlite3.Row) -> FileMeta:
+def _deleted_meta(row: Row) -> FileMeta:
     return FileMeta(
         namespace=row["namespace"], path=row["path"], sha256="", bytes=0, version=row["version"],
         updated_at=row["updated_at"], updated_by=row["updated_by"], reason=row["reason"],
     )  # fmt: skip
 
 
-def _version_meta(row: sqlite3.Row) -> FileMeta:
+def _version_meta(row: Row) -> FileMeta:
     return FileMeta(
         namespace=row["namespace"], path=row["path"], sha256=row["sha256"], bytes=row["bytes"],
         version=row["version"], updated_at=row["ts"], updated_by=row["actor"], reason=row["reason"],
     )  # fmt: skip
 
 
-def _version(row: sqlite3.Row) -> FileVersion:
+def _version(row: Row) -> FileVersion:
     return FileVersion(
         version=row["version"], op=row["op"], sha256=row["sha256"], bytes=row["bytes"], ts=row["ts"],
         actor=row["actor"], reason=row["reason"],
     )  # fmt: skip
 
 
-def _audit_entry(row: sqlite3.Row) -> FileAuditEntry:
+def _audit_entry(row: Row) -> FileAuditEntry:
     return FileAuditEntry(
         ts=row["ts"], op=row["op"], namespace=row["namespace"], path=row["path"], old_sha=row["old_sha"],
         new_sha=row["sha256"], actor=row["actor"], reason=row["reason"], version=row["version"],
     )  # fmt: skip
 
 
-def _version_record(row: sqlite3.Row) -> dict[str, Any]:
+def _version_record(row: Row) -> dict[str, Any]:
     keys = ("path", "version", "op", "sha256", "old_sha", "bytes", "ts", "actor", "reason")
     return {key: row[key] for key in keys}
 

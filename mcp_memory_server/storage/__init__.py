@@ -1,9 +1,22 @@
-"""Storage layer: the SQLite metadata store and the content-addressed blob store.
+"""Storage layer: the metadata engine (SQLite or PostgreSQL) and the content-addressed blob store.
 
-Nothing here knows about artifacts, events or any other capability.
+Nothing here knows about artifacts, events or any other capability; nothing outside here
+knows which engine keeps the records (see :mod:`.engine`).
 """
 
 from .blobs import BlobInfo, BlobStore, LocalBlobStore, check_digest
-from .database import Database, Migration
+from .engine import Connection, Database, Dialect, Migration, Row
+from .open import open_database
 
-__all__ = ["BlobInfo", "BlobStore", "Database", "LocalBlobStore", "Migration", "check_digest"]
+__all__ = [
+    "BlobInfo",
+    "BlobStore",
+    "Connection",
+    "Database",
+    "Dialect",
+    "LocalBlobStore",
+    "Migration",
+    "Row",
+    "check_digest",
+    "open_database",
+]

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
 
 from ..errors import InvalidInput, NotFound, StorageError
+from .engine import Connection
 
 __all__ = [
     "BlobInfo",
@@ -263,7 +263,7 @@ class PendingBlobs:
         except OSError as exc:
             raise _os_error(exc) from exc
 
-    def confirm(self, conn: sqlite3.Connection, digests: Iterable[str]) -> None:
+    def confirm(self, conn: Connection, digests: Iterable[str]) -> None:
         """Inside the write transaction that references ``digests``: make sure each blob exists.
 
         A blob gc removed since it was staged is recreated from the staged copy.

@@ -12,16 +12,15 @@ Nothing here knows what an item is; the search layer maps items to records.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..ids import utc_now
-from .database import Database, Migration
+from .engine import Connection, Database
 
-__all__ = ["SCHEMA", "SqliteVectorIndex", "VectorHit", "VectorIndex"]
+__all__ = ["SqliteVectorIndex", "VectorHit", "VectorIndex"]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,40 +36,6 @@ else:
 
     np = _Numpy()
 
-SCHEMA: list[Migration] = [
-    (
-        "vectors",
-        1,
-        """
-        CREATE TABLE vector_models (
-            model INTEGER PRIMARY KEY,
-            model_id TEXT NOT NULL,
-            dim INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            UNIQUE (model_id, dim)
-        );
-        CREATE TABLE vectors (
-            vseq INTEGER PRIMARY KEY AUTOINCREMENT,
-            collection TEXT NOT NULL,
-            item INTEGER NOT NULL,
-            chunk INTEGER NOT NULL DEFAULT 0,
-            model INTEGER NOT NULL REFERENCES vector_models (model),
-            vector BLOB NOT NULL,
-            UNIQUE (collection, item, chunk, model)
-        );
-        CREATE INDEX vectors_model ON vectors (model, vseq);
-        CREATE TABLE vector_tombstones (
-            tseq INTEGER PRIMARY KEY AUTOINCREMENT,
-            model INTEGER NOT NULL,
-            collection TEXT NOT NULL,
-            item INTEGER NOT NULL
-        );
-        CREATE TRIGGER vectors_tombstone AFTER DELETE ON vectors BEGIN
-            INSERT INTO vector_tombstones (model, collection, item) VALUES (old.model, old.collection, old.item);
-        END;
-        """,
-    )
-]
 
 # Tombstones older than this many are pruned; a cache that fell further behind reloads.
 _TOMBSTONES_KEPT = 100_000
@@ -94,9 +59,7 @@ class VectorIndex(Protocol):
 
     def sync(self) -> list[int]: ...
 
-    def add(
-        self, conn: sqlite3.Connection, collection: str, keys: Sequence[tuple[int, int]], vectors: np.ndarray
-    ) -> None: ...
+    def add(self, conn: Connection, collection: str, keys: Sequence[tuple[int, int]], vectors: np.ndarray) -> None: ...
 
     def search(self, collection: str, query: np.ndarray, k: int, accept: Accept | None = None) -> list[VectorHit]: ...
 
@@ -141,7 +104,7 @@ class SqliteVectorIndex:
     """Vectors of one model in SQLite, searched exactly in memory.
 
     Args:
-        db: the store's database (with :data:`SCHEMA` applied).
+        db: the store's database (with its migrations applied).
         model_id: the embedding model's id; with ``dim`` it names the vectors' space.
         dim: vector dimension.
     """
@@ -158,7 +121,7 @@ class SqliteVectorIndex:
             row = conn.execute("SELECT model FROM vector_models WHERE model_id = ? AND dim = ?", (model_id, dim))
             self.model: int = row.fetchone()[0]
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._version = -1
         self._vseq = 0
         self._tseq = 0
@@ -166,16 +129,16 @@ class SqliteVectorIndex:
 
     # -- keeping the cache fresh -------------------------------------------------------------------
 
-    def _watch(self) -> sqlite3.Connection:
+    def _watch(self) -> Connection:
         if self._conn is None:
-            self._conn = self.db._connect()
+            self._conn = self.db.watcher()
         return self._conn
 
     def sync(self) -> list[int]:
         """Load rows other connections added and drop rows they deleted; returns the dropped items."""
         with self._lock:
             conn = self._watch()
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            version = self.db.data_version(conn)
             if version == self._version:
                 return []
             self._version = version
@@ -187,7 +150,7 @@ class SqliteVectorIndex:
                 conn.execute("COMMIT")
             return removed
 
-    def _apply_tombstones(self, conn: sqlite3.Connection) -> list[int]:
+    def _apply_tombstones(self, conn: Connection) -> list[int]:
         oldest, newest = conn.execute("SELECT MIN(tseq), MAX(tseq) FROM vector_tombstones").fetchone()
         if newest is None or newest <= self._tseq:
             return []
@@ -210,7 +173,7 @@ class SqliteVectorIndex:
                 segment.remove(np.asarray(items, dtype=np.int64))
         return [item for items in removed.values() for item in items]
 
-    def _load_rows(self, conn: sqlite3.Connection) -> None:
+    def _load_rows(self, conn: Connection) -> None:
         cursor = conn.execute(
             "SELECT vseq, collection, item, vector FROM vectors WHERE model = ? AND vseq > ? ORDER BY vseq",
             (self.model, self._vseq),
@@ -232,9 +195,7 @@ class SqliteVectorIndex:
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def add(
-        self, conn: sqlite3.Connection, collection: str, keys: Sequence[tuple[int, int]], vectors: np.ndarray
-    ) -> None:
+    def add(self, conn: Connection, collection: str, keys: Sequence[tuple[int, int]], vectors: np.ndarray) -> None:
         """Store vectors for ``(item, chunk)`` keys inside the caller's write transaction.
 
         A key that already has a vector of this model keeps it (another process got there first).
@@ -263,7 +224,7 @@ class SqliteVectorIndex:
         return int(removed)
 
     @staticmethod
-    def _prune(conn: sqlite3.Connection) -> None:
+    def _prune(conn: Connection) -> None:
         conn.execute(
             "DELETE FROM vector_tombstones WHERE tseq <= (SELECT MAX(tseq) FROM vector_tombstones) - ?",
             (_TOMBSTONES_KEPT,),

@@ -3,7 +3,6 @@
 The public surface is :class:`GraphMemory` (``MemoryStore.graph``) and the records it returns.
 """
 
-from ._schema import SCHEMA
 from .memory import LINEAGE_LABELS, MAX_LINEAGE_DEPTH, QUERY_OPS, GraphMemory
 from .nodes import NODE_TYPES, runtime_state_id
 from .records import (
@@ -26,7 +25,6 @@ __all__ = [
     "MAX_LINEAGE_DEPTH",
     "NODE_TYPES",
     "QUERY_OPS",
-    "SCHEMA",
     "SNAPSHOT_SCHEMA_VERSION",
     "GraphEdge",
     "GraphExportResult",

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from ...config import home_dir
 from ...errors import AccessDenied, Conflict, InvalidInput, NotFound, StorageError
 from ...ids import parse_timestamp, utc_now
+from ...storage.engine import Connection
 from ...storage.staging import StagingLedger
 from .. import _validate as check
 from .._context import StoreContext
@@ -252,7 +252,7 @@ class GraphMemory:
 
     def _apply(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         nodes: Sequence[NodeRow],
         edges: Sequence[EdgeRow],
         writers: Sequence[str | None],
@@ -309,13 +309,13 @@ class GraphMemory:
                     if progress is not None:
                         progress(done, total)
             conn.executemany(_UPDATE_TEXT, [(r.text, r.id, r.text) for r in nodes if r.id in existing])
-        except sqlite3.IntegrityError as exc:  # the foreign keys caught what the check above did not
+        except self._db.IntegrityError as exc:  # the foreign keys caught what the check above did not
             raise NotFound(f"an edge points at a node that does not exist ({exc}); nothing was written") from None
         return sum(1 for row in nodes if row.id not in existing)
 
     @staticmethod
     def _check_edge_scope(
-        conn: sqlite3.Connection, edges: Sequence[EdgeRow], writers: Sequence[str], owner: Mapping[str, str]
+        conn: Connection, edges: Sequence[EdgeRow], writers: Sequence[str], owner: Mapping[str, str]
     ) -> None:
         """Raises: Conflict: an edge touches a node, or replaces an edge, of another agent than its writer.
 
@@ -344,7 +344,7 @@ class GraphMemory:
                         f"{stored[0]!r}, not {writer!r}; it cannot be rewritten as another agent. Nothing was written"
                     )
 
-    def _owners(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    def _owners(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``id → (agent_id, node_type)`` of the given ids that exist."""
         found: dict[str, tuple[str, str]] = {}
         for chunk in _chunks(ids):
@@ -356,18 +356,9 @@ class GraphMemory:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _reading(self) -> AbstractContextManager[Connection]:
         """One consistent read snapshot across several statements."""
-        conn = self._db.conn
-        if conn.in_transaction:
-            yield conn
-            return
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
+        return self._db.snapshot()
 
     def get(self, node_id: str, *, agent_id: str | None = None) -> GraphNode | None:
         """The node with this id (optionally only if it belongs to ``agent_id``), or None."""
@@ -777,7 +768,7 @@ class GraphMemory:
             progress(0, len(nodes) + len(edges))
         hint = "fix the snapshot, or import it with allow_dangling_edges=true for a forensic load"
         if allow_dangling_edges:
-            with self._foreign_keys_off(), self._db.write() as conn:
+            with self._db.foreign_keys_off() as conn:
                 self._apply(conn, nodes, edges, writers, check_endpoints=False, progress=progress)
         else:
             with self._db.write() as conn:
@@ -876,21 +867,6 @@ class GraphMemory:
             raise InvalidInput(f"{source} is not a JSON snapshot: {exc}") from None
         except RecursionError:
             raise InvalidInput(f"{source} nests JSON too deeply to be a snapshot") from None
-
-    @contextmanager
-    def _foreign_keys_off(self) -> Iterator[None]:
-        """Foreign-key checks off on this thread's connection for the next transaction only.
-
-        SQLite ignores the pragma inside a transaction, so this refuses to run inside one.
-        """
-        conn = self._db.conn
-        if conn.in_transaction:
-            raise StorageError("a permissive graph import cannot run inside another transaction; run it on its own")
-        conn.execute("PRAGMA foreign_keys = OFF")
-        try:
-            yield
-        finally:
-            conn.execute("PRAGMA foreign_keys = ON")
 
     def validate(self, agent_id: str | None = None, *, sample_limit: int = 100) -> GraphValidationReport:
         """Structural report for ``agent_id``'s graph, or the whole store when None.

@@ -10,7 +10,7 @@ Use it as ``MemoryStore.lab``::
 """
 
 from .decisions import NEAR_MARGIN, POLICY, PRECEDENCE
-from .ledger import SCHEMA, Lab
+from .ledger import Lab
 from .models import (
     BoardEntry,
     ChampionBoard,
@@ -30,7 +30,6 @@ __all__ = [
     "NEAR_MARGIN",
     "POLICY",
     "PRECEDENCE",
-    "SCHEMA",
     "BoardEntry",
     "ChampionBoard",
     "Comparison",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ...embeddings import Embedder, EmbeddingUnavailable
 from ...errors import InvalidInput, NotFound
 from ...ids import new_id, parse_timestamp, utc_now
+from ...storage.engine import Connection, Row
 from .. import _validate as check
 from .._context import StoreContext
 from ..local_paths import LocalAccess
@@ -64,46 +64,8 @@ if TYPE_CHECKING:
     from ...models import ArtifactRecord
     from ..artifacts import Artifacts, PreparedArtifact
 
-__all__ = ["SCHEMA", "Lab"]
+__all__ = ["Lab"]
 
-SCHEMA = [
-    (
-        "lab",
-        1,
-        """
-        CREATE TABLE lab_runs (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            run_id TEXT NOT NULL UNIQUE,
-            ts TEXT NOT NULL,
-            branch TEXT,
-            commit_sha TEXT,
-            parent_commit TEXT,
-            family TEXT,
-            status TEXT NOT NULL CHECK (status IN ('keep', 'discard', 'crash')),
-            description TEXT NOT NULL,
-            hypothesis TEXT,
-            tags TEXT NOT NULL DEFAULT '[]',
-            notes TEXT,
-            metrics TEXT NOT NULL DEFAULT '{}',
-            error TEXT,
-            artifacts TEXT NOT NULL DEFAULT '[]',
-            novelty_guard TEXT,
-            decision_packet TEXT,
-            source TEXT,
-            server_run_id TEXT NOT NULL
-        );
-        CREATE INDEX lab_runs_ts ON lab_runs (ts);
-        CREATE INDEX lab_runs_commit ON lab_runs (commit_sha);
-        CREATE INDEX lab_runs_status ON lab_runs (status, seq);
-        CREATE TABLE lab_run_vectors (
-            run_id TEXT PRIMARY KEY REFERENCES lab_runs (run_id) ON DELETE CASCADE,
-            model_id TEXT NOT NULL,
-            dim INTEGER NOT NULL,
-            vector BLOB NOT NULL
-        );
-        """,
-    )
-]
 
 MODES = ("explore", "exploit", "replicate")
 _CANDIDATE_CAP = 4096
@@ -602,7 +564,7 @@ class Lab:
 
     def _insert(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         *,
         run_id: str,
         ts: str,
@@ -638,9 +600,7 @@ class Lab:
             ),
         )  # fmt: skip
 
-    def _compare(
-        self, conn: sqlite3.Connection, status: str, value: float | None, parent_commit: str | None
-    ) -> Comparison:
+    def _compare(self, conn: Connection, status: str, value: float | None, parent_commit: str | None) -> Comparison:
         path = self._path()
         order = "ASC" if self.direction == "min" else "DESC"
         champion = conn.execute(
@@ -790,7 +750,7 @@ class Lab:
             " FROM lab_runs ORDER BY seq",
             (path,),
         )
-        by_commit: dict[str, sqlite3.Row] = {}
+        by_commit: dict[str, Row] = {}
         for row in rows:
             commit = row["commit_sha"]
             if not commit:
@@ -1135,7 +1095,7 @@ def _error_line(tail: str) -> str:
     return lines[-1][:500] if lines else "crashed"
 
 
-def _run(row: sqlite3.Row) -> LabRun:
+def _run(row: Row) -> LabRun:
     return LabRun(
         run_id=row["run_id"],
         ts=row["ts"],

@@ -1,4 +1,4 @@
-"""The SQLite metadata store: one WAL database shared by threads and processes.
+"""The embedded engine: one SQLite file in WAL mode, shared by threads and processes.
 
 Each thread gets its own connection (SQLite connections must stay on the thread that
 made them, and MCP runs plain tools on worker threads). Writes go through
@@ -15,19 +15,48 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from ..errors import InvalidInput, StorageError
-from ..ids import utc_now
+from ...errors import InvalidInput, StorageError
+from ...ids import utc_now
+from ..engine import Connection, Migration
+from .schema import MIGRATIONS
 
-__all__ = ["Database", "Migration"]
-
-Migration = tuple[str, int, str]
-"""``(component, version, sql_script)``; versions of one component start at 1 and rise by 1."""
+__all__ = ["SqliteDatabase", "SqliteDialect"]
 
 _BUSY_TIMEOUT_MS = 60_000
 
 
-class Database:
+class SqliteDialect:
+    """SQLite's JSON1 functions; a key is quoted into a JSON path (``$."key"``)."""
+
+    name = "sqlite"
+
+    def json_number(self, column: str, key: str) -> tuple[str, list[Any]]:
+        path = _json_path(key)
+        return (f"(CASE WHEN json_type({column}, ?) IN ('integer', 'real') THEN json_extract({column}, ?) END)",
+                [path, path])  # fmt: skip
+
+    def json_text(self, column: str, key: str) -> tuple[str, list[Any]]:
+        path = _json_path(key)
+        return f"(CASE WHEN json_type({column}, ?) = 'text' THEN json_extract({column}, ?) END)", [path, path]
+
+    def json_bool(self, column: str, key: str) -> tuple[str, list[Any]]:
+        path = _json_path(key)
+        return (f"(CASE json_type({column}, ?) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)", [path])
+
+    def json_array_contains(self, column: str, value: str, key: str | None = None) -> tuple[str, list[Any]]:
+        if key is None:
+            return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)", [value]
+        return f"EXISTS (SELECT 1 FROM json_each({column}, ?) WHERE value = ?)", [_json_path(key), value]
+
+
+def _json_path(key: str) -> str:
+    # SQLite's JSON path has no escape for a quote inside a quoted key; callers refuse such keys.
+    return f'$."{key}"'
+
+
+class SqliteDatabase:
     """Thread-safe access to ``memory.db``.
 
     Args:
@@ -43,6 +72,14 @@ class Database:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
+
+    dialect = SqliteDialect()
+    IntegrityError = sqlite3.IntegrityError
+    migrations: Sequence[Migration] = MIGRATIONS
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -133,9 +170,50 @@ class Database:
         except OverflowError as exc:
             raise _too_large() from exc
 
-    def data_version(self) -> int:
-        """A number that changes whenever another connection commits (``PRAGMA data_version``)."""
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One consistent read snapshot across several statements (a deferred transaction)."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def watcher(self) -> sqlite3.Connection:
+        """A connection of the caller's own (not this thread's), closed with the database."""
+        return self._connect()
+
+    def data_version(self, conn: Connection) -> int:
+        """``PRAGMA data_version``: changes whenever another connection commits."""
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def reserve_ids(self, conn: Connection, table: str, count: int) -> int:
+        # AUTOINCREMENT's counter never reuses a number, even after a delete; the caller's
+        # explicit ids advance it, and the write lock keeps anyone else from taking them.
+        counter = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+        return (counter[0] if counter else 0) + 1
+
+    @contextmanager
+    def foreign_keys_off(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        if conn.in_transaction:
+            # SQLite ignores the pragma inside a transaction.
+            raise StorageError("an unchecked import cannot run inside another transaction; run it on its own")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self.write() as inner:
+                yield inner
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
+
+    def size_bytes(self) -> int:
+        page_count = self.query("PRAGMA page_count")[0][0]
+        page_size = self.query("PRAGMA page_size")[0][0]
+        return int(page_count) * int(page_size)
 
     # -- schema --------------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
-"""Tables of the graph: nodes and edges (foreign keys, cascading deletes), and the nodes' search documents."""
+"""SQLite tables of graph: the migrations that create and upgrade them."""
 
 from __future__ import annotations
 
-from ...storage import Migration
-from ..search import index_source
+from ...engine import Migration
+from .search import index_source
 
-SCHEMA: list[Migration] = [
+MIGRATIONS: list[Migration] = [
     (
         "graph",
         1,

@@ -1,0 +1,31 @@
+"""PostgreSQL's spelling of what the engines say differently: JSON fields read through ``jsonb``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PostgresDialect"]
+
+
+class PostgresDialect:
+    """JSON columns are TEXT (as on SQLite, so both engines hand back the same strings), read as ``jsonb``."""
+
+    name = "postgres"
+
+    def json_number(self, column: str, key: str) -> tuple[str, list[Any]]:
+        # numeric keeps a JSON integer an integer (3, not 3.0), as SQLite's json_extract does.
+        return (f"(CASE WHEN jsonb_typeof(({column})::jsonb -> ?) = 'number'"
+                f" THEN (({column})::jsonb ->> ?)::numeric END)", [key, key])  # fmt: skip
+
+    def json_text(self, column: str, key: str) -> tuple[str, list[Any]]:
+        return (f"(CASE WHEN jsonb_typeof(({column})::jsonb -> ?) = 'string' THEN ({column})::jsonb ->> ? END)",
+                [key, key])  # fmt: skip
+
+    def json_bool(self, column: str, key: str) -> tuple[str, list[Any]]:
+        return (f"(CASE WHEN jsonb_typeof(({column})::jsonb -> ?) = 'boolean'"
+                f" THEN CASE WHEN ({column})::jsonb ->> ? = 'true' THEN 1 ELSE 0 END END)", [key, key])  # fmt: skip
+
+    def json_array_contains(self, column: str, value: str, key: str | None = None) -> tuple[str, list[Any]]:
+        if key is None:
+            return f"(COALESCE(({column})::jsonb, '[]'::jsonb) @> jsonb_build_array(?::text))", [value]
+        return f"(COALESCE(({column})::jsonb -> ?, '[]'::jsonb) @> jsonb_build_array(?::text))", [key, value]

@@ -1,0 +1,7 @@
+"""PostgreSQL tables of events: the migrations that create and upgrade them (same components and versions as SQLite)."""
+
+from __future__ import annotations
+
+from ...engine import Migration
+
+MIGRATIONS: list[Migration] = []
