@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,6 +78,23 @@ def database_url(postgres_url: str | None) -> str | None:
     from ._postgres import fresh_schema_url
 
     return fresh_schema_url(postgres_url)
+
+
+@pytest.fixture
+def fresh_database_url(postgres_url: str | None) -> Callable[[], str | None]:
+    """Makes URLs for further, separate stores in one test: ``MemoryStore.open(d2, database_url=fresh_database_url())``.
+
+    On SQLite it returns None, and the separate data directory is what separates the stores.
+    """
+
+    def fresh() -> str | None:
+        if postgres_url is None:
+            return None
+        from ._postgres import fresh_schema_url
+
+        return fresh_schema_url(postgres_url)
+
+    return fresh
 
 
 @pytest.fixture(autouse=True)
