@@ -129,6 +129,14 @@ class Database(Protocol):
         """A number that changes whenever anything committed since ``conn`` last asked."""
         ...
 
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for a commit by anyone; True when one came (or may have).
+
+        For background work (the search indexer) that should react to other processes'
+        writes without polling the tables.
+        """
+        ...
+
     def reserve_ids(self, conn: Connection, table: str, count: int) -> int:
         """Inside a write: the first of ``count`` consecutive new ids of ``table``'s key, which the caller inserts.
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +73,8 @@ class SqliteDatabase:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
+        self._change_watcher: sqlite3.Connection | None = None
+        self._change_seen = -1
 
     dialect = SqliteDialect()
     IntegrityError = sqlite3.IntegrityError
@@ -124,6 +127,7 @@ class SqliteDatabase:
                     conn.close()
             self._all.clear()
         self._local = threading.local()
+        self._change_watcher = None
 
     # -- transactions --------------------------------------------------------------------------
 
@@ -190,6 +194,24 @@ class SqliteDatabase:
     def data_version(self, conn: Connection) -> int:
         """``PRAGMA data_version``: changes whenever another connection commits."""
         return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def wait_for_change(self, timeout: float) -> bool:
+        # SQLite has no notification: poll data_version on a connection of its own, cheaply
+        # (it reads a counter in the shared WAL index, no disk I/O).
+        watcher = self._change_watcher
+        if watcher is None:
+            watcher = self._change_watcher = self._connect()
+            self._change_seen = self.data_version(watcher)
+        deadline = time.monotonic() + timeout
+        while True:
+            version = self.data_version(watcher)
+            if version != self._change_seen:
+                self._change_seen = version
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(0.05, left))
 
     def reserve_ids(self, conn: Connection, table: str, count: int) -> int:
         # AUTOINCREMENT's counter never reuses a number, even after a delete; the caller's
