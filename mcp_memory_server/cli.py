@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, env_var
-from .errors import MemoryServerError
+from .errors import InvalidInput, MemoryServerError
 
 Command = Callable[[argparse.Namespace, Config], int]
 _COMMANDS: dict[str, Command] = {}
@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.add_argument("--stateless", dest="stateless_http", action="store_true", default=argparse.SUPPRESS,
+                       help="streamable HTTP without sessions: run several replicas behind any balancer")  # fmt: skip
 
     sub.add_parser("stats", parents=[settings], help="print counts, sizes and versions as JSON")
 
@@ -117,6 +119,11 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from .store import MemoryStore
 
     transport = getattr(args, "transport", "stdio")
+    if config.stateless_http and transport != "http":
+        raise InvalidInput(
+            f"--stateless applies to --transport http only (stdio and sse keep one session per connection); "
+            f"drop it, or serve with --transport http --stateless (got --transport {transport})"
+        )
     if transport != "stdio":
         from .server.http import check_bind
 

@@ -73,6 +73,11 @@ class Config:
     allowed_origins: list[str] = _setting(
         [], "extra Origin header the HTTP transports accept, e.g. https://app.example (repeatable)", sep=","
     )
+    stateless_http: bool = _setting(
+        False,
+        "serve streamable HTTP without server-side sessions, so any replica can answer any request "
+        "(also: serve --stateless)",
+    )
     sync: str = _setting("full", "SQLite synchronous mode: full (survives power loss) or normal")
     hot_window: int = _setting(1000, "newest events per run answered from memory")
     max_text_bytes: int = _setting(1_048_576, "largest text/JSON field accepted, in bytes")

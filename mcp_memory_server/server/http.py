@@ -228,8 +228,13 @@ def build_app(server: MCPServer, config: Config, transport: str, host: str, port
     if transport == "sse":
         app = server.sse_app(max_request_body_size=config.max_request_bytes, transport_security=settings, host=host)
     else:
+        # Stateless: every POST is served on a transport of its own and no Mcp-Session-Id is
+        # issued, so a load balancer may send each request to a different replica.
         app = server.streamable_http_app(
-            max_request_body_size=config.max_request_bytes, transport_security=settings, host=host
+            max_request_body_size=config.max_request_bytes,
+            transport_security=settings,
+            host=host,
+            stateless_http=config.stateless_http,
         )
     # The token first: an unauthenticated client gets 401 before any of its body is read.
     app = BodyLimits(app, MessageLimits.from_config(config), config.max_body_seconds)
