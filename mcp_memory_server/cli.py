@@ -136,13 +136,13 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
             from .server.stdio import serve_stdio
 
-            print(f"mcp-memory-server: waiting for an MCP client on stdin/stdout (store: {store.data_dir}); "
+            print(f"mcp-memory-server: waiting for an MCP client on stdin/stdout (store: {store.description}); "
                   "Ctrl-C or end of input to stop", file=sys.stderr, flush=True)  # fmt: skip
             anyio.run(serve_stdio, server, config)
         else:
             from .server.http import serve_http
 
-            serve_http(server, config, transport, args.host, args.port)
+            serve_http(server, config, transport, args.host, args.port, store.description)
     finally:
         store.close()
     return 0

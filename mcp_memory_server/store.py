@@ -98,6 +98,13 @@ class MemoryStore:
         self.db.migrate(self.db.migrations)
         self.ctx = StoreContext(config, self.db, self.blobs, self.data_dir, self.run_id)
 
+    @property
+    def description(self) -> str:
+        """Where this store keeps things, for start-up lines: the data directory, and the database if elsewhere."""
+        if self.config.database_url:
+            return f"{self.data_dir}, records in {self.db.location}"
+        return str(self.data_dir)
+
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str] | None = None, **settings: Any) -> MemoryStore:
         """Open (creating if needed) the store in ``data_dir``; ``settings`` are :class:`Config` fields."""

@@ -77,7 +77,7 @@ def test_the_stdio_server_says_on_stderr_that_it_waits_for_a_client_and_where_th
     lines = [line for line in stderr_path.read_text().splitlines() if line.startswith("mcp-memory-server:")]
     assert len(lines) == 1, lines
     assert "waiting for an MCP client on stdin/stdout" in lines[0]
-    assert f"(store: {(tmp_path / 'store').resolve()})" in lines[0]
+    assert f"(store: {(tmp_path / 'store').resolve()}" in lines[0]
 
 
 @pytest.mark.parametrize(("transport", "path"), [("http", "/mcp"), ("sse", "/sse")])

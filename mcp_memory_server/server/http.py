@@ -246,14 +246,14 @@ def endpoint_url(transport: str, host: str, port: int) -> str:
     return f"http://{_bracketed(host)}:{port}/{'sse' if transport == 'sse' else 'mcp'}"
 
 
-def serve_http(server: MCPServer, config: Config, transport: str, host: str, port: int) -> None:
+def serve_http(server: MCPServer, config: Config, transport: str, host: str, port: int, store: str) -> None:
     """Serve until interrupted; one line on stderr once the port is bound, giving the URL."""
     import sys
 
     import uvicorn
 
     app = build_app(server, config, transport, host, port)
-    name = "SSE" if transport == "sse" else "streamable HTTP"
+    name = "SSE" if transport == "sse" else "streamable HTTP" + (", stateless" if config.stateless_http else "")
 
     class _Announcing(uvicorn.Server):
         # After startup, not before: a port already in use must not be announced as served.
@@ -261,6 +261,6 @@ def serve_http(server: MCPServer, config: Config, transport: str, host: str, por
             await super().startup(sockets)
             if self.started:
                 print(f"mcp-memory-server: serving MCP ({name}) at {endpoint_url(transport, host, port)} "
-                      f"(store: {config.resolved_data_dir}); Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
+                      f"(store: {store}); Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
 
     _Announcing(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")).run()
