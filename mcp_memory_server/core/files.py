@@ -1107,7 +1107,8 @@ def _decode_path_cursor(cursor: str | None) -> str | None:
 def _prefix_end(prefix: str) -> str | None:
     """The smallest string above every string starting with ``prefix`` (None: no such string).
 
-    SQLite compares text as UTF-8 bytes, which is code point order. Trailing U+10FFFF
+    Every engine's schema compares paths as UTF-8 bytes, which is code point order, whatever
+    the database's locale. Trailing U+10FFFF
     cannot be incremented, so the bound comes from the last character before them:
     ``"a\U0010ffff"`` → ``"b"``.
     """
