@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,61 @@ def test_list_pages_with_a_cursor_through_every_file_once(store: MemoryStore) ->
         if cursor is None:
             break
     assert seen == paths
+
+
+@pytest.fixture
+def locale_sorted_url(engine: str, postgres_url: str | None) -> Iterator[str | None]:
+    """On PostgreSQL, a database whose own locale (ICU en-US) sorts 'a' before 'B' and 'é' before 'z'.
+
+    The suite's cluster sorts by code point already (C.UTF-8), so only a database like this
+    shows whether listing depends on the database's locale. None on SQLite, which has none.
+    """
+    if engine != "postgres":
+        yield None
+        return
+    assert postgres_url is not None
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = "files_icu_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+            " LOCALE 'C.UTF-8'"
+        )
+    try:
+        yield urlunsplit(urlsplit(postgres_url)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_list_follows_code_point_order_whatever_the_database_locale(
+    tmp_path: Path, locale_sorted_url: str | None
+) -> None:
+    """Order, pages and prefix ranges are by code point on both engines, not by the database's locale."""
+    paths = ["B.md", "a.md", "a/b.md", "a-b.md", "a0.md", "ab/c.md", "z.md", "é.md", "Éa/x.md"]
+    with MemoryStore.open(tmp_path / "s", database_url=locale_sorted_url) as store:
+        for path in paths:
+            store.files.write(path, path)
+        assert [m.path for m in store.files.list().items] == sorted(paths)
+        seen, cursor = [], None
+        while True:
+            page = store.files.list(limit=2, cursor=cursor)
+            seen += [m.path for m in page.items]
+            if (cursor := page.next_cursor) is None:
+                break
+        assert seen == sorted(paths)
+        assert [m.path for m in store.files.list("a").items] == ["a-b.md", "a.md", "a/b.md", "a0.md", "ab/c.md"]
+        assert [m.path for m in store.files.list("a/").items] == ["a/b.md"]
+        flat = store.files.list(recursive=False)
+        assert [m.path for m in flat.items] == ["B.md", "a-b.md", "a.md", "a0.md", "z.md", "é.md"]
+        assert flat.folders == ["a/", "ab/", "Éa/"]
+        # A file cannot sit where a folder is: the check looks the folder's range up by the same order.
+        with pytest.raises(Conflict, match="folder"):
+            store.files.write("a", "x")
 
 
 def test_namespaces_are_separate_trees(store: MemoryStore) -> None:

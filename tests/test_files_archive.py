@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,20 +63,24 @@ def source(tmp_path: Path) -> Iterator[MemoryStore]:
 
 
 @pytest.mark.parametrize("name", ["export-dir", "export.tar.gz"])
-def test_export_then_import_into_a_fresh_store_is_lossless(source: MemoryStore, tmp_path: Path, name: str) -> None:
+def test_export_then_import_into_a_fresh_store_is_lossless(
+    source: MemoryStore, tmp_path: Path, name: str, fresh_database_url: Callable[[], str | None]
+) -> None:
     """Content, metadata, history, audit, transcript and live files are identical after the round trip."""
     report = source.files.export("default", tmp_path / name)
     assert (report.files, report.versions, report.transcript_messages) == (3, 8, 2)
-    with MemoryStore.open(tmp_path / "target") as target:
+    with MemoryStore.open(tmp_path / "target", database_url=fresh_database_url()) as target:
         imported = target.files.import_(tmp_path / name)
         assert imported.model_dump(exclude={"location"}) == report.model_dump(exclude={"location"})
         assert everything(target, "default") == everything(source, "default")
 
 
-def test_an_import_can_fill_a_differently_named_namespace(source: MemoryStore, tmp_path: Path) -> None:
+def test_an_import_can_fill_a_differently_named_namespace(
+    source: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     """namespace= on import renames the namespace; everything else is the same."""
     source.files.export("default", tmp_path / "e.tar.gz")
-    with MemoryStore.open(tmp_path / "target") as target:
+    with MemoryStore.open(tmp_path / "target", database_url=fresh_database_url()) as target:
         target.files.import_(tmp_path / "e.tar.gz", namespace="restored")
         assert everything(target, "restored") == everything(source, "default")
         assert target.files.list().items == []
@@ -92,13 +96,15 @@ def test_the_export_holds_the_live_files_for_people_to_read(source: MemoryStore,
     assert not (out / "files" / "scratch.md").exists()
 
 
-def test_an_fsspec_url_works_when_fsspec_is_installed(source: MemoryStore, tmp_path: Path) -> None:
+def test_an_fsspec_url_works_when_fsspec_is_installed(
+    source: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     """memory:// (fsspec's in-memory filesystem) takes a directory export and a .tar.gz export."""
     fsspec = pytest.importorskip("fsspec")
     try:
         for url in ["memory://mcp-test/export-dir", "memory://mcp-test/export.tar.gz"]:
             source.files.export("default", url)
-            with MemoryStore.open(tmp_path / url.rsplit("/", 1)[1]) as target:
+            with MemoryStore.open(tmp_path / url.rsplit("/", 1)[1], database_url=fresh_database_url()) as target:
                 target.files.import_(url)
                 assert everything(target, "default") == everything(source, "default")
     finally:
@@ -134,25 +140,29 @@ def test_exporting_an_empty_namespace_is_not_found(source: MemoryStore, tmp_path
     assert not (tmp_path / "e").exists()
 
 
-def test_a_tampered_archive_is_refused_and_imports_nothing(source: MemoryStore, tmp_path: Path) -> None:
+def test_a_tampered_archive_is_refused_and_imports_nothing(
+    source: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     """A blob whose bytes do not hash to its name fails the import before anything is written."""
     source.files.export("default", tmp_path / "e")
     blob = next((tmp_path / "e" / "blobs").iterdir())
     blob.write_bytes(b"tampered")
-    with MemoryStore.open(tmp_path / "target") as target:
+    with MemoryStore.open(tmp_path / "target", database_url=fresh_database_url()) as target:
         with pytest.raises(InvalidInput, match="corrupt"):
             target.files.import_(tmp_path / "e")
         assert target.files.counts() == {"files": 0, "file_versions": 0}
 
 
-def test_an_archive_with_a_traversal_path_is_refused(source: MemoryStore, tmp_path: Path) -> None:
+def test_an_archive_with_a_traversal_path_is_refused(
+    source: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     """Paths inside an archive pass the same rules as paths from tools."""
     source.files.export("default", tmp_path / "e")
     versions = tmp_path / "e" / "versions.jsonl"
     lines = versions.read_text().splitlines()
     evil = json.loads(lines[0]) | {"path": "../../escape.md"}
     versions.write_text("\n".join([json.dumps(evil), *lines[1:]]) + "\n")
-    with MemoryStore.open(tmp_path / "target") as target:
+    with MemoryStore.open(tmp_path / "target", database_url=fresh_database_url()) as target:
         with pytest.raises(InvalidInput, match=r"'\.\.'"):
             target.files.import_(tmp_path / "e")
         assert target.files.counts()["file_versions"] == 0
@@ -167,7 +177,9 @@ def test_a_file_that_is_not_an_archive_is_refused(tmp_path: Path) -> None:
         store.files.import_(junk)
 
 
-def test_a_tar_member_that_is_a_symlink_is_not_followed(source: MemoryStore, tmp_path: Path) -> None:
+def test_a_tar_member_that_is_a_symlink_is_not_followed(
+    source: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     """Archive members are read as regular files only; a link member fails the import."""
     source.files.export("default", tmp_path / "e.tar.gz")
     with tarfile.open(tmp_path / "e.tar.gz") as original, tarfile.open(tmp_path / "evil.tar.gz", "w:gz") as evil:
@@ -179,7 +191,10 @@ def test_a_tar_member_that_is_a_symlink_is_not_followed(source: MemoryStore, tmp
                 evil.addfile(link)
             else:
                 evil.addfile(member, original.extractfile(member))
-    with MemoryStore.open(tmp_path / "target") as target, pytest.raises(InvalidInput, match="regular file"):
+    with (
+        MemoryStore.open(tmp_path / "target", database_url=fresh_database_url()) as target,
+        pytest.raises(InvalidInput, match="regular file"),
+    ):
         target.files.import_(tmp_path / "evil.tar.gz")
 
 

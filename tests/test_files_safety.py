@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tarfile
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -379,7 +380,9 @@ def test_the_files_import_command_refuses_a_hostile_archive_cleanly(
     assert main(["files", "export", str(tmp_path / "out.tar.gz"), "--data-dir", str(data_dir)]) == 0
 
 
-def test_a_decompression_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+def test_a_decompression_bomb_is_refused_in_bounded_memory(
+    tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     """~200 KiB of gzip holding a 192 MiB versions.jsonl line is refused; the importing process stays small.
 
     The old import read the member whole, decoded and split it (the 1.35 GiB seen in the
@@ -398,6 +401,9 @@ def test_a_decompression_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> No
     for name, archive in (("small", small), ("bomb", bomb)):
         # No embedding model: its background load would dwarf, and blur, what the import itself takes.
         env = {**os.environ, "MCP_MEMORY_EMBED_MODEL": str(tmp_path / "no-model")}
+        url = fresh_database_url()  # each import fills its own, empty store
+        if url is not None:
+            env["MCP_MEMORY_DATABASE_URL"] = url
         out = subprocess.run([sys.executable, "-c", probe, str(archive), str(tmp_path / name)],
                              capture_output=True, text=True, timeout=300, check=True, env=env)  # fmt: skip
         code, peak_kib = out.stdout.split()[-2:]
@@ -408,7 +414,9 @@ def test_a_decompression_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> No
     assert peaks["bomb"] - peaks["small"] < 64 << 10, peaks  # KiB: far below the 192 MiB it unpacks to
 
 
-def test_an_export_directory_with_a_symlinked_member_is_refused(store: MemoryStore, tmp_path: Path) -> None:
+def test_an_export_directory_with_a_symlinked_member_is_refused(
+    store: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     """A directory import opens each member without following symlinks."""
     store.files.write("notes/a.md", "hello")
     store.files.export("default", tmp_path / "dir-export")
@@ -418,7 +426,7 @@ def test_an_export_directory_with_a_symlinked_member_is_refused(store: MemorySto
     secret.write_bytes(victim.read_bytes())
     victim.unlink()
     victim.symlink_to(secret)
-    with MemoryStore.open(tmp_path / "copy") as copy:
+    with MemoryStore.open(tmp_path / "copy", database_url=fresh_database_url()) as copy:
         with pytest.raises(InvalidInput, match="symlink"):
             copy.files.import_(tmp_path / "dir-export")
         assert_empty(copy)

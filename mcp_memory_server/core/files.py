@@ -344,7 +344,7 @@ class Files(FlyteFileNames):
 
     def repair(self) -> int:
         """Finish live-file updates a killed writer left pending; return how many paths were repaired."""
-        pending = self._db.query("SELECT namespace, path FROM files WHERE projected_sha IS NOT sha256")
+        pending = self._db.query("SELECT namespace, path FROM files WHERE projected_sha IS DISTINCT FROM sha256")
         for item in pending:
             try:
                 with self._db.write() as conn:
@@ -627,7 +627,7 @@ class Files(FlyteFileNames):
                 self._synced_row(ns, item["path"])  # so edits made on disk are part of the export
             except MemoryServerError as exc:
                 logger.warning("exporting %s/%s without its live file: %s", ns, item["path"], exc)
-        with self._db.write() as conn:  # one consistent snapshot; blobs are immutable, read them after
+        with self._db.snapshot() as conn:  # one consistent view of the records; blobs are immutable, read them after
             versions = conn.execute("SELECT * FROM file_versions WHERE namespace = ? ORDER BY seq", (ns,)).fetchall()
             live = conn.execute(
                 "SELECT path, sha256 FROM files WHERE namespace = ? AND sha256 IS NOT NULL ORDER BY path", (ns,)
@@ -1107,7 +1107,8 @@ def _decode_path_cursor(cursor: str | None) -> str | None:
 def _prefix_end(prefix: str) -> str | None:
     """The smallest string above every string starting with ``prefix`` (None: no such string).
 
-    SQLite compares text as UTF-8 bytes, which is code point order. Trailing U+10FFFF
+    Every engine's schema compares paths as UTF-8 bytes, which is code point order, whatever
+    the database's locale. Trailing U+10FFFF
     cannot be incremented, so the bound comes from the last character before them:
     ``"a\U0010ffff"`` → ``"b"``.
     """

@@ -287,6 +287,7 @@ class PostgresConnection:
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         try:
             if parameters:
+                _check_int64(parameters)
                 return self.raw.execute(_translate(sql), parameters)
             return self.raw.execute(sql.encode())
         except psycopg.Error as exc:
@@ -385,6 +386,21 @@ def _rollback(raw: psycopg.Connection[Any]) -> None:
     with suppress(psycopg.Error):
         if raw.info.transaction_status != TransactionStatus.IDLE:
             raw.execute("ROLLBACK")
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _check_int64(parameters: Sequence[Any]) -> None:
+    """Refuse an integer SQLite could not bind, so both engines answer it alike.
+
+    psycopg sends a larger one as ``numeric``; a comparison with a BIGINT column then
+    simply matches nothing (a huge version is "not found", a huge cursor an empty page)
+    where SQLite says the number is too large.
+    """
+    for value in parameters:
+        if type(value) is int and value not in _INT64:
+            raise OverflowError(value)
 
 
 def _too_large() -> InvalidInput:
