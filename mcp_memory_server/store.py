@@ -95,7 +95,11 @@ class MemoryStore:
         remove_orphaned_temps(  # materialisations by versions that kept no staging records
             (self.data_dir / "materialized").glob(".*.tmp-*"), lambda name: name.rsplit(".tmp-", 1)[1]
         )
-        self.db.migrate(self.db.migrations)
+        try:
+            self.db.migrate(self.db.migrations)
+        except BaseException:
+            self.db.close()  # a refused store (newer schema, unreachable server) leaves no connection open
+            raise
         self.ctx = StoreContext(config, self.db, self.blobs, self.data_dir, self.run_id)
 
     @property

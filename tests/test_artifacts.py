@@ -1,4 +1,4 @@
-"""Artifacts through the Python API, against a real SQLite file and blob folder."""
+"""Artifacts through the Python API, against a real blob folder and a real engine (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -140,6 +140,137 @@ def test_search_filters_by_kind_labels_tags_and_metrics(store: MemoryStore) -> N
     assert search(labels={"seed": "1"}).items == []  # a string label never equals a number
 
 
+def test_label_filters_keep_json_types_apart(store: MemoryStore) -> None:
+    """A label filter matches its own JSON type only: 1 is not "1" nor true, 0 is not false; 1 equals 1.0."""
+    save = store.artifacts.save_text
+    one = save("one", kind="k", labels={"v": 1})
+    one_float = save("one float", kind="k", labels={"v": 1.0})
+    one_text = save("one text", kind="k", labels={"v": "1"})
+    true = save("true", kind="k", labels={"v": True})
+    zero = save("zero", kind="k", labels={"v": 0})
+    false = save("false", kind="k", labels={"v": False})
+    save("other key", kind="k", labels={"w": 1})
+
+    def ids(value: object) -> set[str]:
+        return {r.artifact_id for r in store.artifacts.search(labels={"v": value}).items}
+
+    assert ids(1) == {one.artifact_id, one_float.artifact_id}
+    assert ids(1.0) == {one.artifact_id, one_float.artifact_id}
+    assert ids("1") == {one_text.artifact_id}
+    assert ids(True) == {true.artifact_id}
+    assert ids(0) == {zero.artifact_id}
+    assert ids(False) == {false.artifact_id}
+    assert ids("true") == set()
+    assert ids(2) == set()
+
+
+def test_label_keys_and_values_with_sql_and_json_punctuation_match_exactly(store: MemoryStore) -> None:
+    """Keys holding dots, brackets, $ or spaces and values holding %, ? or ' are plain text to the filter."""
+    odd = store.artifacts.save_text("odd", kind="k", labels={"a.b [0] $x": "50% done? it's 'fine'", "é": "ü"},
+                                    tags=["100%", "why?"])  # fmt: skip
+    store.artifacts.save_text("plain", kind="k", labels={"a": 1, "é": "u"}, tags=["100", "why"])
+    search = store.artifacts.search
+    assert [r.artifact_id for r in search(labels={"a.b [0] $x": "50% done? it's 'fine'"}).items] == [odd.artifact_id]
+    assert [r.artifact_id for r in search(labels={"é": "ü"}).items] == [odd.artifact_id]
+    assert search(labels={"a.b [0] $x": "50% done"}).items == []  # equality, not a pattern
+    assert [r.artifact_id for r in search(tags=["100%"]).items] == [odd.artifact_id]
+    assert [r.artifact_id for r in search(tags=["why?", "100%"]).items] == [odd.artifact_id]
+    assert search(tags=["10"]).items == []  # a whole tag, not a prefix
+
+
+def test_metric_filters_compare_integers_and_floats_by_value(store: MemoryStore) -> None:
+    """Metric conditions compare numbers (2 == 2.0, 10 > 9.5) and skip records without the metric."""
+    save = store.artifacts.save_text
+    two = save("two", kind="k", metrics={"n": 2})
+    two_float = save("two float", kind="k", metrics={"n": 2.0})
+    half = save("two and a half", kind="k", metrics={"n": 2.5})
+    ten = save("ten", kind="k", metrics={"n": 10})
+    negative = save("negative", kind="k", metrics={"n": -3.25})
+    save("no n", kind="k", metrics={"m": 2})
+
+    def ids(conditions: dict[str, float]) -> set[str]:
+        return {r.artifact_id for r in store.artifacts.search(metrics={"n": conditions}).items}
+
+    assert ids({"==": 2}) == {two.artifact_id, two_float.artifact_id}
+    assert ids({"==": 2.0}) == {two.artifact_id, two_float.artifact_id}
+    assert ids({"!=": 2}) == {half.artifact_id, ten.artifact_id, negative.artifact_id}
+    assert ids({">": 9.5}) == {ten.artifact_id}
+    assert ids({">": 2, "<": 10}) == {half.artifact_id}
+    assert ids({">=": 2.5, "<=": 10}) == {half.artifact_id, ten.artifact_id}
+    assert ids({"<": 0}) == {negative.artifact_id}
+    assert ids({">": 2**62}) == set()
+
+
+def test_best_orders_by_number_not_text_and_ties_go_to_the_earliest(store: MemoryStore) -> None:
+    """10 beats 9.5 and 2 (a text order would not); 2 and 2.0 tie, so min is the one saved first."""
+    save = store.artifacts.save_text
+    two = save("two", kind="k", metrics={"n": 2})
+    save("two float", kind="k", metrics={"n": 2.0})
+    save("nine and a half", kind="k", metrics={"n": 9.5})
+    ten = save("ten", kind="k", metrics={"n": 10})
+    save("no n", kind="k", metrics={"m": 100})
+    assert store.artifacts.best("n", mode="max") == ten
+    assert store.artifacts.best("n", mode="min") == two
+    assert store.artifacts.best("n", mode="max", labels={"x": 1}) is None
+
+
+def test_ranked_search_applies_the_typed_filters_too(store: MemoryStore) -> None:
+    """With a query, labels, tags and metrics filter the ranked hits exactly as they filter a listing."""
+    save = store.artifacts.save_text
+    wanted = save("garden notes about tomatoes", kind="note", labels={"v": 1}, tags=["g"], metrics={"m": 2})
+    save("garden notes about tomatoes again", kind="note", labels={"v": "1"}, tags=["g"], metrics={"m": 2})
+    save("garden notes about tomatoes once more", kind="note", labels={"v": 1}, tags=["h"], metrics={"m": 2})
+    save("garden notes about tomatoes, last", kind="note", labels={"v": 1}, tags=["g"], metrics={"m": 1.5})
+    page = store.artifacts.search(
+        query="garden tomatoes", mode="lexical", labels={"v": 1}, tags=["g"], metrics={"m": {">=": 2}}
+    )
+    assert [r.artifact_id for r in page.items] == [wanted.artifact_id]
+    assert store.artifacts.search(query="garden", mode="lexical", labels={"v": True}).items == []
+
+
+def test_concurrent_saves_of_the_same_content_and_metadata_make_one_record(data_dir: Path) -> None:
+    """Two stores on one database, several threads each, saving identical artifacts at once: one record wins."""
+    import threading
+
+    with (
+        MemoryStore.open(data_dir, run_id="run_same") as first,
+        MemoryStore.open(data_dir, run_id="run_same") as second,
+    ):
+        start = threading.Barrier(8)
+        results: list[str] = []
+        errors: list[BaseException] = []
+
+        def save(store: MemoryStore) -> None:
+            try:
+                start.wait()
+                record = store.artifacts.save_text("same", kind="k", labels={"a": 1}, tags=["t"], metrics={"m": 1})
+                results.append(record.artifact_id)
+            except BaseException as exc:  # reported below, in the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=save, args=(s,)) for s in [first, second] * 4]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(results) == 8 and len(set(results)) == 1
+        assert first.artifacts.count() == 1
+        assert second.artifacts.get(results[0]).labels == {"a": 1}
+
+
+def test_delete_reports_what_it_removed_and_a_second_delete_finds_nothing(store: MemoryStore) -> None:
+    """delete removes exactly the record named; the other record sharing its blob stays."""
+    kept = store.artifacts.save_text("shared", kind="a")
+    gone = store.artifacts.save_text("shared", kind="b")
+    report = store.artifacts.delete(gone.artifact_id)
+    assert report.deleted and report.artifact_id == gone.artifact_id
+    with pytest.raises(NotFound):
+        store.artifacts.delete(gone.artifact_id)
+    assert store.artifacts.get(kept.uri) == kept
+    assert store.artifacts.count() == 1
+
+
 def test_search_without_filters_lists_everything_page_by_page(store: MemoryStore) -> None:
     """No filters lists all records newest first; cursors walk every page exactly once."""
     saved = [store.artifacts.save_text(f"item {i}", kind="k").artifact_id for i in range(7)]
@@ -242,6 +373,13 @@ def test_read_by_path_returns_a_local_file_with_the_content(store: MemoryStore) 
         (lambda a: a.search(metrics={"acc": {"~": 1}}), InvalidInput, "operator"),
         (lambda a: a.search(scope="graph"), InvalidInput, "needs graph_id"),
         (lambda a: a.best("acc", mode="median"), InvalidInput, "use max or min"),
+        # Names SQLite's JSON path cannot quote are refused on both engines alike.
+        (lambda a: a.search(labels={'say"hi': 1}), InvalidInput, "must not contain quotes or backslashes"),
+        (lambda a: a.search(metrics={"a\\b": {">": 1}}), InvalidInput, "must not contain quotes or backslashes"),
+        (lambda a: a.best('acc"'), InvalidInput, "must not contain quotes or backslashes"),
+        # Integers past 64 bits: SQLite cannot bind them, so neither engine compares them.
+        (lambda a: a.search(labels={"seed": 2**63}), InvalidInput, "must fit in 64 bits"),
+        (lambda a: a.search(metrics={"acc": {">": -(2**63) - 1}}), InvalidInput, "must fit in 64 bits"),
     ],
 )
 def test_bad_input_is_refused_with_a_message_and_changes_nothing(

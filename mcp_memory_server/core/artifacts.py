@@ -306,7 +306,7 @@ class Artifacts:
                 conn.execute("UPDATE artifacts SET pinned = 1 WHERE seq = ?", (row["seq"],))
                 row = conn.execute("SELECT * FROM artifacts WHERE seq = ?", (row["seq"],)).fetchone()
             conn.executemany(
-                "INSERT OR IGNORE INTO artifact_blobs (artifact_id, sha256) VALUES (?, ?)",
+                "INSERT INTO artifact_blobs (artifact_id, sha256) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(row["artifact_id"], digest) for digest in {sha256, *extra_blobs}],
             )
         return _record(row)
@@ -552,25 +552,29 @@ class Artifacts:
     ) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
+        dialect = self._db.dialect
         if kind:
-            clauses.append("kind = ?")
+            clauses.append("artifacts.kind = ?")
             params.append(check.short(kind, field="kind", max_chars=128))
         for key, value in check.labels(labels, config=self._config).items():
-            path = _json_path(key, "labels")
+            _check_key(key, "labels")
+            # Typed reads keep the JSON types apart: a filter 1 matches neither "1" nor true.
             if isinstance(value, bool):
-                clauses.append("json_type(labels, ?) = ?")
-                params += [path, "true" if value else "false"]
+                sql, args = dialect.json_bool("artifacts.labels", key)
+                value = int(value)
             elif isinstance(value, int | float):
-                clauses.append("json_type(labels, ?) IN ('integer', 'real') AND json_extract(labels, ?) = ?")
-                params += [path, path, value]
+                _check_bound(value, f"labels[{key!r}]")
+                sql, args = dialect.json_number("artifacts.labels", key)
             else:
-                clauses.append("json_type(labels, ?) = 'text' AND json_extract(labels, ?) = ?")
-                params += [path, path, value]
+                sql, args = dialect.json_text("artifacts.labels", key)
+            clauses.append(f"{sql} = ?")
+            params += [*args, value]
         for tag in check.tags(tags, config=self._config):
-            clauses.append("EXISTS (SELECT 1 FROM json_each(artifacts.tags) WHERE value = ?)")
-            params.append(tag)
+            sql, args = dialect.json_array_contains("artifacts.tags", tag)
+            clauses.append(sql)
+            params += args
         for name, conditions in (metrics or {}).items():
-            path = _json_path(name, "metrics")
+            _check_key(name, "metrics")
             if not isinstance(conditions, Mapping) or not conditions:
                 raise InvalidInput(f'metrics filter for {name!r} must be like {{">=": 0.9}}')
             for op, bound in conditions.items():
@@ -578,8 +582,10 @@ class Artifacts:
                     raise InvalidInput(f"metric operator {op!r} is not valid; use one of {', '.join(_METRIC_OPS)}")
                 if isinstance(bound, bool) or not isinstance(bound, int | float):
                     raise InvalidInput(f"metric bound for {name!r} {op} must be a number, got {bound!r}")
-                clauses.append(f"json_extract(metrics, ?) {_METRIC_OPS[op]} ?")
-                params += [path, bound]
+                _check_bound(bound, f"metric bound for {name!r} {op}")
+                sql, args = dialect.json_number("artifacts.metrics", name)
+                clauses.append(f"{sql} {_METRIC_OPS[op]} ?")
+                params += [*args, bound]
         clauses += self._scope_clause(scope, graph_id, node_id, params)
         return clauses, params
 
@@ -642,7 +648,11 @@ class Artifacts:
             filter=SourceFilter("artifacts", "artifacts.artifact_id = d.item_id", " AND ".join(clauses), params),
         )  # fmt: skip
         ids = [r.item_id for r in ranking.items]
-        rows = self._db.query(f"SELECT * FROM artifacts WHERE artifact_id IN ({','.join('?' * len(ids))})", ids)
+        rows = (  # PostgreSQL refuses an empty IN ()
+            self._db.query(f"SELECT * FROM artifacts WHERE artifact_id IN ({','.join('?' * len(ids))})", ids)
+            if ids
+            else []
+        )
         found = {row["artifact_id"]: _record(row) for row in rows}
         kept = [r for r in ranking.items if r.item_id in found]
         return ArtifactPage(
@@ -678,15 +688,14 @@ class Artifacts:
         """The record with the best ``metrics[metric]``; records without it are ignored, ties go to the earliest."""
         if mode not in ("max", "min"):
             raise InvalidInput(f"mode={mode!r} is not valid; use max or min")
-        path = _json_path(check.short(metric, field="metric", max_chars=128), "metric")
+        metric = _check_key(check.short(metric, field="metric", max_chars=128), "metric")
         clauses, params = self._where(kind=kind, labels=labels, scope=scope, graph_id=graph_id, node_id=node_id)
-        clauses.append("json_type(metrics, ?) IN ('integer', 'real')")
-        params.append(path)
+        value, value_params = self._db.dialect.json_number("artifacts.metrics", metric)
+        clauses.append(f"{value} IS NOT NULL")
         order = "DESC" if mode == "max" else "ASC"
         rows = self._db.query(
-            f"SELECT * FROM artifacts WHERE {' AND '.join(clauses)}"
-            f" ORDER BY json_extract(metrics, ?) {order}, seq ASC LIMIT 1",
-            (*params, path),
+            f"SELECT * FROM artifacts WHERE {' AND '.join(clauses)} ORDER BY {value} {order}, seq ASC LIMIT 1",
+            (*params, *value_params, *value_params),
         )
         return _record(rows[0]) if rows else None
 
@@ -745,10 +754,19 @@ def _raise_empty(field: str) -> str:
     raise InvalidInput(f"{field} must not be empty")
 
 
-def _json_path(key: str, field: str) -> str:
+def _check_key(key: str, field: str) -> str:
+    # SQLite's JSON path cannot quote a quote inside a key; both engines refuse the same names.
     if '"' in key or "\\" in key:
         raise InvalidInput(f"{field} name {key!r} must not contain quotes or backslashes")
-    return f'$."{key}"'
+    return key
+
+
+def _check_bound(value: float, field: str) -> None:
+    # One answer on both engines: SQLite cannot bind a wider integer, PostgreSQL would compare it.
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise InvalidInput(
+            f"{field} is too large: integers must fit in 64 bits (-2**63 .. 2**63-1); use a smaller value"
+        )
 
 
 _MANIFEST_HEAD = b'{"entries":['
