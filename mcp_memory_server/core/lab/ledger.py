@@ -565,12 +565,12 @@ class Lab:
             }  # fmt: skip
             summary_record = self._artifacts.save_json(run_doc, "run_summary", name="summary.json", labels=labels)
             stored.append(_artifact("summary", summary_record))
-            self._insert(
-                conn, run_id=run_id, ts=stamp, branch=branch, commit=commit, parent_commit=parent_commit,
+            self._insert(conn, [self._run_values(
+                run_id=run_id, ts=stamp, branch=branch, commit=commit, parent_commit=parent_commit,
                 family=family, status=status, description=description, hypothesis=hypothesis, tags=clean_tags,
                 notes=notes, metrics=clean_metrics, error=run_error, artifacts=stored, novelty=novelty,
                 packet=packet, source=None,
-            )  # fmt: skip
+            )])  # fmt: skip
             if vector is not None:
                 conn.execute(
                     "INSERT INTO lab_run_vectors (run_id, model_id, dim, vector) VALUES (?, ?, ?, ?)" + _REPLACE_VECTOR,
@@ -578,9 +578,17 @@ class Lab:
                 )
         return self.get(run_id)
 
-    def _insert(
+    def _insert(self, conn: Connection, runs: Sequence[tuple[Any, ...]]) -> None:
+        """Append runs (each from :meth:`_run_values`) in one batch, in order: their seq is their order."""
+        conn.executemany(
+            "INSERT INTO lab_runs (run_id, ts, branch, commit_sha, parent_commit, family, status, description,"
+            " hypothesis, tags, notes, metrics, error, artifacts, novelty_guard, decision_packet, source,"
+            " server_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            runs,
+        )
+
+    def _run_values(
         self,
-        conn: Connection,
         *,
         run_id: str,
         ts: str,
@@ -599,21 +607,17 @@ class Lab:
         novelty: NoveltyCheck | None,
         packet: DecisionPacket | None,
         source: Mapping[str, Any] | None,
-    ) -> None:
-        conn.execute(
-            "INSERT INTO lab_runs (run_id, ts, branch, commit_sha, parent_commit, family, status, description,"
-            " hypothesis, tags, notes, metrics, error, artifacts, novelty_guard, decision_packet, source,"
-            " server_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run_id, ts, branch, commit, parent_commit, family, status, description, hypothesis,
-                check.canonical_json(list(tags)), notes, check.canonical_json(dict(metrics)),
-                error.model_dump_json() if error else None,
-                json.dumps([a.model_dump() for a in artifacts]),
-                novelty.model_dump_json() if novelty else None,
-                packet.model_dump_json() if packet else None,
-                json.dumps(source) if source else None,
-                self._ctx.run_id,
-            ),
+    ) -> tuple[Any, ...]:
+        """One ``lab_runs`` row's values, in the column order of :meth:`_insert`."""
+        return (
+            run_id, ts, branch, commit, parent_commit, family, status, description, hypothesis,
+            check.canonical_json(list(tags)), notes, check.canonical_json(dict(metrics)),
+            error.model_dump_json() if error else None,
+            json.dumps([a.model_dump() for a in artifacts]),
+            novelty.model_dump_json() if novelty else None,
+            packet.model_dump_json() if packet else None,
+            json.dumps(source) if source else None,
+            self._ctx.run_id,
         )  # fmt: skip
 
     def _compare(self, conn: Connection, status: str, value: float | None, parent_commit: str | None) -> Comparison:
@@ -1016,6 +1020,7 @@ class Lab:
             champion = self._champion(conn)
             best = dict(champion) if champion else None
             values_by_commit: dict[str, dict[str, Any]] = {}
+            batch: list[tuple[Any, ...]] = []
             for row in rows:
                 run_id = new_id("run")
                 run_ids.append(run_id)
@@ -1028,17 +1033,18 @@ class Lab:
                 packet = decide(summary, comparison, error=None, novelty=None, near_margin=self.near_margin)
                 source: dict[str, Any] = {"format": "results.tsv", "line": row.line, "columns": header,
                                           "cells": row.cells}  # fmt: skip
-                self._insert(
-                    conn, run_id=run_id, ts=stamp, branch=branch, commit=row.commit, parent_commit=parent,
+                batch.append(self._run_values(
+                    run_id=run_id, ts=stamp, branch=branch, commit=row.commit, parent_commit=parent,
                     family=family, status=row.status, description=row.description, hypothesis=None, tags=[],
                     notes=None, metrics=row.metrics, error=None, artifacts=[], novelty=None, packet=packet,
                     source=source,
-                )  # fmt: skip
+                ))  # fmt: skip
                 if comparison.new_champion:
                     best = {"run_id": run_id, "value": value}
                 if row.status == "keep":
                     values_by_commit[row.commit] = {"run_id": run_id, "value": value}
                     parent = row.commit
+            self._insert(conn, batch)
         if self._embedder.state == "ready":
             with self._index.lock:
                 self._index.refresh()
