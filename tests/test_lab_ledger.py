@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mcp_memory_server import AccessDenied, InvalidInput, MemoryStore, NotFound
+from mcp_memory_server.core.lab import LabRun
 from mcp_memory_server.embeddings import Embedder
 
 RESULTS_TSV = (
@@ -229,6 +231,89 @@ def test_a_second_store_on_the_same_directory_sees_runs_logged_by_the_first(
         assert second.lab.check("depth 12").classification == "duplicate_run"
         rows = second.db.query("SELECT model_id, dim FROM lab_run_vectors")
         assert [(r[0], r[1]) for r in rows] == [(second.embedder.model_id, 384)] * 2
+
+
+def test_racing_loggers_in_separate_stores_crown_exactly_one_champion(
+    data_dir: Path, embedding_model: Embedder
+) -> None:
+    """Four stores log kept runs at once, each beating the champion by the same margin: exactly one is crowned.
+
+    The comparison with the champion and the parent runs inside the write, so each logger
+    sees every run committed before it; the winner is the first to commit, and ties on the
+    board go to it as the earliest.
+    """
+    with MemoryStore.open(data_dir) as first:
+        baseline = first.lab.log("baseline", "keep", {"val_bpb": 1.0}, commit="c0")
+    stores = [MemoryStore.open(data_dir) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    logged: list[LabRun] = []
+    failures: list[BaseException] = []
+
+    def race(i: int, store: MemoryStore) -> None:
+        try:
+            barrier.wait()
+            logged.append(store.lab.log(f"idea {i}: set warmup steps to {100 * (i + 1)}", "keep",
+                                        {"val_bpb": 0.99}, commit=f"r{i}", parent_commit="c0"))  # fmt: skip
+        except BaseException as exc:  # surfaced below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=race, args=(i, s)) for i, s in enumerate(stores)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for store in stores:
+            store.close()
+    assert not failures and len(logged) == 4
+    comparisons = {run.run_id: run.decision_packet.comparison for run in logged if run.decision_packet}
+    winners = [run_id for run_id, c in comparisons.items() if c.new_champion]
+    assert len(winners) == 1
+    losers = [c for run_id, c in comparisons.items() if run_id != winners[0]]
+    assert all(c.champion_run_id == winners[0] and c.delta == 0 for c in losers)
+    assert all(c.parent_run_id == baseline.run_id and c.parent_improvement == pytest.approx(0.01)
+               for c in comparisons.values())  # fmt: skip
+    with MemoryStore.open(data_dir) as reader:
+        board = reader.lab.board()
+    assert board.champion is not None and board.champion.run_id == winners[0]
+
+
+def test_a_stored_metric_that_is_not_a_number_never_ranks(store: MemoryStore) -> None:
+    """Runs whose metric is text, a boolean, null or a list (written by another tool) are left out of the board."""
+    real = store.lab.log("baseline", "keep", {"val_bpb": 0.99})
+    odd = ['{"val_bpb": "0.1"}', '{"val_bpb": true}', '{"val_bpb": null}', '{"val_bpb": [0.1]}']
+    with store.db.write() as conn:
+        for i, metrics in enumerate(odd):
+            conn.execute(
+                "INSERT INTO lab_runs (run_id, ts, status, description, metrics, server_run_id)"
+                " VALUES (?, ?, 'keep', ?, ?, 'another-tool')",
+                (f"run_odd{i}", "2026-03-05T00:00:00.000000Z", f"written elsewhere {i}", metrics),
+            )
+    board = store.lab.board()
+    assert board.champion is not None and board.champion.run_id == real.run_id and board.challengers == []
+    tied = store.lab.log("tied", "keep", {"val_bpb": 0.99})
+    assert tied.decision_packet is not None
+    comparison = tied.decision_packet.comparison
+    assert comparison.champion_run_id == real.run_id and not comparison.new_champion
+    assert not [s.run_id for lin in store.lab.lineages(limit=10) for s in lin.steps if s.run_id.startswith("run_odd")]
+
+
+def test_after_a_model_change_each_run_keeps_one_vector_of_the_new_model(
+    data_dir: Path, embedding_model: Embedder
+) -> None:
+    """A vector of another model is replaced, not kept beside the new one; vectors come back as bytes."""
+    with MemoryStore.open(data_dir) as store:
+        store.lab.log("raise the learning rate to 0.04", "discard", {"val_bpb": 1.01})
+        store.lab.log("depth 12", "keep", {"val_bpb": 0.99})
+        with store.db.write() as conn:
+            conn.execute("UPDATE lab_run_vectors SET model_id = ?, dim = ?, vector = ?", ("old-model", 2, bytes(8)))
+    with MemoryStore.open(data_dir) as reopened:
+        assert reopened.lab.embed_missing() == 2
+        rows = reopened.db.query("SELECT model_id, dim, vector FROM lab_run_vectors")
+        assert [(r[0], r[1]) for r in rows] == [(reopened.embedder.model_id, 384)] * 2
+        assert all(isinstance(r[2], bytes) and len(r[2]) == 384 * 4 for r in rows)
+        assert reopened.lab.check("lr 0.04").classification == "duplicate_run"
 
 
 # -- results.tsv ------------------------------------------------------------------------------------

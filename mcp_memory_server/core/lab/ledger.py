@@ -74,6 +74,10 @@ _TAIL_LINES = 30
 _TAIL_CHARS = 4000
 _CLUSTER_HORIZON = {"embedding": 2000, "lexical": 500}
 """How many of the newest failed runs failure clustering considers (lexical matching is slower)."""
+_REPLACE_VECTOR = (
+    " ON CONFLICT (run_id) DO UPDATE SET model_id = excluded.model_id, dim = excluded.dim, vector = excluded.vector"
+)
+"""A run keeps one description vector: a newer one (another model's) replaces it."""
 _ERROR_LINE = ("error", "exception", "traceback", "killed", "nan", "fatal", "failed", "abort")
 
 
@@ -208,8 +212,8 @@ class _RunIndex:
         dim = int(vectors.shape[1])
         with self._db.write() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO lab_run_vectors (run_id, model_id, dim, vector)"
-                " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM lab_runs WHERE run_id = ?)",
+                "INSERT INTO lab_run_vectors (run_id, model_id, dim, vector)"
+                " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM lab_runs WHERE run_id = ?)" + _REPLACE_VECTOR,
                 [
                     (self.rows[i].run_id, self.model_id, dim, vector.astype("float32").tobytes(), self.rows[i].run_id)
                     for i, vector in zip(indices, vectors, strict=True)
@@ -271,8 +275,20 @@ class Lab:
     def direction(self) -> Literal["min", "max"]:
         return "max" if self._config.lab_direction == "max" else "min"
 
-    def _path(self) -> str:
-        return f'$."{self.metric}"'
+    def _metric_sql(self) -> tuple[str, list[Any]]:
+        """The primary metric of a run as SQL: its number, NULL when absent or not a number."""
+        return self._db.dialect.json_number("metrics", self.metric)
+
+    def _champion(self, conn: Connection) -> Row | None:
+        """The best kept run with a numeric primary metric (ties: the earliest), as ``run_id, value``."""
+        number, params = self._metric_sql()
+        order = "ASC" if self.direction == "min" else "DESC"
+        row: Row | None = conn.execute(
+            f"SELECT run_id, {number} AS value FROM lab_runs WHERE status = 'keep' AND {number} IS NOT NULL"
+            f" ORDER BY value {order}, seq ASC LIMIT 1",
+            [*params, *params],
+        ).fetchone()
+        return row
 
     # -- novelty ---------------------------------------------------------------------------------
 
@@ -549,22 +565,30 @@ class Lab:
             }  # fmt: skip
             summary_record = self._artifacts.save_json(run_doc, "run_summary", name="summary.json", labels=labels)
             stored.append(_artifact("summary", summary_record))
-            self._insert(
-                conn, run_id=run_id, ts=stamp, branch=branch, commit=commit, parent_commit=parent_commit,
+            self._insert(conn, [self._run_values(
+                run_id=run_id, ts=stamp, branch=branch, commit=commit, parent_commit=parent_commit,
                 family=family, status=status, description=description, hypothesis=hypothesis, tags=clean_tags,
                 notes=notes, metrics=clean_metrics, error=run_error, artifacts=stored, novelty=novelty,
                 packet=packet, source=None,
-            )  # fmt: skip
+            )])  # fmt: skip
             if vector is not None:
                 conn.execute(
-                    "INSERT OR REPLACE INTO lab_run_vectors (run_id, model_id, dim, vector) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO lab_run_vectors (run_id, model_id, dim, vector) VALUES (?, ?, ?, ?)" + _REPLACE_VECTOR,
                     (run_id, self._embedder.model_id, int(vector.shape[0]), vector.astype("float32").tobytes()),
                 )
         return self.get(run_id)
 
-    def _insert(
+    def _insert(self, conn: Connection, runs: Sequence[tuple[Any, ...]]) -> None:
+        """Append runs (each from :meth:`_run_values`) in one batch, in order: their seq is their order."""
+        conn.executemany(
+            "INSERT INTO lab_runs (run_id, ts, branch, commit_sha, parent_commit, family, status, description,"
+            " hypothesis, tags, notes, metrics, error, artifacts, novelty_guard, decision_packet, source,"
+            " server_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            runs,
+        )
+
+    def _run_values(
         self,
-        conn: Connection,
         *,
         run_id: str,
         ts: str,
@@ -583,42 +607,38 @@ class Lab:
         novelty: NoveltyCheck | None,
         packet: DecisionPacket | None,
         source: Mapping[str, Any] | None,
-    ) -> None:
-        conn.execute(
-            "INSERT INTO lab_runs (run_id, ts, branch, commit_sha, parent_commit, family, status, description,"
-            " hypothesis, tags, notes, metrics, error, artifacts, novelty_guard, decision_packet, source,"
-            " server_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run_id, ts, branch, commit, parent_commit, family, status, description, hypothesis,
-                check.canonical_json(list(tags)), notes, check.canonical_json(dict(metrics)),
-                error.model_dump_json() if error else None,
-                json.dumps([a.model_dump() for a in artifacts]),
-                novelty.model_dump_json() if novelty else None,
-                packet.model_dump_json() if packet else None,
-                json.dumps(source) if source else None,
-                self._ctx.run_id,
-            ),
+    ) -> tuple[Any, ...]:
+        """One ``lab_runs`` row's values, in the column order of :meth:`_insert`."""
+        return (
+            run_id, ts, branch, commit, parent_commit, family, status, description, hypothesis,
+            check.canonical_json(list(tags)), notes, check.canonical_json(dict(metrics)),
+            error.model_dump_json() if error else None,
+            json.dumps([a.model_dump() for a in artifacts]),
+            novelty.model_dump_json() if novelty else None,
+            packet.model_dump_json() if packet else None,
+            json.dumps(source) if source else None,
+            self._ctx.run_id,
         )  # fmt: skip
 
     def _compare(self, conn: Connection, status: str, value: float | None, parent_commit: str | None) -> Comparison:
-        path = self._path()
-        order = "ASC" if self.direction == "min" else "DESC"
-        champion = conn.execute(
-            "SELECT run_id, json_extract(metrics, ?) AS value FROM lab_runs WHERE status = 'keep'"
-            f" AND json_type(metrics, ?) IN ('integer', 'real') ORDER BY value {order}, seq ASC LIMIT 1",
-            (path, path),
-        ).fetchone()
+        champion = self._champion(conn)
         parent = None
         if parent_commit:
+            number, params = self._metric_sql()
+            # The parent commit's latest kept run, else its latest run of any status.
             parent = conn.execute(
-                "SELECT run_id, json_extract(metrics, ?) AS value FROM lab_runs WHERE commit_sha = ?"
-                " ORDER BY status = 'keep' DESC, seq DESC LIMIT 1",
-                (path, parent_commit),
+                f"SELECT run_id, {number} AS value FROM lab_runs WHERE commit_sha = ?"
+                " ORDER BY CASE WHEN status = 'keep' THEN 0 ELSE 1 END, seq DESC LIMIT 1",
+                [*params, parent_commit],
             ).fetchone()
         return self._comparison(status, value, champion, parent)
 
     def _comparison(
-        self, status: str, value: float | None, champion: Mapping[str, Any] | None, parent: Mapping[str, Any] | None
+        self,
+        status: str,
+        value: float | None,
+        champion: Row | Mapping[str, Any] | None,
+        parent: Row | Mapping[str, Any] | None,
     ) -> Comparison:
         champion_value = champion["value"] if champion else None
         improvement = self._improvement(value, champion_value)
@@ -700,7 +720,7 @@ class Lab:
             rows = self._db.query(f"SELECT * FROM lab_runs {where} ORDER BY seq", params)
         else:
             rows = self._db.query(
-                f"SELECT * FROM (SELECT * FROM lab_runs {where} ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                f"SELECT * FROM (SELECT * FROM lab_runs {where} ORDER BY seq DESC LIMIT ?) AS newest ORDER BY seq",
                 [*params, limit],
             )
         return [_run(r) for r in rows]
@@ -710,13 +730,13 @@ class Lab:
 
     def board(self) -> ChampionBoard:
         """The champion (best kept run; ties: earliest) and the next three eligible runs with their deltas."""
-        path = self._path()
+        number, params = self._metric_sql()
         order = "ASC" if self.direction == "min" else "DESC"
         rows = self._db.query(
-            "SELECT run_id, commit_sha, status, description, ts, json_extract(metrics, ?) AS value FROM lab_runs"
-            " WHERE status != 'crash' AND json_type(metrics, ?) IN ('integer', 'real')"
-            f" ORDER BY status != 'keep', value {order}, seq ASC LIMIT 4",
-            (path, path),
+            f"SELECT run_id, commit_sha, status, description, ts, {number} AS value FROM lab_runs"
+            f" WHERE status != 'crash' AND {number} IS NOT NULL"
+            f" ORDER BY CASE WHEN status = 'keep' THEN 0 ELSE 1 END, value {order}, seq ASC LIMIT 4",
+            [*params, *params],
         )
         if not rows:
             return ChampionBoard(metric=self.metric, direction=self.direction)
@@ -744,11 +764,11 @@ class Lab:
 
     def lineages(self, limit: int = 3) -> list[Lineage]:
         """The best distinct chains of runs linked by ``parent_commit`` (a cycle is cut, never followed)."""
-        path = self._path()
+        number, params = self._metric_sql()
         rows = self._db.query(
-            "SELECT seq, run_id, commit_sha, parent_commit, status, description, json_extract(metrics, ?) AS value"
+            f"SELECT seq, run_id, commit_sha, parent_commit, status, description, {number} AS value"
             " FROM lab_runs ORDER BY seq",
-            (path,),
+            params,
         )
         by_commit: dict[str, Row] = {}
         for row in rows:
@@ -883,12 +903,11 @@ class Lab:
         start = (datetime.fromisoformat(end.replace("Z", "+00:00")) - timedelta(hours=since_hours)).strftime(
             "%Y-%m-%dT%H:%M:%S.%fZ"
         )
-        path = self._path()
+        number, params = self._metric_sql()
         points = [
             report_module.Point(r[0], r[1], r[2], r[3])
             for r in self._db.query(
-                "SELECT run_id, ts, status, json_extract(metrics, ?) FROM lab_runs WHERE ts <= ? ORDER BY seq",
-                (path, end),
+                f"SELECT run_id, ts, status, {number} FROM lab_runs WHERE ts <= ? ORDER BY seq", [*params, end]
             )
         ]
         window = [
@@ -998,15 +1017,10 @@ class Lab:
         stamp = utc_now()
         run_ids: list[str] = []
         with self._db.write() as conn:
-            path_ = self._path()
-            order = "ASC" if self.direction == "min" else "DESC"
-            champion = conn.execute(
-                "SELECT run_id, json_extract(metrics, ?) AS value FROM lab_runs WHERE status = 'keep'"
-                f" AND json_type(metrics, ?) IN ('integer', 'real') ORDER BY value {order}, seq ASC LIMIT 1",
-                (path_, path_),
-            ).fetchone()
+            champion = self._champion(conn)
             best = dict(champion) if champion else None
             values_by_commit: dict[str, dict[str, Any]] = {}
+            batch: list[tuple[Any, ...]] = []
             for row in rows:
                 run_id = new_id("run")
                 run_ids.append(run_id)
@@ -1019,17 +1033,18 @@ class Lab:
                 packet = decide(summary, comparison, error=None, novelty=None, near_margin=self.near_margin)
                 source: dict[str, Any] = {"format": "results.tsv", "line": row.line, "columns": header,
                                           "cells": row.cells}  # fmt: skip
-                self._insert(
-                    conn, run_id=run_id, ts=stamp, branch=branch, commit=row.commit, parent_commit=parent,
+                batch.append(self._run_values(
+                    run_id=run_id, ts=stamp, branch=branch, commit=row.commit, parent_commit=parent,
                     family=family, status=row.status, description=row.description, hypothesis=None, tags=[],
                     notes=None, metrics=row.metrics, error=None, artifacts=[], novelty=None, packet=packet,
                     source=source,
-                )  # fmt: skip
+                ))  # fmt: skip
                 if comparison.new_champion:
                     best = {"run_id": run_id, "value": value}
                 if row.status == "keep":
                     values_by_commit[row.commit] = {"run_id": run_id, "value": value}
                     parent = row.commit
+            self._insert(conn, batch)
         if self._embedder.state == "ready":
             with self._index.lock:
                 self._index.refresh()
