@@ -276,6 +276,7 @@ def test_the_same_id_twice_in_one_batch_is_refused(store: MemoryStore) -> None:
 # -- integrity ------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # PRAGMA foreign_keys is SQLite's per-connection switch; PostgreSQL has none
 def test_every_connection_enforces_foreign_keys(store: MemoryStore) -> None:
     """Connections on any thread have foreign_keys on, so a raw dangling insert is refused by SQLite."""
     seen: list[int] = []
@@ -286,6 +287,28 @@ def test_every_connection_enforces_foreign_keys(store: MemoryStore) -> None:
     assert store.db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     with pytest.raises(sqlite3.IntegrityError), store.db.write() as conn:
         conn.execute("INSERT INTO graph_edges (from_id, to_id, label, agent_id) VALUES ('x', 'y', 'L', '')")
+
+
+def test_a_raw_dangling_edge_is_refused_by_the_engine_on_every_thread(store: MemoryStore) -> None:
+    """Below the capability's own check, the engine refuses an edge to a missing node, on any thread's connection."""
+    store.graph.write([node("a", "semantic", {"fact": "a"}, 1)], agent_id="alice")
+    refused: list[bool] = []
+
+    def dangling(from_id: str, to_id: str) -> bool:
+        try:
+            with store.db.write() as conn:
+                conn.execute("INSERT INTO graph_edges (from_id, to_id, label, agent_id) VALUES (?, ?, 'L', '')",
+                             (from_id, to_id))  # fmt: skip
+        except store.db.IntegrityError:
+            return True
+        return False
+
+    worker = threading.Thread(target=lambda: refused.append(dangling(nid("a"), nid("ghost"))))
+    worker.start()
+    worker.join()
+    refused += [dangling(nid("ghost"), nid("a")), dangling("x", "y")]
+    assert refused == [True, True, True]
+    assert table_counts(store) == (1, 0)
 
 
 def test_deleting_a_node_cascades_to_its_edges_in_both_directions(graph_store: MemoryStore) -> None:
