@@ -320,6 +320,42 @@ def test_deleting_a_node_cascades_to_its_edges_in_both_directions(graph_store: M
     assert graph_store.graph.validate().is_valid
 
 
+def test_deleting_a_node_removes_a_forensic_edge_dangling_at_its_other_end(store: MemoryStore) -> None:
+    """An edge loaded with checks off still goes with the node it does reference, and checks are on again after."""
+    snapshot = {"agent_id": "alice", "schema_version": "1.0", "nodes": [node("a", "semantic", {"fact": "a"}, 1)],
+                "edges": [{"source_id": nid("a"), "target_id": nid("ghost"), "edge_type": "L"},
+                          {"source_id": nid("ghost"), "target_id": nid("a"), "edge_type": "L"}]}  # fmt: skip
+    assert store.graph.import_snapshot(snapshot, allow_dangling_edges=True).validation.dangling_edge_count == 2
+    with pytest.raises(NotFound, match="Nothing was written"):
+        store.graph.write([node("b", "semantic", {"fact": "b"}, 2, edges=[{"to_id": nid("ghost"), "label": "L"}])])
+    assert table_counts(store) == (1, 2)
+    assert store.graph.delete_nodes([nid("a")]) == 1
+    assert table_counts(store) == (0, 0)
+
+
+def test_a_nul_character_round_trips_on_sqlite_and_is_refused_whole_on_postgres(
+    store: MemoryStore, engine: str
+) -> None:
+    """PostgreSQL text cannot hold NUL: there the write is InvalidInput naming it, and nothing is stored."""
+    keep = node("keep", "semantic", {"fact": "kept"}, 0)
+    store.graph.write([keep])
+    batches = [
+        [node("a", "semantic", {"fact": "nul\x00here"}, 1)],  # in the searchable text and the payload
+        [node("b", "semantic", {"fact": "b", "x_note": "nul\x00"}, 2)],  # in an extra field, the payload only
+        [node("c", "semantic", {"fact": "c", "x_\x00": 1}, 3)],  # in a key
+    ]
+    for batch in batches:
+        if engine == "postgres":
+            with pytest.raises(InvalidInput, match="NUL"):
+                store.graph.write([*batch, node("d", "semantic", {"fact": "d"}, 4)])
+            assert table_counts(store) == (1, 0) and store.graph.get(nid("d")) is None
+        else:
+            stored = store.graph.get(store.graph.write(batch).node_ids[0])
+            assert stored is not None
+            assert {key: stored.payload.get(key) for key in batch[0]["payload"]} == batch[0]["payload"]
+    assert [n.id for n in store.graph.query("semantic_nodes", "alice").nodes][-1] == nid("keep")
+
+
 def test_delete_scoped_to_an_agent_leaves_other_agents_nodes(graph_store: MemoryStore) -> None:
     """delete_nodes(agent_id=…) only removes that agent's nodes."""
     assert graph_store.graph.delete_nodes([nid("ep1"), nid("bob_ep")], agent_id="bob") == 1
