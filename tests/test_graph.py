@@ -276,6 +276,7 @@ def test_the_same_id_twice_in_one_batch_is_refused(store: MemoryStore) -> None:
 # -- integrity ------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # PRAGMA foreign_keys is SQLite's per-connection switch; PostgreSQL has none
 def test_every_connection_enforces_foreign_keys(store: MemoryStore) -> None:
     """Connections on any thread have foreign_keys on, so a raw dangling insert is refused by SQLite."""
     seen: list[int] = []
@@ -288,6 +289,28 @@ def test_every_connection_enforces_foreign_keys(store: MemoryStore) -> None:
         conn.execute("INSERT INTO graph_edges (from_id, to_id, label, agent_id) VALUES ('x', 'y', 'L', '')")
 
 
+def test_a_raw_dangling_edge_is_refused_by_the_engine_on_every_thread(store: MemoryStore) -> None:
+    """Below the capability's own check, the engine refuses an edge to a missing node, on any thread's connection."""
+    store.graph.write([node("a", "semantic", {"fact": "a"}, 1)], agent_id="alice")
+    refused: list[bool] = []
+
+    def dangling(from_id: str, to_id: str) -> bool:
+        try:
+            with store.db.write() as conn:
+                conn.execute("INSERT INTO graph_edges (from_id, to_id, label, agent_id) VALUES (?, ?, 'L', '')",
+                             (from_id, to_id))  # fmt: skip
+        except store.db.IntegrityError:
+            return True
+        return False
+
+    worker = threading.Thread(target=lambda: refused.append(dangling(nid("a"), nid("ghost"))))
+    worker.start()
+    worker.join()
+    refused += [dangling(nid("ghost"), nid("a")), dangling("x", "y")]
+    assert refused == [True, True, True]
+    assert table_counts(store) == (1, 0)
+
+
 def test_deleting_a_node_cascades_to_its_edges_in_both_directions(graph_store: MemoryStore) -> None:
     """Removing f2 removes its DERIVED_FROM edges and p1's CAUSED_PATCH edge into it."""
     before_nodes, before_edges = table_counts(graph_store)
@@ -295,6 +318,42 @@ def test_deleting_a_node_cascades_to_its_edges_in_both_directions(graph_store: M
     assert table_counts(graph_store) == (before_nodes - 1, before_edges - 3)
     assert names(graph_store.graph.query("lineage", "alice", node_id=nid("p3"))) == ["p1"]
     assert graph_store.graph.validate().is_valid
+
+
+def test_deleting_a_node_removes_a_forensic_edge_dangling_at_its_other_end(store: MemoryStore) -> None:
+    """An edge loaded with checks off still goes with the node it does reference, and checks are on again after."""
+    snapshot = {"agent_id": "alice", "schema_version": "1.0", "nodes": [node("a", "semantic", {"fact": "a"}, 1)],
+                "edges": [{"source_id": nid("a"), "target_id": nid("ghost"), "edge_type": "L"},
+                          {"source_id": nid("ghost"), "target_id": nid("a"), "edge_type": "L"}]}  # fmt: skip
+    assert store.graph.import_snapshot(snapshot, allow_dangling_edges=True).validation.dangling_edge_count == 2
+    with pytest.raises(NotFound, match="Nothing was written"):
+        store.graph.write([node("b", "semantic", {"fact": "b"}, 2, edges=[{"to_id": nid("ghost"), "label": "L"}])])
+    assert table_counts(store) == (1, 2)
+    assert store.graph.delete_nodes([nid("a")]) == 1
+    assert table_counts(store) == (0, 0)
+
+
+def test_a_nul_character_round_trips_on_sqlite_and_is_refused_whole_on_postgres(
+    store: MemoryStore, engine: str
+) -> None:
+    """PostgreSQL text cannot hold NUL: there the write is InvalidInput naming it, and nothing is stored."""
+    keep = node("keep", "semantic", {"fact": "kept"}, 0)
+    store.graph.write([keep])
+    batches = [
+        [node("a", "semantic", {"fact": "nul\x00here"}, 1)],  # in the searchable text and the payload
+        [node("b", "semantic", {"fact": "b", "x_note": "nul\x00"}, 2)],  # in an extra field, the payload only
+        [node("c", "semantic", {"fact": "c", "x_\x00": 1}, 3)],  # in a key
+    ]
+    for batch in batches:
+        if engine == "postgres":
+            with pytest.raises(InvalidInput, match="NUL"):
+                store.graph.write([*batch, node("d", "semantic", {"fact": "d"}, 4)])
+            assert table_counts(store) == (1, 0) and store.graph.get(nid("d")) is None
+        else:
+            stored = store.graph.get(store.graph.write(batch).node_ids[0])
+            assert stored is not None
+            assert {key: stored.payload.get(key) for key in batch[0]["payload"]} == batch[0]["payload"]
+    assert [n.id for n in store.graph.query("semantic_nodes", "alice").nodes][-1] == nid("keep")
 
 
 def test_delete_scoped_to_an_agent_leaves_other_agents_nodes(graph_store: MemoryStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +119,15 @@ async def test_bad_graph_calls_are_tool_errors_that_say_what_to_fix(
     assert store.graph.count() == {"graph_nodes": 0, "graph_edges": 0}
 
 
-async def test_export_import_and_validate_through_the_tools(client: Client, store: MemoryStore, tmp_path: Path) -> None:
+async def test_export_import_and_validate_through_the_tools(
+    client: Client, store: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     """A snapshot exported inline imports strictly elsewhere; a dangling one needs allow_dangling_edges."""
     write_fixture(store)
     exported = await call(client, "graph_export", agent_id="alice")
     snapshot = exported["snapshot"]
     assert (exported["node_count"], exported["edge_count"], snapshot["schema_version"]) == (11, 8, "1.0")
-    with MemoryStore.open(tmp_path / "copy") as copy:
+    with MemoryStore.open(tmp_path / "copy", database_url=fresh_database_url()) as copy:
         async with Client(build_server(copy)) as other:
             report = await call(other, "graph_import", snapshot=snapshot)
             assert report["validation"]["is_valid"] and report["nodes_imported"] == 11
@@ -187,9 +190,13 @@ async def test_the_graph_group_can_be_disabled(data_dir: Path) -> None:
 # -- CLI ------------------------------------------------------------------------------------------
 
 
-def test_cli_exports_imports_and_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_exports_imports_and_validates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fresh_database_url: Callable[[], str | None]
+) -> None:
     """graph export → import into another store → validate; validate exits 2 on a dangling edge."""
-    source, copy = tmp_path / "source", tmp_path / "copy"
+    source = tmp_path / "source"
+    copy_url = fresh_database_url()
+    copy = [str(tmp_path / "copy"), *(["--database-url", copy_url] if copy_url else [])]
     with MemoryStore.open(source) as store:
         write_fixture(store)
     assert main(["graph", "export", "--agent-id", "alice", "--data-dir", str(source)]) == 0
@@ -198,19 +205,19 @@ def test_cli_exports_imports_and_validates(tmp_path: Path, capsys: pytest.Captur
     snapshot_file = tmp_path / "alice.json"
     assert main(["graph", "export", "--agent-id", "alice", "-o", str(snapshot_file), "--data-dir", str(source)]) == 0
     assert json.loads(capsys.readouterr().out)["path"] == str(snapshot_file)
-    assert main(["graph", "import", str(snapshot_file), "--data-dir", str(copy)]) == 0
+    assert main(["graph", "import", str(snapshot_file), "--data-dir", *copy]) == 0
     assert json.loads(capsys.readouterr().out)["validation"]["is_valid"]
-    assert main(["graph", "validate", "--data-dir", str(copy)]) == 0
+    assert main(["graph", "validate", "--data-dir", *copy]) == 0
     capsys.readouterr()
 
     dangling = {"agent_id": "zed", "schema_version": "1.0", "nodes": [],
                 "edges": [{"source_id": nid("x"), "target_id": nid("y"), "edge_type": "L"}]}  # fmt: skip
     (tmp_path / "dangling.json").write_text(json.dumps(dangling))
-    assert main(["graph", "import", str(tmp_path / "dangling.json"), "--data-dir", str(copy)]) == 1
+    assert main(["graph", "import", str(tmp_path / "dangling.json"), "--data-dir", *copy]) == 1
     error = capsys.readouterr().err  # the CLI names its flag, not the tool argument
     assert "--allow-dangling-edges" in error and "allow_dangling_edges=true" not in error
     assert main(["graph", "import", str(tmp_path / "dangling.json"), "--allow-dangling-edges",
-                 "--data-dir", str(copy)]) == 0  # fmt: skip
+                 "--data-dir", *copy]) == 0  # fmt: skip
     capsys.readouterr()
-    assert main(["graph", "validate", "--agent-id", "zed", "--data-dir", str(copy)]) == 2
+    assert main(["graph", "validate", "--agent-id", "zed", "--data-dir", *copy]) == 2
     assert json.loads(capsys.readouterr().out)["dangling_edge_count"] == 1

@@ -4,7 +4,8 @@ The crate keeps each node as the serde JSON of ``AinlMemoryNode`` in ``payload``
 as ``(from_id, to_id, label[, weight, metadata])`` rows. Older databases have an edges table
 without foreign keys; the crate drops its dangling rows when it migrates such a table, and
 so does this reader (they are counted in the report). The database is opened read-only and
-never changed.
+never changed; reading its rows is SQLite's part (``storage/sqlite/ainl_reader.py``), what
+they mean is this module's.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import InvalidInput, NotFound, StorageError
+from ...errors import InvalidInput, NotFound
+from ...storage.sqlite.ainl_reader import read_ainl_tables
 from .nodes import check_agent_id
 from .records import SNAPSHOT_SCHEMA_VERSION
 
@@ -50,25 +51,10 @@ def read_ainl_database(path: str | os.PathLike[str], *, agent_id: str | None = N
     if not source.is_file():
         raise NotFound(f"no ainl-memory database at {source}; give the path of its SQLite file")
     wanted = check_agent_id(agent_id, field="agent_id") if agent_id is not None else None
-    try:
-        conn = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open {source} read-only: {exc}") from None
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "ainl_graph_nodes" not in tables:
-            raise InvalidInput(
-                f"{source} has no ainl_graph_nodes table; it is not an ainl-memory database (tables: {sorted(tables)})"
-            )
-        nodes = _nodes(conn, source, wanted)
-        legacy = (
-            "ainl_graph_edges" in tables and not conn.execute("PRAGMA foreign_key_list(ainl_graph_edges)").fetchall()
-        )
-        rows = _edges(conn) if "ainl_graph_edges" in tables else []
-    except sqlite3.DatabaseError as exc:
-        raise InvalidInput(f"{source} is not a readable SQLite database: {exc}") from None
-    finally:
-        conn.close()
+    tables = read_ainl_tables(source)
+    nodes = _nodes(tables.nodes, source, wanted)
+    legacy = tables.legacy_edges
+    rows = [_edge(edge) for edge in tables.edges]
 
     owner = {node["id"]: node["agent_id"] for node in nodes}
     result = AinlDatabase(snapshots={}, legacy_edges=legacy)
@@ -90,11 +76,9 @@ def read_ainl_database(path: str | os.PathLike[str], *, agent_id: str | None = N
     return result
 
 
-def _nodes(conn: sqlite3.Connection, source: Path, wanted: str | None) -> list[dict[str, Any]]:
+def _nodes(rows: list[tuple[Any, Any, Any]], source: Path, wanted: str | None) -> list[dict[str, Any]]:
     nodes = []
-    for row_id, node_type, payload in conn.execute(
-        "SELECT id, node_type, payload FROM ainl_graph_nodes ORDER BY timestamp, id"
-    ):
+    for row_id, node_type, payload in rows:
         try:
             node = json.loads(payload)
         except (TypeError, ValueError) as exc:
@@ -113,21 +97,17 @@ def _nodes(conn: sqlite3.Connection, source: Path, wanted: str | None) -> list[d
     return nodes
 
 
-def _edges(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(ainl_graph_edges)")}
-    extra = [c for c in ("weight", "metadata") if c in columns]
-    select = ", ".join(["from_id", "to_id", "label", *extra])
-    edges = []
-    for row in conn.execute(f"SELECT {select} FROM ainl_graph_edges ORDER BY from_id, to_id, label"):
-        edge: dict[str, Any] = {"from_id": row[0], "to_id": row[1], "label": row[2]}
-        for name, value in zip(extra, row[3:], strict=True):
-            if name == "metadata" and isinstance(value, str):
-                with contextlib.suppress(ValueError):  # free-text metadata is kept as written
-                    value = json.loads(value)
-            if value is not None:
-                edge[name] = value
-        edges.append(edge)
-    return edges
+def _edge(row: dict[str, Any]) -> dict[str, Any]:
+    edge = dict(row)
+    metadata = edge.get("metadata")
+    if isinstance(metadata, str):
+        with contextlib.suppress(ValueError):  # free-text metadata is kept as written
+            metadata = json.loads(metadata)
+        if metadata is None:  # the text "null": no metadata, as a NULL column is
+            del edge["metadata"]
+        else:
+            edge["metadata"] = metadata
+    return edge
 
 
 def _snapshot(result: AinlDatabase, agent: str) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Typed graph memory: what an agent did, learned, how it behaves and who it is, as one graph.
 
-Nodes and edges live in SQLite with real foreign keys (``ON DELETE CASCADE``), so an edge
-cannot point at a missing node except after a permissive import, which switches the
-checks off for that one transaction; :meth:`GraphMemory.validate` then reports what dangles.
+An edge references its two nodes, checked by the engine (foreign keys with ``ON DELETE
+CASCADE`` on SQLite, their trigger equivalent on PostgreSQL), so an edge cannot point at a
+missing node except after a permissive import, which switches the checks off for that one
+transaction; :meth:`GraphMemory.validate` then reports what dangles.
 Every query is scoped to one agent (``""`` is the global graph) and never crosses into
 another agent's nodes.
 """
@@ -62,7 +63,7 @@ ProgressFn = Callable[[int, int | None], None]
 
 LINEAGE_LABELS = ("DERIVED_FROM", "CAUSED_PATCH")
 MAX_LINEAGE_DEPTH = 20
-_CHUNK = 500  # ids per IN (…) list, well under SQLite's variable limit
+_CHUNK = 500  # ids per IN (…) list, well under every engine's limit on parameters
 
 _NODE_COLUMNS = "n.id, n.agent_id, n.node_type, n.importance, n.payload, n.timestamp"
 _NEWEST_FIRST = " ORDER BY n.timestamp DESC, n.id DESC"
@@ -130,6 +131,15 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 
 def _marks(items: Sequence[str]) -> str:
     return ",".join("?" * len(items))
+
+
+def _agent_end(end: str) -> str:
+    """Edge ``e``'s ``end`` column names a node of the agent given as the one parameter.
+
+    A correlated EXISTS keeps the edges the outer loop on both engines; as a join, SQLite
+    (which has no statistics here) may scan all the agent's nodes instead.
+    """
+    return f"EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = e.{end} AND n.agent_id = ?)"
 
 
 class GraphMemory:
@@ -506,46 +516,49 @@ class GraphMemory:
 
     def _op_by_tag(self, agent_id: str, *, tag: str, limit: int, offset: int) -> GraphQueryResult:
         check.short(tag, field="tag", max_chars=256)
-        where = (
-            "(EXISTS (SELECT 1 FROM json_each(n.payload, '$.tags') WHERE value = ?)"
-            " OR EXISTS (SELECT 1 FROM json_each(n.payload, '$.persona_signals_emitted') WHERE value = ?))"
-        )
-        return self._listing("by_tag", agent_id, where, (tag, tag), limit=limit, offset=offset)
+        tags, tags_params = self._db.dialect.json_array_contains("n.payload", tag, "tags")
+        signals, signals_params = self._db.dialect.json_array_contains("n.payload", tag, "persona_signals_emitted")
+        return self._listing("by_tag", agent_id, f"({tags} OR {signals})", (*tags_params, *signals_params),
+                             limit=limit, offset=offset)  # fmt: skip
 
     def _op_by_topic_cluster(self, agent_id: str, *, cluster: str, limit: int, offset: int) -> GraphQueryResult:
         check.short(cluster, field="cluster", max_chars=256)
         pattern = "%" + cluster.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where = "n.node_type = 'semantic' AND json_extract(n.payload, '$.topic_cluster') LIKE ? ESCAPE '\\'"
-        return self._listing("by_topic_cluster", agent_id, where, (pattern,), limit=limit, offset=offset)
+        topic, topic_params = self._db.dialect.json_text("n.payload", "topic_cluster")
+        # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+        where = f"n.node_type = 'semantic' AND lower({topic}) LIKE lower(?) ESCAPE '\\'"
+        return self._listing("by_topic_cluster", agent_id, where, (*topic_params, pattern), limit=limit,
+                             offset=offset)  # fmt: skip
 
     def _op_pattern_by_name(self, agent_id: str, *, name: str, limit: int, offset: int) -> GraphQueryResult:
         check.short(name, field="name", max_chars=512)
-        where = (
-            "n.node_type = 'procedural'"
-            " AND (json_extract(n.payload, '$.pattern_name') = ? OR json_extract(n.payload, '$.label') = ?)"
-        )
-        return self._listing("pattern_by_name", agent_id, where, (name, name), limit=1, offset=0)
+        pattern, pattern_params = self._db.dialect.json_text("n.payload", "pattern_name")
+        label, label_params = self._db.dialect.json_text("n.payload", "label")
+        where = f"n.node_type = 'procedural' AND ({pattern} = ? OR {label} = ?)"
+        return self._listing("pattern_by_name", agent_id, where, (*pattern_params, name, *label_params, name),
+                             limit=1, offset=0)  # fmt: skip
 
     def _op_active_patches(self, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
-        where = "n.node_type = 'procedural' AND COALESCE(json_extract(n.payload, '$.retired'), 0) = 0"
-        return self._listing("active_patches", agent_id, where, (), limit=limit, offset=offset)
+        retired, params = self._db.dialect.json_bool("n.payload", "retired")
+        where = f"n.node_type = 'procedural' AND COALESCE({retired}, 0) = 0"
+        return self._listing("active_patches", agent_id, where, params, limit=limit, offset=offset)
 
     def _op_successful_episodes(self, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
-        where = "n.node_type = 'episode' AND json_extract(n.payload, '$.outcome') = 'success'"
-        return self._listing("successful_episodes", agent_id, where, (), limit=limit, offset=offset)
+        outcome, params = self._db.dialect.json_text("n.payload", "outcome")
+        where = f"n.node_type = 'episode' AND {outcome} = 'success'"
+        return self._listing("successful_episodes", agent_id, where, params, limit=limit, offset=offset)
 
     def _op_episodes_with_tool(self, agent_id: str, *, tool: str, limit: int, offset: int) -> GraphQueryResult:
         check.short(tool, field="tool", max_chars=256)
-        where = (
-            "n.node_type = 'episode'"
-            " AND (EXISTS (SELECT 1 FROM json_each(n.payload, '$.tools_invoked') WHERE value = ?)"
-            " OR EXISTS (SELECT 1 FROM json_each(n.payload, '$.tool_calls') WHERE value = ?))"
-        )
-        return self._listing("episodes_with_tool", agent_id, where, (tool, tool), limit=limit, offset=offset)
+        invoked, invoked_params = self._db.dialect.json_array_contains("n.payload", tool, "tools_invoked")
+        calls, calls_params = self._db.dialect.json_array_contains("n.payload", tool, "tool_calls")
+        return self._listing("episodes_with_tool", agent_id, f"n.node_type = 'episode' AND ({invoked} OR {calls})",
+                             (*invoked_params, *calls_params), limit=limit, offset=offset)  # fmt: skip
 
     def _op_evolved_persona(self, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
-        where = "n.node_type = 'persona' AND json_extract(n.payload, '$.trait_name') = 'axis_evolution_snapshot'"
-        return self._listing("evolved_persona", agent_id, where, (), limit=1, offset=0)
+        trait, params = self._db.dialect.json_text("n.payload", "trait_name")
+        where = f"n.node_type = 'persona' AND {trait} = 'axis_evolution_snapshot'"
+        return self._listing("evolved_persona", agent_id, where, params, limit=1, offset=0)
 
     def _op_runtime_state(self, agent_id: str, *, limit: int, offset: int) -> GraphQueryResult:
         where = "n.node_type = 'runtime_state' AND n.id = ?"
@@ -565,16 +578,19 @@ class GraphMemory:
         label_sql, label_params = (
             ("", []) if label is None else (" AND e.label = ?", [check_label(label, field="label")])
         )
-        found: list[tuple[GraphEdge, GraphNode]] = []
-        for near, far in (("from_id", "to_id"), ("to_id", "from_id")):
-            if direction == ("in" if near == "from_id" else "out"):
-                continue
-            rows = self._db.query(  # CROSS JOIN: edges first (see lineage_ids)
-                f"SELECT e.from_id, e.to_id, e.label, e.weight, e.metadata, {_NODE_COLUMNS} FROM graph_edges e"
-                f" CROSS JOIN graph_nodes n ON n.id = e.{far} WHERE e.{near} = ? AND n.agent_id = ?{label_sql}",
-                (node_id, agent_id, *label_params),
-            )
-            found += [(_edge(*row[:5]), _node(row[5:])) for row in rows]
+        pairs: list[tuple[GraphEdge, str]] = []
+        with self._reading() as conn:
+            for near, far in (("from_id", "to_id"), ("to_id", "from_id")):
+                if direction == ("in" if near == "from_id" else "out"):
+                    continue
+                rows = conn.execute(
+                    "SELECT e.from_id, e.to_id, e.label, e.weight, e.metadata FROM graph_edges e"
+                    f" WHERE e.{near} = ?{label_sql} AND {_agent_end(far)}",
+                    (node_id, *label_params, agent_id),
+                )
+                pairs += [(_edge(*row), row[1] if far == "to_id" else row[0]) for row in rows]
+            by_id = {node.id: node for node in self._nodes_by_id(sorted({far_id for _, far_id in pairs}))}
+        found = [(edge, by_id[far_id]) for edge, far_id in pairs if far_id in by_id]
         found.sort(key=lambda pair: (-pair[0].weight, pair[0].label, pair[1].id))
         nodes: dict[str, GraphNode] = {}
         for _, node in found:
@@ -609,12 +625,10 @@ class GraphMemory:
                     break
                 children: dict[str, list[tuple[float, str, str, str | None]]] = {}
                 for chunk in _chunks(frontier):
-                    # CROSS JOIN keeps edges as the outer loop; otherwise SQLite may scan all the agent's nodes.
                     rows = conn.execute(
                         "SELECT e.from_id, e.to_id, e.label, e.weight, e.metadata FROM graph_edges e"
-                        " CROSS JOIN graph_nodes n ON n.id = e.to_id"
                         f" WHERE e.from_id IN ({_marks(chunk)}) AND e.label IN ('DERIVED_FROM', 'CAUSED_PATCH')"
-                        " AND n.agent_id = ?",
+                        f" AND {_agent_end('to_id')}",
                         (*chunk, agent_id),
                     )
                     for row in rows:
@@ -885,18 +899,18 @@ class GraphMemory:
             edge_where = " WHERE (e.agent_id = ? OR f.agent_id = ? OR t.agent_id = ?)"
             edge_params, node_where, node_params = [scope] * 3, " AND n.agent_id = ?", [scope]
         dangling_sql = "(f.id IS NULL OR t.id IS NULL)"
+        crossing_sql = "(f.id IS NOT NULL AND t.id IS NOT NULL AND f.agent_id != t.agent_id)"
         orphan_sql = (
             "NOT EXISTS (SELECT 1 FROM graph_edges WHERE from_id = n.id)"
             " AND NOT EXISTS (SELECT 1 FROM graph_edges WHERE to_id = n.id)"
         )
         with self._reading() as conn:
             node_count = conn.execute(
-                f"SELECT COUNT(*) FROM graph_nodes n WHERE 1{node_where}", node_params
+                f"SELECT COUNT(*) FROM graph_nodes n WHERE TRUE{node_where}", node_params
             ).fetchone()[0]
             edge_count, dangling_count, cross = conn.execute(
-                f"SELECT COUNT(*), COALESCE(SUM({dangling_sql}), 0),"
-                " COALESCE(SUM(f.id IS NOT NULL AND t.id IS NOT NULL AND f.agent_id != t.agent_id), 0)"
-                f" {edge_from}{edge_where}",
+                f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {dangling_sql} THEN 1 ELSE 0 END), 0),"
+                f" COALESCE(SUM(CASE WHEN {crossing_sql} THEN 1 ELSE 0 END), 0) {edge_from}{edge_where}",
                 edge_params,
             ).fetchone()
 
@@ -906,13 +920,13 @@ class GraphMemory:
                     return []
                 rows = conn.execute(
                     f"SELECT e.from_id, e.to_id, e.label, e.weight, e.metadata {edge_from}"
-                    f"{edge_where or ' WHERE 1'} AND {condition} ORDER BY e.from_id, e.to_id, e.label LIMIT ?",
+                    f"{edge_where or ' WHERE TRUE'} AND {condition} ORDER BY e.from_id, e.to_id, e.label LIMIT ?",
                     (*edge_params, sample_limit),
                 )
                 return [_snapshot_edge(row) for row in rows]
 
             dangling = sample(dangling_sql, dangling_count)
-            crossing = sample("(f.id IS NOT NULL AND t.id IS NOT NULL AND f.agent_id != t.agent_id)", cross)
+            crossing = sample(crossing_sql, cross)
             orphan_ids = [row[0] for row in conn.execute(
                 f"SELECT n.id FROM graph_nodes n WHERE {orphan_sql}{node_where} ORDER BY n.timestamp, n.id",
                 node_params,

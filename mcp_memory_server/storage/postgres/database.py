@@ -413,7 +413,9 @@ def _error(exc: psycopg.Error) -> Exception:
         return exc
     if isinstance(exc, pg_errors.NumericValueOutOfRange):
         return _too_large()
-    if isinstance(exc, pg_errors.UntranslatableCharacter | pg_errors.CharacterNotInRepertoire):
+    # psycopg refuses a NUL in a text parameter itself, before sending: a DataError without a SQLSTATE.
+    nul_parameter = isinstance(exc, psycopg.DataError) and exc.sqlstate is None and "NUL" in str(exc)
+    if nul_parameter or isinstance(exc, pg_errors.UntranslatableCharacter | pg_errors.CharacterNotInRepertoire):
         return InvalidInput(f"text holds a character PostgreSQL cannot store (a NUL, \\u0000): remove it ({exc})")
     if isinstance(exc, pg_errors.ProgramLimitExceeded):
         return InvalidInput(f"a value is too large for the database: {exc}")
