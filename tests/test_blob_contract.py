@@ -20,7 +20,7 @@ import threading
 import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -352,7 +352,7 @@ def test_confirm_restores_blobs_deleted_between_staging_and_confirm(blobs: BlobS
     Inside the write transaction confirm finds each gone and re-uploads it from what the
     write staged (the local copy, or the bytes held in memory for a reused blob).
     """
-    db = open_database(Config.load({}), tmp_path)
+    db = _database(tmp_path)
     try:
         reused = b"bytes stored before the write " * 50
         blobs.put_bytes(reused)
@@ -382,7 +382,7 @@ def test_confirm_restores_blobs_deleted_between_staging_and_confirm(blobs: BlobS
 
 def test_confirm_refuses_unknown_digests_and_runs_only_inside_a_transaction(blobs: BlobStore, tmp_path: Path) -> None:
     """A digest nobody holds cannot be referenced; a confirm outside the write transaction would prove nothing."""
-    db = open_database(Config.load({}), tmp_path)
+    db = _database(tmp_path)
     try:
         with blobs.pending() as pending:
             digest = pending.put_bytes(b"staged").sha256
@@ -392,6 +392,13 @@ def test_confirm_refuses_unknown_digests_and_runs_only_inside_a_transaction(blob
                 pending.confirm(conn, ["0" * 64])
     finally:
         db.close()
+
+
+def _database(tmp_path: Path) -> Any:
+    """The store's real database (SQLite here, PostgreSQL under ``--engine postgres``), its schema in place."""
+    db = open_database(Config.load({}), tmp_path)
+    db.migrate(db.migrations)
+    return db
 
 
 def _open_store(data_dir: Path, blob_url: str | None, database_url: str) -> MemoryStore:
@@ -420,65 +427,85 @@ def test_saves_of_reused_bytes_raced_against_a_collector_lose_no_acknowledged_wr
     """
     shared = database_url or f"sqlite:///{tmp_path / 'shared.db'}"
     hosts = [tmp_path / ("data" if backend is None else f"host{n}") for n in range(3)]
-    writer_a, writer_b, collector = (_open_store(host, backend, shared) for host in hosts)
+    stores = [_open_store(host, backend, shared) for host in hosts]
+    writer_a, writer_b, collector = stores
     stop_collecting = threading.Event()
     deleted = [0]
     errors: list[BaseException] = []
 
+    def collect_once() -> None:
+        candidates = list(collector.blobs.digests())
+        with collector.db.write() as conn:
+            held = {row[0] for sql in BLOB_REFERENCES for row in conn.execute(sql)}
+            for digest in candidates:
+                if digest not in held:
+                    collector.blobs.delete(digest)
+                    deleted[0] += 1
+
     def collect() -> None:
         try:
             while not stop_collecting.is_set():
-                candidates = list(collector.blobs.digests())
-                with collector.db.write() as conn:
-                    held = {row[0] for sql in BLOB_REFERENCES for row in conn.execute(sql)}
-                    for digest in candidates:
-                        if digest not in held:
-                            collector.blobs.delete(digest)
-                            deleted[0] += 1
-        except BaseException as exc:
+                collect_once()
+        except BaseException as exc:  # collected: an exception in a thread would not fail the test
             errors.append(exc)
+
+    def saving(fn: Callable[[], Any], saved: dict[str, Any], name: str) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                saved[name] = fn()
+            except BaseException as exc:
+                errors.append(exc)
+
+        return run
 
     acknowledged: list[tuple[str, str, str]] = []
     caplog.set_level(logging.INFO, logger="mcp_memory_server.storage.blobs")
-    thread = threading.Thread(target=collect)
-    thread.start()
+    collector_thread = threading.Thread(target=collect)
     try:
+        collector_thread.start()
         for r in range(12):
             text = f"round {r} " + "x" * 2000
             orphan = writer_a.artifacts.save_text(text, kind="orphan")  # its blob, about to be unreferenced
             writer_a.artifacts.delete(orphan.artifact_id)
             saved: dict[str, Any] = {}
-
-            def save_artifact(text: str = text, saved: dict[str, Any] = saved) -> None:
-                saved["art"] = writer_a.artifacts.save_text(text, kind="race")
-
-            def write_file(text: str = text, r: int = r, saved: dict[str, Any] = saved) -> None:
-                saved["file"] = writer_b.files.write(f"race/{r}.md", text, namespace="race")
-
-            savers = [threading.Thread(target=f) for f in (save_artifact, write_file)]
+            savers = [
+                threading.Thread(
+                    target=saving(lambda t=text: writer_a.artifacts.save_text(t, kind="race"), saved, "art")
+                ),
+                threading.Thread(
+                    target=saving(
+                        lambda t=text, r=r: writer_b.files.write(f"race/{r}.md", t, namespace="race"), saved, "file"
+                    )
+                ),
+            ]
             for saver in savers:
                 saver.start()
             for saver in savers:
                 saver.join()
+            assert errors == []
             acknowledged.append(("art", saved["art"].artifact_id, text))
             acknowledged.append(("file", f"race/{r}.md", text))
             assert writer_b.artifacts.read(saved["art"].artifact_id).content == text  # read from another host
             assert writer_a.files.read(f"race/{r}.md", namespace="race").content == text
-    finally:
         stop_collecting.set()
-        thread.join()
-    try:
+        collector_thread.join()
         assert errors == []
-        assert deleted[0] > 0  # the collector really deleted orphans meanwhile
-        for kind, ref, text in acknowledged:  # still whole after the collector had the last word
+        collect_once()  # the collector has the last word
+        assert deleted[0] > 0  # it really deleted orphans meanwhile
+        for kind, ref, text in acknowledged:  # every acknowledged write is still whole
             if kind == "art":
                 assert collector.artifacts.read(ref).content == text
             else:
                 assert collector.files.read(ref, namespace="race").content == text
         referenced = {row[0] for sql in BLOB_REFERENCES for row in collector.db.query(sql)}
         assert sorted(d for d in referenced if not collector.blobs.exists(d)) == []
+        restored = sum("was removed by gc after this write" in m for m in caplog.messages)
+        print(f"collector deleted {deleted[0]} blobs; writes restored {restored}")
     finally:
-        for store in (writer_a, writer_b, collector):
+        stop_collecting.set()
+        if collector_thread.is_alive():
+            collector_thread.join()
+        for store in stores:
             store.close()
 
 

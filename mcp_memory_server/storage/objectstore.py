@@ -432,8 +432,8 @@ class S3BlobStore:
         try:
             os.chmod(cached, stat.S_IWUSR | stat.S_IRUSR)
             cached.unlink()
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # not cached here, or not removable now: local_path checks the bucket first, so it is never served
 
     def _listing(self) -> Iterator[tuple[str, int]]:
         start = f"{self._base}sha256/"
