@@ -67,6 +67,7 @@ _CREDENTIAL_CODES = {
     "InvalidClientTokenId", "AuthorizationHeaderMalformed",
 }  # fmt: skip
 _CONFLICT_RETRIES = 5
+_MAX_PARTS = 10_000
 
 
 class S3BlobStore:
@@ -251,7 +252,7 @@ class S3BlobStore:
             with open(staged.path, "rb") as source:
                 if staged.size <= self._part:
                     return self._put_if_absent(staged.sha256, lambda: _rewound(source))
-                return self._multipart_if_absent(staged.sha256, source)
+                return self._multipart_if_absent(staged.sha256, source, staged.size)
         except FileNotFoundError as exc:
             raise StorageError(f"the staged copy of blob {staged.sha256} is gone; retry the write") from exc
 
@@ -269,9 +270,10 @@ class S3BlobStore:
                 raise self._error(exc, "store a blob") from exc
         raise StorageError(f"blob {digest} kept meeting concurrent uploads of the same bytes; retry the write")
 
-    def _multipart_if_absent(self, digest: str, source: BinaryIO) -> bool:
+    def _multipart_if_absent(self, digest: str, source: BinaryIO, size: int) -> bool:
         """Upload ``source`` one part at a time (one part in memory), completed only if the key is still absent."""
         key = self._key(digest)
+        part_size = max(self._part, -(-size // _MAX_PARTS))  # S3 takes at most 10,000 parts
         for attempt in range(_CONFLICT_RETRIES):
             source.seek(0)
             try:
@@ -279,16 +281,20 @@ class S3BlobStore:
             except Exception as exc:
                 raise self._error(exc, "start an upload") from exc
             try:
-                parts = []
-                for number in range(1, 10_001):
-                    chunk = source.read(self._part)
-                    if not chunk:
-                        break
+                parts: list[dict[str, Any]] = []
+                sent = 0
+                while chunk := source.read(part_size):
+                    number = len(parts) + 1
                     answer = self._client.upload_part(
                         Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=chunk
                     )
                     parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                    sent += len(chunk)
                     del chunk  # else the next read allocates while this part is still held: two parts in memory
+                if sent != size:  # the staged copy changed under us: never complete an object its name does not match
+                    raise StorageError(
+                        f"the staged copy of blob {digest} holds {sent} bytes, not {size}; retry the write"
+                    )
                 self._client.complete_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
                 )
