@@ -581,3 +581,21 @@ def test_missing_credentials_and_an_unreachable_endpoint_are_clear_errors(
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     with pytest.raises(StorageError, match=r"no-such-profile.*check AWS_PROFILE"):
         open_blob_store(Config.load({"blob_url": f"s3://{BUCKET}"}), tmp_path / "c")
+
+
+def test_an_aws_profile_supplies_the_credentials(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key variables, only AWS_PROFILE naming a profile of the credentials file: the bucket opens and works."""
+    for name in (*CREDENTIALS, "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[memory]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_PROFILE", "memory")
+    store = open_blob_store(Config.load({"blob_url": _bucket_url()}), tmp_path / "data")
+    digest = store.put_bytes(b"through a profile").sha256
+    assert store.read(digest) == b"through a profile"
