@@ -55,6 +55,11 @@ class Config:
         "where records live: postgresql://user@host:5432/db for a shared PostgreSQL database "
         "(pip install 'mcp-memory-server[postgres]'); default: memory.db (SQLite) in the data directory",
     )
+    blob_url: str | None = _setting(
+        None,
+        "where content lives: s3://bucket/prefix for an S3-compatible bucket, reached through AWS_ENDPOINT_URL "
+        "and the AWS_* credentials (pip install 'mcp-memory-server[s3]'); default: blobs/ in the data directory",
+    )
     run_id: str | None = _setting(None, "scope id stamped on every record (default: one per server start)")
     tools: str = _setting(",".join(ALL_GROUPS), "comma-separated tool groups to enable")
     allow_path: list[str] = _setting(

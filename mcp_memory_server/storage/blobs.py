@@ -35,6 +35,7 @@ __all__ = [
     "LocalBlobStore",
     "PendingBlobs",
     "StagedBlob",
+    "Stager",
     "check_digest",
     "fsync_dir",
     "remove_orphaned_temps",
@@ -69,7 +70,7 @@ class BlobWriter(Protocol):
 
 
 class BlobStore(Protocol):
-    """What the capabilities need from a blob store (local folder today, object store later)."""
+    """What the capabilities need from a blob store: a local folder, or an S3 bucket (``objectstore.py``)."""
 
     def put_bytes(self, data: bytes) -> BlobInfo: ...
     def put_stream(self, chunks: Iterable[bytes], progress: ProgressFn | None = None) -> BlobInfo: ...
@@ -83,15 +84,30 @@ class BlobStore(Protocol):
     def delete(self, digest: str) -> None: ...
     def digests(self) -> Iterator[str]: ...
     def total_bytes(self) -> int: ...
+    def remove_stale_temps(self) -> int: ...
+
+
+class Stager(Protocol):
+    """What staging needs from a store: a local folder for temps, and a way to publish a staged copy.
+
+    The local folder store publishes by hard link; the object store (``objectstore.py``)
+    by an upload-if-absent from the staged file. :class:`PendingBlobs` works over either.
+    """
+
+    @property
+    def temp_dir(self) -> Path: ...
+    def exists(self, digest: str) -> bool: ...
+    def put_bytes(self, data: bytes) -> BlobInfo: ...
+    def publish_staged(self, staged: StagedBlob) -> bool: ...
 
 
 class _TempBlob:
     """A temp file that becomes a :class:`StagedBlob` on :meth:`finish` and vanishes on :meth:`discard`."""
 
-    def __init__(self, store: LocalBlobStore, on_finish: Callable[[StagedBlob], None] | None = None) -> None:
+    def __init__(self, store: Stager, on_finish: Callable[[StagedBlob], None] | None = None) -> None:
         self._store = store
         self._on_finish = on_finish
-        fd_path = store.root / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
+        fd_path = store.temp_dir / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
         self.path = fd_path
         try:
             self._file = open(fd_path, "xb")  # noqa: SIM115 - closed in finish/discard
@@ -149,11 +165,12 @@ class _TempBlob:
 class StagedBlob:
     """Bytes fsynced under a temp name that can (re)create the blob ``sha256`` until :meth:`release`.
 
-    The temp is a hard link to the published blob (no second copy of the bytes), so if gc
-    removes the blob before the reference commits, :meth:`publish` brings it back.
+    The temp is a hard link to the published blob (no second copy of the bytes; in the
+    object store, the local copy of the uploaded bytes), so if gc removes the blob before
+    the reference commits, :meth:`publish` brings it back.
     """
 
-    def __init__(self, store: LocalBlobStore, sha256: str, size: int, path: Path) -> None:
+    def __init__(self, store: Stager, sha256: str, size: int, path: Path) -> None:
         self._store = store
         self.sha256 = sha256
         self.size = size
@@ -163,40 +180,9 @@ class StagedBlob:
         """Make sure the blob exists, recreating it from the staged copy; idempotent. True if it had to.
 
         Raises:
-            StorageError: the staged copy is gone (released) or the blob folder is not writable.
+            StorageError: the staged copy is gone (released) or the store is not writable.
         """
-        final = self._store._path(self.sha256)
-        if final.is_file():
-            return False
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(self.path, final)
-            except FileExistsError:
-                return False  # another writer published the same bytes meanwhile
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK, errno.EOPNOTSUPP):
-                    raise
-                self._publish_copy(final)  # a filesystem without hard links
-            os.chmod(final, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # gc's delete made the inode writable
-            fsync_dir(final.parent)
-            return True
-        except FileNotFoundError as exc:
-            raise StorageError(f"the staged copy of blob {self.sha256} is gone; retry the write") from exc
-        except OSError as exc:
-            raise _os_error(exc) from exc
-
-    def _publish_copy(self, final: Path) -> None:
-        copy = self._store.root / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
-        try:
-            with open(self.path, "rb") as source, open(copy, "xb") as target:
-                shutil.copyfileobj(source, target, _CHUNK)
-                target.flush()
-                os.fsync(target.fileno())
-            os.chmod(copy, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.replace(copy, final)
-        finally:
-            copy.unlink(missing_ok=True)
+        return self._store.publish_staged(self)
 
     def release(self) -> None:
         """Drop the staged copy (the published blob stays)."""
@@ -213,7 +199,7 @@ class PendingBlobs:
     staged copies are no longer needed. Use as a context manager; it releases them.
     """
 
-    def __init__(self, store: LocalBlobStore) -> None:
+    def __init__(self, store: Stager) -> None:
         self._store = store
         self._staged: dict[str, StagedBlob] = {}
         self._held: dict[str, bytes] = {}
@@ -316,6 +302,46 @@ class LocalBlobStore:
 
     def _path(self, digest: str) -> Path:
         return self.root / "sha256" / digest[:2] / digest[2:4] / digest
+
+    @property
+    def temp_dir(self) -> Path:
+        """Where temps and staged copies live: the blob folder itself, so publishing is a hard link."""
+        return self.root
+
+    def publish_staged(self, staged: StagedBlob) -> bool:
+        """See :meth:`StagedBlob.publish`: a hard link from the staged copy (a copy where links fail)."""
+        final = self._path(staged.sha256)
+        if final.is_file():
+            return False
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(staged.path, final)
+            except FileExistsError:
+                return False  # another writer published the same bytes meanwhile
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK, errno.EOPNOTSUPP):
+                    raise
+                self._publish_copy(staged, final)  # a filesystem without hard links
+            os.chmod(final, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # gc's delete made the inode writable
+            fsync_dir(final.parent)
+            return True
+        except FileNotFoundError as exc:
+            raise StorageError(f"the staged copy of blob {staged.sha256} is gone; retry the write") from exc
+        except OSError as exc:
+            raise _os_error(exc) from exc
+
+    def _publish_copy(self, staged: StagedBlob, final: Path) -> None:
+        copy = self.root / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
+        try:
+            with open(staged.path, "rb") as source, open(copy, "xb") as target:
+                shutil.copyfileobj(source, target, _CHUNK)
+                target.flush()
+                os.fsync(target.fileno())
+            os.chmod(copy, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.replace(copy, final)
+        finally:
+            copy.unlink(missing_ok=True)
 
     def temp(self) -> _TempBlob:
         """A writer whose bytes become a blob on ``commit()``; call ``discard()`` on failure."""
