@@ -26,7 +26,8 @@ from .embeddings import Embedder
 from .errors import InvalidInput, NotFound, StorageError
 from .ids import new_id
 from .models import GcReport, Stats
-from .storage import LocalBlobStore, open_database
+from .storage import open_database
+from .storage.open_blobs import open_blob_store
 from .storage.blobs import remove_orphaned_temps
 from .storage.engine import Connection
 from .storage.staging import StagingLedger
@@ -86,7 +87,7 @@ class MemoryStore:
             raise StorageError(f"cannot create the data directory {self.data_dir}: {exc.strerror}") from exc
         self.run_id = config.run_id or new_id("run")
         self.db = open_database(config, self.data_dir)
-        self.blobs = LocalBlobStore(self.data_dir / "blobs")
+        self.blobs = open_blob_store(config, self.data_dir)
         self.blobs.remove_stale_temps()
         # The live files' temps too, even if this run never touches files (a killed writer's leftovers).
         LiveTree(self.data_dir / "files", durable=False).remove_stale_temps()

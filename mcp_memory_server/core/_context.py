@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
-from ..storage import Database, LocalBlobStore
+from ..storage import BlobStore, Database
 
 
 @dataclass(frozen=True, slots=True)
 class StoreContext:
     config: Config
     db: Database
-    blobs: LocalBlobStore
+    blobs: BlobStore
     data_dir: Path
     run_id: str

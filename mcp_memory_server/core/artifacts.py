@@ -449,7 +449,8 @@ class Artifacts:
             InvalidInput: ``offset`` is not 0 or the ``next_offset`` of a previous page.
         """
         with self._blobs.open(record.sha256) as handle:
-            size = os.fstat(handle.fileno()).st_size
+            size = handle.seek(0, os.SEEK_END)  # any seekable reader: a file or a bucket object
+            handle.seek(0)
             entries_end = size - len(_MANIFEST_TAIL)
             if handle.read(len(_MANIFEST_HEAD)) != _MANIFEST_HEAD:
                 raise StorageError(f"the manifest of {record.artifact_id} is not a directory manifest; re-save it")
