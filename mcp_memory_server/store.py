@@ -27,9 +27,9 @@ from .errors import InvalidInput, NotFound, StorageError
 from .ids import new_id
 from .models import GcReport, Stats
 from .storage import open_database
-from .storage.open_blobs import open_blob_store
 from .storage.blobs import remove_orphaned_temps
 from .storage.engine import Connection
+from .storage.open_blobs import open_blob_store
 from .storage.staging import StagingLedger
 
 __all__ = ["MemoryStore"]
