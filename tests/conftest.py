@@ -60,7 +60,7 @@ def postgres_url(engine: str) -> Iterator[str | None]:
     if given:
         yield given
         return
-    from ._postgres import start, stop
+    from _postgres import start, stop
 
     directory = Path(tempfile.mkdtemp(prefix="mcp-memory-pg-"))
     url = start(directory)
@@ -75,7 +75,7 @@ def database_url(postgres_url: str | None) -> str | None:
     """A URL for one more, separate store in this test (None on SQLite: a data directory is enough)."""
     if postgres_url is None:
         return None
-    from ._postgres import fresh_schema_url
+    from _postgres import fresh_schema_url
 
     return fresh_schema_url(postgres_url)
 
@@ -90,7 +90,7 @@ def fresh_database_url(postgres_url: str | None) -> Callable[[], str | None]:
     def fresh() -> str | None:
         if postgres_url is None:
             return None
-        from ._postgres import fresh_schema_url
+        from _postgres import fresh_schema_url
 
         return fresh_schema_url(postgres_url)
 

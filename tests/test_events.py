@@ -1,4 +1,4 @@
-"""Event memory through the Python API, against a real SQLite file."""
+"""Event memory through the Python API, against a real store on the run's engine."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _out_of_order import Write, commit_lower_after_higher
 
 from mcp_memory_server import InvalidInput, LimitExceeded, MemoryStore
+from mcp_memory_server.ids import new_id, utc_now
+from mcp_memory_server.storage.engine import Connection
 
 
 def test_text_defaults_to_the_json_of_data_and_data_is_kept_as_given(store: MemoryStore) -> None:
@@ -181,3 +184,51 @@ def test_a_page_of_long_events_is_cut_to_the_response_limit(data_dir: Path) -> N
         assert "truncated: 8000 characters" in (page.events[0].text or "")
         assert page.events[-1].text == "tiny"
         assert store.events.page(limit=1).events[0].text == "tiny"
+
+
+def test_an_event_committed_after_one_with_a_higher_seq_is_not_missed_by_the_warm_hot_window(
+    store: MemoryStore, engine: str
+) -> None:
+    """seq N+2 commits, the window syncs, then seq N+1 commits (no write lock): recent and last_by_name see it."""
+    first = store.events.record("before").event_id
+    assert [e.event_id for e in store.events.recent()] == [first]  # warm and complete
+    top = store.db.query("SELECT MAX(seq) FROM events")[0][0]
+    low_id, high_id = new_id("evt"), new_id("evt")
+
+    def insert(seq: int, event_id: str, name: str) -> Write:
+        def write(conn: Connection) -> None:
+            ts = utc_now()
+            output = f'[{{"name": "{name}", "kind": "number", "value": {seq}}}]'
+            conn.execute(
+                "INSERT INTO events (seq, event_id, ts, kind, tool, outputs, run_id) VALUES (?, ?, ?, 'note', 't', ?, ?)",
+                (seq, event_id, ts, output, store.run_id),
+            )
+            conn.execute(
+                "INSERT INTO event_values (seq, event_id, name, kind, value, tool, ts)"
+                " VALUES (?, ?, ?, 'number', ?, 't', ?)",
+                (seq, event_id, name, str(seq), ts),
+            )
+
+        return write
+
+    between: list[list[str]] = []
+    commit_lower_after_higher(
+        store.db, engine,
+        lower=insert(top + 1, low_id, "late"), higher=insert(top + 2, high_id, "early"),
+        between=lambda: between.append([e.event_id for e in store.events.recent()]),
+    )  # fmt: skip
+    assert between == [[first, high_id]]
+    assert [e.event_id for e in store.events.recent()] == [first, low_id, high_id]
+    late = store.events.last_by_name("late")
+    assert late is not None and (late.event_id, late.value) == (low_id, top + 1)
+
+
+def test_last_by_name_takes_the_last_output_of_that_name_within_one_event(store: MemoryStore, data_dir: Path) -> None:
+    """An event naming one output twice: the later value is the latest, from the window and from the database."""
+    event = store.events.record_tool_result("t", outputs=[{"name": "x", "value": 1}, {"name": "x", "value": 2}])
+    hot = store.events.last_by_name("x")
+    assert hot is not None and (hot.value, hot.event_id) == (2, event.event_id)
+    with MemoryStore.open(data_dir, hot_window=1) as cold:
+        cold.events.record("fill")  # pushes the event out of this window: the database answers
+        stored = cold.events.last_by_name("x")
+    assert stored is not None and (stored.value, stored.event_id) == (2, event.event_id)

@@ -1,9 +1,11 @@
 """Event memory: a structured log of events and tool results, with a hot window in memory.
 
 The newest events (``hot_window``) answer ``recent`` and ``last_by_name`` without a
-query. The window follows other processes' commits: ``PRAGMA data_version`` tells when
-anyone else wrote, and the window then loads what it has not seen (``seq`` grows in
-commit order because writers hold the write lock while inserting).
+query. The window follows other processes' commits: the engine's data version tells when
+anyone else wrote, and the window then loads what it has not seen: rows above the newest
+``seq`` it holds, and rows in the holes below it that a transaction still in flight may
+fill (:class:`~mcp_memory_server.storage.catchup.IdFollower`), so a lower ``seq`` that
+commits after a higher one is not missed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..ids import new_id, parse_timestamp, utc_now
 from ..models import Event, EventHit, EventPage, EventSearchPage, ForgetReport, LastValue, Value
+from ..storage.catchup import IdFollower
 from ..storage.engine import Connection, Dialect, Row
 from . import _validate as check
 from ._context import StoreContext
@@ -94,7 +97,7 @@ class _HotWindow:
         self._conn: Connection | None = None
         self._version = -1
         self._epoch = -1
-        self._max_seq = 0
+        self._seen = IdFollower()
         self._events: deque[tuple[int, Event]] = deque(maxlen=self._size)
         self.complete = True  # the window holds every stored event
 
@@ -115,26 +118,40 @@ class _HotWindow:
             if epoch != self._epoch:
                 self._epoch = epoch
                 self._events.clear()
-                self._max_seq = 0
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?", (self._size + 1,)
                 ).fetchall()
                 rows.reverse()
                 self.complete = len(rows) <= self._size
+                # Holes between the loaded rows may still fill; below them lies what the window never held.
+                self._seen.reset(0 if self.complete else rows[0]["seq"] - 1)
             else:
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (self._max_seq,)
-                ).fetchall()
+                where, params = self._seen.condition("seq")
+                rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq", params).fetchall()
             self._append_rows(rows)
 
     def _append_rows(self, rows: Iterable[Row]) -> None:
+        events = self._events
         for row in rows:
-            if row["seq"] <= self._max_seq:
+            seq = row["seq"]
+            if not self._seen.take(seq):
                 continue
-            if len(self._events) == self._size:
+            if not events or seq > events[-1][0]:
+                if len(events) == self._size:
+                    self.complete = False
+                events.append((seq, _event(row)))
+                continue
+            # A lower id committed after a higher one: it goes where its id puts it.
+            at = len(events)
+            while at and events[at - 1][0] > seq:
+                at -= 1
+            if len(events) == self._size:
                 self.complete = False
-            self._events.append((row["seq"], _event(row)))
-            self._max_seq = row["seq"]
+                if at == 0:
+                    continue  # older than everything held: the database answers for it
+                events.popleft()
+                at -= 1
+            events.insert(at, (seq, _event(row)))
 
     def recent(self, flt: _Filter, limit: int) -> list[Event] | None:
         """The newest ``limit`` matches, oldest first, or None when the window cannot tell."""
@@ -251,7 +268,9 @@ class EventLog:
             event, data_json = self._build(item, index)
             events.append(event)
             rows.append(_row(event, data_json))
-            for value in event.outputs:
+            # An output's name holds its last value in that event (as the hot window reads it), so
+            # one row per name keeps "the latest" well defined by seq alone, on every engine.
+            for value in {value.name: value for value in event.outputs}.values():
                 values.append((event.event_id, value.name, value.kind, check.canonical_json(value.value),
                                event.tool, event.ts))  # fmt: skip
         with self._db.write() as conn:
@@ -379,7 +398,7 @@ class EventLog:
         if tool is not None:
             sql += " AND tool = ?"
             params.append(tool)
-        rows = self._db.query(sql + " ORDER BY seq DESC, rowid DESC LIMIT 1", params)
+        rows = self._db.query(sql + " ORDER BY seq DESC LIMIT 1", params)
         if not rows:
             return None
         row = rows[0]

@@ -82,6 +82,10 @@ class Dialect(Protocol):
         """True when the JSON array in ``column`` (or under its ``key``) holds the string ``value``."""
         ...
 
+    def begin_snapshot(self) -> str:
+        """The statement that opens one consistent read snapshot on a connection (ended by COMMIT)."""
+        ...
+
 
 class Database(Protocol):
     """What a capability may ask of the engine; see ``storage/sqlite`` and ``storage/postgres``."""

@@ -29,3 +29,7 @@ class PostgresDialect:
         if key is None:
             return f"(COALESCE(({column})::jsonb, '[]'::jsonb) @> jsonb_build_array(?::text))", [value]
         return f"(COALESCE(({column})::jsonb -> ?, '[]'::jsonb) @> jsonb_build_array(?::text))", [key, value]
+
+    def begin_snapshot(self) -> str:
+        """REPEATABLE READ: every statement sees the same snapshot (READ COMMITTED takes one per statement)."""
+        return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
