@@ -229,7 +229,7 @@ class MemoryStore:
                 "blobs": blobs,
             },
             sizes={"database_bytes": self.db.size_bytes(), "blob_bytes": blob_bytes},
-            schema_versions=self.db.schema_versions(),
+            schema_versions=dict(sorted(self.db.schema_versions().items())),  # one order on every engine
             model=self.search.status(),
             groups=list(self.config.groups),
         )

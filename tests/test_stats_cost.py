@@ -68,6 +68,7 @@ def test_warm_stats_makes_no_more_os_calls_at_200_blobs_than_at_10(tmp_path: Pat
     assert not {"scandir", "listdir", "stat", "lstat"} & set(calls), calls
 
 
+@pytest.mark.sqlite_only  # page_count and page_size are SQLite's PRAGMAs over its one file
 def test_the_database_size_is_its_page_count_times_page_size(tmp_path: Path) -> None:
     with MemoryStore.open(tmp_path / "s") as store:
         fill(store, 3)
