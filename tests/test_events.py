@@ -232,3 +232,17 @@ def test_last_by_name_takes_the_last_output_of_that_name_within_one_event(store:
         cold.events.record("fill")  # pushes the event out of this window: the database answers
         stored = cold.events.last_by_name("x")
     assert stored is not None and (stored.value, stored.event_id) == (2, event.event_id)
+
+
+def test_a_nul_in_event_text_is_kept_on_sqlite_and_refused_whole_batch_on_postgres(
+    store: MemoryStore, engine: str
+) -> None:
+    """PostgreSQL text cannot hold U+0000: there the batch is refused with a clear error and nothing is written."""
+    batch = [{"kind": "k", "text": "fine"}, {"kind": "k", "text": "a\x00b"}]
+    if engine == "postgres":
+        with pytest.raises(InvalidInput, match="NUL"):
+            store.events.record_many(batch)
+        assert store.events.count() == 0
+    else:
+        store.events.record_many(batch)
+        assert [e.text for e in store.events.recent()] == ["fine", "a\x00b"]

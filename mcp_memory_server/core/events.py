@@ -36,6 +36,7 @@ _COLUMNS = (
     "seq, event_id, ts, kind, topic, tool, text, data, tags, metrics, inputs, outputs, severity,"
     " run_id, graph_id, node_id"
 )
+_COLUMN_NAMES = tuple(name.strip() for name in _COLUMNS.split(","))
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,19 +274,14 @@ class EventLog:
             for value in {value.name: value for value in event.outputs}.values():
                 values.append((event.event_id, value.name, value.kind, check.canonical_json(value.value),
                                event.tool, event.ts))  # fmt: skip
+        insert_rows = self._db.dialect.insert_rows
         with self._db.write() as conn:
             first = self._db.reserve_ids(conn, "events", len(rows))
-            conn.executemany(
-                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(first + i, *row) for i, row in enumerate(rows)],
-            )
+            insert_rows(conn, "events", _COLUMN_NAMES, [(first + i, *row) for i, row in enumerate(rows)])
             if values:
                 seq_of = {event.event_id: first + i for i, event in enumerate(events)}
-                conn.executemany(
-                    "INSERT INTO event_values (seq, event_id, name, kind, value, tool, ts)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(seq_of[v[0]], *v) for v in values],
-                )
+                insert_rows(conn, "event_values", ("seq", "event_id", "name", "kind", "value", "tool", "ts"),
+                            [(seq_of[v[0]], *v) for v in values])  # fmt: skip
         return events
 
     def _build(self, item: Mapping[str, Any], index: int) -> tuple[Event, str | None]:

@@ -397,7 +397,9 @@ def _error(exc: psycopg.Error) -> Exception:
         return exc
     if isinstance(exc, pg_errors.NumericValueOutOfRange):
         return _too_large()
-    if isinstance(exc, pg_errors.UntranslatableCharacter | pg_errors.CharacterNotInRepertoire):
+    if isinstance(exc, pg_errors.UntranslatableCharacter | pg_errors.CharacterNotInRepertoire) or (
+        isinstance(exc, psycopg.DataError) and exc.sqlstate is None and "NUL" in str(exc)  # psycopg's own check
+    ):
         return InvalidInput(f"text holds a character PostgreSQL cannot store (a NUL, \\u0000): remove it ({exc})")
     if isinstance(exc, pg_errors.ProgramLimitExceeded):
         return InvalidInput(f"a value is too large for the database: {exc}")
