@@ -246,3 +246,22 @@ def test_a_nul_in_event_text_is_kept_on_sqlite_and_refused_whole_batch_on_postgr
     else:
         store.events.record_many(batch)
         assert [e.text for e in store.events.recent()] == ["fine", "a\x00b"]
+
+
+@pytest.mark.sqlite_only  # the v2 migration orders old rows by SQLite's rowid; no PostgreSQL store predates it
+def test_events_v2_keeps_the_last_of_duplicate_named_values_an_older_store_wrote(data_dir: Path) -> None:
+    """A v1 store with two rows for one (event, name): after the upgrade only the later one is left, and is the latest."""
+    with MemoryStore.open(data_dir) as store:
+        event = store.events.record_tool_result("t", outputs=[{"name": "x", "value": 1}])
+        with store.db.write() as conn:  # what v1 wrote for outputs [x=1, x=2]
+            conn.execute(
+                "INSERT INTO event_values (seq, event_id, name, kind, value, tool, ts)"
+                " SELECT seq, event_id, name, kind, '2', tool, ts FROM event_values"
+            )
+            conn.execute("DELETE FROM schema_migrations WHERE component = 'events' AND version = 2")
+    with MemoryStore.open(data_dir, hot_window=1) as store:
+        assert store.db.schema_versions()["events"] == 2
+        assert [tuple(r) for r in store.db.query("SELECT name, value FROM event_values")] == [("x", "2")]
+        store.events.record("fill")  # the event leaves the window: the database answers
+        last = store.events.last_by_name("x")
+    assert last is not None and (last.value, last.event_id) == (2, event.event_id)
