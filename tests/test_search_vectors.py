@@ -10,6 +10,7 @@ import pytest
 from _out_of_order import Write, commit_lower_after_higher
 
 from mcp_memory_server.storage import Database
+from mcp_memory_server.storage import vectors as vectors_module
 from mcp_memory_server.storage.engine import Connection
 from mcp_memory_server.storage.sqlite import SqliteDatabase
 from mcp_memory_server.storage.vectors import TableVectorIndex
@@ -57,6 +58,18 @@ def test_top_k_equals_brute_force_numpy_on_random_vectors(db: Database) -> None:
         hits = index.search("c", query, 10)
         assert [h.item for h in hits] == expected
         assert [h.score for h in hits] == pytest.approx(np.sort(vectors @ query)[::-1][:10].tolist(), abs=1e-5)
+
+
+def test_a_table_loaded_in_pages_is_held_whole(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading 100 rows 7 at a time (the page size is 20,000) holds all 100, each once."""
+    monkeypatch.setattr(vectors_module, "_PAGE", 7)
+    writer = TableVectorIndex(db, "random", DIM)
+    vectors = unit(100, seed=11)
+    fill(writer, vectors)
+    reader = TableVectorIndex(db, "random", DIM)
+    reader.sync()
+    assert reader.count("c") == 100
+    assert [h.item for h in reader.search("c", vectors[41], 1)] == [42]
 
 
 def test_a_filter_gives_the_exact_top_k_among_allowed_items(db: Database) -> None:

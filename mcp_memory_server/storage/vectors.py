@@ -47,6 +47,8 @@ else:
 _TOMBSTONES_KEPT = 100_000
 # On a (re)load, the newest tombstone ids read to find holes a delete still in flight may fill.
 _TOMBSTONE_TAIL = 1000
+# Rows loaded per query.
+_PAGE = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +193,14 @@ class TableVectorIndex:
 
     def _load_rows(self, conn: Connection) -> None:
         where, params = self._rows.condition("vseq")
-        cursor = conn.execute(
-            f"SELECT vseq, collection, item, vector FROM vectors WHERE model = ? AND {where} ORDER BY vseq",
-            (self.model, *params),
-        )
+        sql = f"SELECT vseq, collection, item, vector FROM vectors WHERE model = ? AND {where} AND vseq > ?"
+        after = -1
         while True:
-            rows = cursor.fetchmany(20_000)
+            # Pages by vseq: a PostgreSQL client cursor would hold the whole table's bytes at once.
+            rows = conn.execute(sql + " ORDER BY vseq LIMIT ?", (self.model, *params, after, _PAGE)).fetchall()
             if not rows:
                 break
+            after = rows[-1][0]
             by_collection: dict[str, tuple[list[int], list[bytes]]] = {}
             for vseq, collection, item, blob in rows:
                 if not self._rows.take(vseq):
@@ -210,6 +212,8 @@ class TableVectorIndex:
                 matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(items), self.dim)
                 segment = self._segments.setdefault(collection, _Segment(self.dim))
                 segment.append(np.asarray(items, dtype=np.int64), matrix)
+            if len(rows) < _PAGE:
+                break
 
     # -- writing -----------------------------------------------------------------------------------
 
