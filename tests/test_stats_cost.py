@@ -76,11 +76,13 @@ def test_the_database_size_is_its_page_count_times_page_size(tmp_path: Path) -> 
         assert store.stats().sizes["database_bytes"] == pages > 0
 
 
-async def test_memory_stats_over_mcp_lists_no_directory_at_any_blob_count(tmp_path: Path) -> None:
+async def test_memory_stats_over_mcp_lists_no_directory_at_any_blob_count(
+    tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     global _listening
     counts = {}
     for blobs in (10, 200):
-        with MemoryStore.open(tmp_path / f"s{blobs}") as store:
+        with MemoryStore.open(tmp_path / f"s{blobs}", database_url=fresh_database_url()) as store:
             fill(store, blobs)
             async with Client(build_server(store)) as client:
                 assert (await call(client, "memory_stats"))["counts"]["blobs"] == blobs  # warms the size cache
