@@ -265,3 +265,18 @@ def test_events_v2_keeps_the_last_of_duplicate_named_values_an_older_store_wrote
         store.events.record("fill")  # the event leaves the window: the database answers
         last = store.events.last_by_name("x")
     assert last is not None and (last.value, last.event_id) == (2, event.event_id)
+
+
+def test_the_hot_window_reconnects_when_the_server_drops_its_connection(store: MemoryStore, engine: str) -> None:
+    """PostgreSQL ends the window's connection: the next recent() reconnects, reloads and misses nothing."""
+    if engine != "postgres":
+        pytest.skip("SQLite has no server to drop a connection")
+    first = store.events.record("before").event_id
+    assert [e.event_id for e in store.events.recent()] == [first]
+    dropped = store.db.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE pid <> pg_backend_pid() AND query LIKE 'SELECT seq, event_id%'"
+    )
+    assert len(dropped) == 1  # the window's own connection, which last read the events
+    second = store.events.record("after").event_id
+    assert [e.event_id for e in store.events.recent()] == [first, second]

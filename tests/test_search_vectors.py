@@ -206,3 +206,20 @@ def test_a_delete_committed_after_a_later_delete_is_still_applied(db: Database, 
     assert index.sync() == [1]
     assert index.count("c") == 1
     assert [h.item for h in index.search("c", vectors[0], 10)] == [2]
+
+
+def test_the_index_reconnects_when_the_server_drops_its_connection(db: Database, engine: str) -> None:
+    """PostgreSQL ends the index's connection: the next sync reconnects, reloads and holds every row."""
+    if engine != "postgres":
+        pytest.skip("SQLite has no server to drop a connection")
+    backends = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    before = {row[0] for row in db.query(backends)}
+    index = TableVectorIndex(db, "random", DIM)
+    vectors = unit(20, seed=12)
+    fill(index, vectors[:10])
+    watcher = {row[0] for row in db.query(backends)} - before
+    assert len(watcher) == 1  # the index's own connection, opened by its first sync
+    db.query("SELECT pg_terminate_backend(?)", (watcher.pop(),))
+    fill(index, vectors[10:], first=11)
+    assert index.count("c") == 20
+    assert [h.item for h in index.search("c", vectors[14], 1)] == [15]

@@ -14,10 +14,11 @@ import json
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, StorageError
 from ..ids import new_id, parse_timestamp, utc_now
 from ..models import Event, EventHit, EventPage, EventSearchPage, ForgetReport, LastValue, Value
 from ..storage.catchup import IdFollower
@@ -110,26 +111,42 @@ class _HotWindow:
     def sync(self) -> None:
         """Load whatever other connections committed since the last look."""
         with self._lock:
-            conn = self._watch()
-            version = self._ctx.db.data_version(conn)
-            if version == self._version:
-                return
-            self._version = version
-            epoch = conn.execute("SELECT value FROM event_log_state WHERE key = 'forget_epoch'").fetchone()[0]
-            if epoch != self._epoch:
-                self._epoch = epoch
-                self._events.clear()
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?", (self._size + 1,)
-                ).fetchall()
-                rows.reverse()
-                self.complete = len(rows) <= self._size
-                # Holes between the loaded rows may still fill; below them lies what the window never held.
-                self._seen.reset(0 if self.complete else rows[0]["seq"] - 1)
-            else:
-                where, params = self._seen.condition("seq")
-                rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq", params).fetchall()
-            self._append_rows(rows)
+            for attempt in (1, 2):
+                try:
+                    self._catch_up()
+                    return
+                except BaseException as exc:
+                    # A failed look (a dropped connection, a restarted server): a fresh connection and
+                    # a full reload, since what changed meanwhile is unknown; once at once, then the caller's.
+                    if self._conn is not None:
+                        with suppress(Exception):
+                            self._conn.close()
+                    self._conn = None
+                    self._version = self._epoch = -1
+                    if attempt == 2 or not isinstance(exc, StorageError):
+                        raise
+
+    def _catch_up(self) -> None:
+        conn = self._watch()
+        version = self._ctx.db.data_version(conn)
+        if version == self._version:
+            return
+        epoch = conn.execute("SELECT value FROM event_log_state WHERE key = 'forget_epoch'").fetchone()[0]
+        if epoch != self._epoch:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?", (self._size + 1,)
+            ).fetchall()
+            rows.reverse()
+            self._events.clear()
+            self.complete = len(rows) <= self._size
+            # Holes between the loaded rows may still fill; below them lies what the window never held.
+            self._seen.reset(0 if self.complete else rows[0]["seq"] - 1)
+            self._epoch = epoch
+        else:
+            where, params = self._seen.condition("seq")
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq", params).fetchall()
+        self._append_rows(rows)
+        self._version = version
 
     def _append_rows(self, rows: Iterable[Row]) -> None:
         events = self._events

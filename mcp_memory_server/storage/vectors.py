@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import StorageError
 from ..ids import utc_now
 from .catchup import IdFollower
 from .engine import Connection, Database
@@ -147,20 +149,39 @@ class TableVectorIndex:
     def sync(self) -> list[int]:
         """Load rows other connections added and drop rows they deleted; returns the dropped items."""
         with self._lock:
-            conn = self._watch()
-            version = self.db.data_version(conn)
-            if version == self._version:
-                return []
-            self._version = version
-            # One snapshot for tombstones and rows: a row deleted and added again in between
-            # must not lose its new vector to the old one's tombstone.
-            conn.execute(self.db.dialect.begin_snapshot())
-            try:
-                removed = self._apply_tombstones(conn)
-                self._load_rows(conn)
-            finally:
-                conn.execute("COMMIT")
-            return removed
+            for attempt in (1, 2):
+                try:
+                    return self._catch_up()
+                except BaseException as exc:
+                    # A failed look (a dropped connection, a restarted server) may have taken in part
+                    # of a change: a fresh connection and a full reload; once at once, then the caller's.
+                    if self._conn is not None:
+                        with suppress(Exception):
+                            self._conn.close()
+                    self._conn = None
+                    self._version = -1
+                    self._segments.clear()
+                    self._rows.reset()
+                    self._tombstones.reset()
+                    if attempt == 2 or not isinstance(exc, StorageError):
+                        raise
+            raise AssertionError("unreachable")
+
+    def _catch_up(self) -> list[int]:
+        conn = self._watch()
+        version = self.db.data_version(conn)
+        if version == self._version:
+            return []
+        # One snapshot for tombstones and rows: a row deleted and added again in between
+        # must not lose its new vector to the old one's tombstone.
+        conn.execute(self.db.dialect.begin_snapshot())
+        try:
+            removed = self._apply_tombstones(conn)
+            self._load_rows(conn)
+        finally:
+            conn.execute("COMMIT")
+        self._version = version
+        return removed
 
     def _apply_tombstones(self, conn: Connection) -> list[int]:
         oldest, newest = conn.execute("SELECT MIN(tseq), MAX(tseq) FROM vector_tombstones").fetchone()
