@@ -57,7 +57,7 @@ def _referenced(conn: Connection, digests: Sequence[str] | None) -> set[str]:
     return {
         row[0]
         for sql in BLOB_REFERENCES
-        for row in conn.execute(f"SELECT sha256 FROM ({sql}) WHERE sha256 IN ({marks})", list(digests))
+        for row in conn.execute(f"SELECT sha256 FROM ({sql}) AS r WHERE sha256 IN ({marks})", list(digests))
     }
 
 
@@ -241,7 +241,7 @@ class MemoryStore:
                 "blobs": blobs,
             },
             sizes={"database_bytes": self.db.size_bytes(), "blob_bytes": blob_bytes},
-            schema_versions=self.db.schema_versions(),
+            schema_versions=dict(sorted(self.db.schema_versions().items())),  # one order on every engine
             model=self.search.status(),
             groups=list(self.config.groups),
         )
@@ -269,7 +269,7 @@ class MemoryStore:
                 continue
         try:
             with self.db.write() as conn:
-                conn.executemany("INSERT OR IGNORE INTO blob_sizes (sha256, size) VALUES (?, ?)", sizes)
+                conn.executemany("INSERT INTO blob_sizes (sha256, size) VALUES (?, ?) ON CONFLICT DO NOTHING", sizes)
         except StorageError:
             pass  # only a cache: stats must still answer on a full or read-only disk (sizes are counted below)
         return int(count), int(size) + sum(blob_size for _, blob_size in sizes)

@@ -55,8 +55,11 @@ runpy.run_module("mcp_memory_server", run_name="__main__", alter_sys=True)
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without any ``MCP_MEMORY_*`` setting from the developer's shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
+    """This process's environment without any ``MCP_MEMORY_*`` setting from the developer's shell.
+
+    ``MCP_MEMORY_DATABASE_URL`` stays: on the PostgreSQL run it is the test's own store (conftest).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_") or k == "MCP_MEMORY_DATABASE_URL"}
     env.update(extra or {})
     return env
 
@@ -75,7 +78,9 @@ def stdio_params(
 ) -> StdioServerParameters:
     """Parameters that spawn a stdio server on ``data_dir`` (through the test launcher if asked)."""
     command = launcher_command(data_dir, *args) if launcher else [*SERVER, "--data-dir", str(data_dir), *args]
-    return StdioServerParameters(command=command[0], args=command[1:], env=dict(env or {}), cwd=cwd)
+    url = os.environ.get("MCP_MEMORY_DATABASE_URL")  # the test's own store on the PostgreSQL run (conftest)
+    engine = {"MCP_MEMORY_DATABASE_URL": url} if url else {}
+    return StdioServerParameters(command=command[0], args=command[1:], env={**engine, **(env or {})}, cwd=cwd)
 
 
 def read_line(process: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S) -> bytes:

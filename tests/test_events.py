@@ -1,4 +1,4 @@
-"""Event memory through the Python API, against a real SQLite file."""
+"""Event memory through the Python API, against a real store on the run's engine."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _out_of_order import Write, commit_lower_after_higher
 
 from mcp_memory_server import InvalidInput, LimitExceeded, MemoryStore
+from mcp_memory_server.ids import new_id, utc_now
+from mcp_memory_server.storage.engine import Connection
 
 
 def test_text_defaults_to_the_json_of_data_and_data_is_kept_as_given(store: MemoryStore) -> None:
@@ -181,3 +184,99 @@ def test_a_page_of_long_events_is_cut_to_the_response_limit(data_dir: Path) -> N
         assert "truncated: 8000 characters" in (page.events[0].text or "")
         assert page.events[-1].text == "tiny"
         assert store.events.page(limit=1).events[0].text == "tiny"
+
+
+def test_an_event_committed_after_one_with_a_higher_seq_is_not_missed_by_the_warm_hot_window(
+    store: MemoryStore, engine: str
+) -> None:
+    """seq N+2 commits, the window syncs, then seq N+1 commits (no write lock): recent and last_by_name see it."""
+    first = store.events.record("before").event_id
+    assert [e.event_id for e in store.events.recent()] == [first]  # warm and complete
+    top = store.db.query("SELECT MAX(seq) FROM events")[0][0]
+    low_id, high_id = new_id("evt"), new_id("evt")
+
+    def insert(seq: int, event_id: str, name: str) -> Write:
+        def write(conn: Connection) -> None:
+            ts = utc_now()
+            output = f'[{{"name": "{name}", "kind": "number", "value": {seq}}}]'
+            conn.execute(
+                "INSERT INTO events (seq, event_id, ts, kind, tool, outputs, run_id) VALUES (?, ?, ?, 'note', 't', ?, ?)",
+                (seq, event_id, ts, output, store.run_id),
+            )
+            conn.execute(
+                "INSERT INTO event_values (seq, event_id, name, kind, value, tool, ts)"
+                " VALUES (?, ?, ?, 'number', ?, 't', ?)",
+                (seq, event_id, name, str(seq), ts),
+            )
+
+        return write
+
+    between: list[list[str]] = []
+    commit_lower_after_higher(
+        store.db, engine,
+        lower=insert(top + 1, low_id, "late"), higher=insert(top + 2, high_id, "early"),
+        between=lambda: between.append([e.event_id for e in store.events.recent()]),
+    )  # fmt: skip
+    assert between == [[first, high_id]]
+    assert [e.event_id for e in store.events.recent()] == [first, low_id, high_id]
+    late = store.events.last_by_name("late")
+    assert late is not None and (late.event_id, late.value) == (low_id, top + 1)
+
+
+def test_last_by_name_takes_the_last_output_of_that_name_within_one_event(store: MemoryStore, data_dir: Path) -> None:
+    """An event naming one output twice: the later value is the latest, from the window and from the database."""
+    event = store.events.record_tool_result("t", outputs=[{"name": "x", "value": 1}, {"name": "x", "value": 2}])
+    hot = store.events.last_by_name("x")
+    assert hot is not None and (hot.value, hot.event_id) == (2, event.event_id)
+    with MemoryStore.open(data_dir, hot_window=1) as cold:
+        cold.events.record("fill")  # pushes the event out of this window: the database answers
+        stored = cold.events.last_by_name("x")
+    assert stored is not None and (stored.value, stored.event_id) == (2, event.event_id)
+
+
+def test_a_nul_in_event_text_is_kept_on_sqlite_and_refused_whole_batch_on_postgres(
+    store: MemoryStore, engine: str
+) -> None:
+    """PostgreSQL text cannot hold U+0000: there the batch is refused with a clear error and nothing is written."""
+    batch = [{"kind": "k", "text": "fine"}, {"kind": "k", "text": "a\x00b"}]
+    if engine == "postgres":
+        with pytest.raises(InvalidInput, match="NUL"):
+            store.events.record_many(batch)
+        assert store.events.count() == 0
+    else:
+        store.events.record_many(batch)
+        assert [e.text for e in store.events.recent()] == ["fine", "a\x00b"]
+
+
+@pytest.mark.sqlite_only  # the v2 migration orders old rows by SQLite's rowid; no PostgreSQL store predates it
+def test_events_v2_keeps_the_last_of_duplicate_named_values_an_older_store_wrote(data_dir: Path) -> None:
+    """A v1 store with two rows for one (event, name): after the upgrade only the later one is left, and is the latest."""
+    with MemoryStore.open(data_dir) as store:
+        event = store.events.record_tool_result("t", outputs=[{"name": "x", "value": 1}])
+        with store.db.write() as conn:  # what v1 wrote for outputs [x=1, x=2]
+            conn.execute(
+                "INSERT INTO event_values (seq, event_id, name, kind, value, tool, ts)"
+                " SELECT seq, event_id, name, kind, '2', tool, ts FROM event_values"
+            )
+            conn.execute("DELETE FROM schema_migrations WHERE component = 'events' AND version = 2")
+    with MemoryStore.open(data_dir, hot_window=1) as store:
+        assert store.db.schema_versions()["events"] == 2
+        assert [tuple(r) for r in store.db.query("SELECT name, value FROM event_values")] == [("x", "2")]
+        store.events.record("fill")  # the event leaves the window: the database answers
+        last = store.events.last_by_name("x")
+    assert last is not None and (last.value, last.event_id) == (2, event.event_id)
+
+
+def test_the_hot_window_reconnects_when_the_server_drops_its_connection(store: MemoryStore, engine: str) -> None:
+    """PostgreSQL ends the window's connection: the next recent() reconnects, reloads and misses nothing."""
+    if engine != "postgres":
+        pytest.skip("SQLite has no server to drop a connection")
+    first = store.events.record("before").event_id
+    assert [e.event_id for e in store.events.recent()] == [first]
+    dropped = store.db.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE pid <> pg_backend_pid() AND query LIKE 'SELECT seq, event_id%'"
+    )
+    assert len(dropped) == 1  # the window's own connection, which last read the events
+    second = store.events.record("after").event_id
+    assert [e.event_id for e in store.events.recent()] == [first, second]

@@ -37,11 +37,25 @@ def temp_files(data_dir: Path) -> list[Path]:
 
 
 def assert_store_is_sound(data_dir: Path) -> None:
-    """Integrity ok, every blob file holds exactly the bytes its name promises, every record's blobs exist."""
-    with sqlite3.connect(data_dir / "memory.db") as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        needed = {row[0] for row in conn.execute("SELECT sha256 FROM artifact_blobs")}
-    conn.close()
+    """Integrity ok, every blob file holds exactly the bytes its name promises, every record's blobs exist.
+
+    The integrity check is SQLite's, of its file; PostgreSQL guards its own pages (and a killed
+    client cannot tear them).
+    """
+    url = os.environ.get("MCP_MEMORY_DATABASE_URL")
+    if url:
+        from mcp_memory_server.storage.postgres import PostgresDatabase
+
+        db = PostgresDatabase(url)
+        try:
+            needed = {row[0] for row in db.query("SELECT sha256 FROM artifact_blobs")}
+        finally:
+            db.close()
+    else:
+        with sqlite3.connect(data_dir / "memory.db") as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            needed = {row[0] for row in conn.execute("SELECT sha256 FROM artifact_blobs")}
+        conn.close()
     present = set()
     for path in blob_files(data_dir):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, f"partial or corrupt blob {path}"

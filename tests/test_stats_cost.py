@@ -68,6 +68,7 @@ def test_warm_stats_makes_no_more_os_calls_at_200_blobs_than_at_10(tmp_path: Pat
     assert not {"scandir", "listdir", "stat", "lstat"} & set(calls), calls
 
 
+@pytest.mark.sqlite_only  # page_count and page_size are SQLite's PRAGMAs over its one file
 def test_the_database_size_is_its_page_count_times_page_size(tmp_path: Path) -> None:
     with MemoryStore.open(tmp_path / "s") as store:
         fill(store, 3)
@@ -75,11 +76,13 @@ def test_the_database_size_is_its_page_count_times_page_size(tmp_path: Path) -> 
         assert store.stats().sizes["database_bytes"] == pages > 0
 
 
-async def test_memory_stats_over_mcp_lists_no_directory_at_any_blob_count(tmp_path: Path) -> None:
+async def test_memory_stats_over_mcp_lists_no_directory_at_any_blob_count(
+    tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     global _listening
     counts = {}
     for blobs in (10, 200):
-        with MemoryStore.open(tmp_path / f"s{blobs}") as store:
+        with MemoryStore.open(tmp_path / f"s{blobs}", database_url=fresh_database_url()) as store:
             fill(store, blobs)
             async with Client(build_server(store)) as client:
                 assert (await call(client, "memory_stats"))["counts"]["blobs"] == blobs  # warms the size cache

@@ -1,9 +1,11 @@
 """Event memory: a structured log of events and tool results, with a hot window in memory.
 
 The newest events (``hot_window``) answer ``recent`` and ``last_by_name`` without a
-query. The window follows other processes' commits: ``PRAGMA data_version`` tells when
-anyone else wrote, and the window then loads what it has not seen (``seq`` grows in
-commit order because writers hold the write lock while inserting).
+query. The window follows other processes' commits: the engine's data version tells when
+anyone else wrote, and the window then loads what it has not seen: rows above the newest
+``seq`` it holds, and rows in the holes below it that a transaction still in flight may
+fill (:class:`~mcp_memory_server.storage.catchup.IdFollower`), so a lower ``seq`` that
+commits after a higher one is not missed.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import json
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, StorageError
 from ..ids import new_id, parse_timestamp, utc_now
 from ..models import Event, EventHit, EventPage, EventSearchPage, ForgetReport, LastValue, Value
+from ..storage.catchup import IdFollower
 from ..storage.engine import Connection, Dialect, Row
 from . import _validate as check
 from ._context import StoreContext
@@ -33,6 +37,7 @@ _COLUMNS = (
     "seq, event_id, ts, kind, topic, tool, text, data, tags, metrics, inputs, outputs, severity,"
     " run_id, graph_id, node_id"
 )
+_COLUMN_NAMES = tuple(name.strip() for name in _COLUMNS.split(","))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +99,7 @@ class _HotWindow:
         self._conn: Connection | None = None
         self._version = -1
         self._epoch = -1
-        self._max_seq = 0
+        self._seen = IdFollower()
         self._events: deque[tuple[int, Event]] = deque(maxlen=self._size)
         self.complete = True  # the window holds every stored event
 
@@ -106,35 +111,65 @@ class _HotWindow:
     def sync(self) -> None:
         """Load whatever other connections committed since the last look."""
         with self._lock:
-            conn = self._watch()
-            version = self._ctx.db.data_version(conn)
-            if version == self._version:
-                return
-            self._version = version
-            epoch = conn.execute("SELECT value FROM event_log_state WHERE key = 'forget_epoch'").fetchone()[0]
-            if epoch != self._epoch:
-                self._epoch = epoch
-                self._events.clear()
-                self._max_seq = 0
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?", (self._size + 1,)
-                ).fetchall()
-                rows.reverse()
-                self.complete = len(rows) <= self._size
-            else:
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (self._max_seq,)
-                ).fetchall()
-            self._append_rows(rows)
+            for attempt in (1, 2):
+                try:
+                    self._catch_up()
+                    return
+                except BaseException as exc:
+                    # A failed look (a dropped connection, a restarted server): a fresh connection and
+                    # a full reload, since what changed meanwhile is unknown; once at once, then the caller's.
+                    if self._conn is not None:
+                        with suppress(Exception):
+                            self._conn.close()
+                    self._conn = None
+                    self._version = self._epoch = -1
+                    if attempt == 2 or not isinstance(exc, StorageError):
+                        raise
+
+    def _catch_up(self) -> None:
+        conn = self._watch()
+        version = self._ctx.db.data_version(conn)
+        if version == self._version:
+            return
+        epoch = conn.execute("SELECT value FROM event_log_state WHERE key = 'forget_epoch'").fetchone()[0]
+        if epoch != self._epoch:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?", (self._size + 1,)
+            ).fetchall()
+            rows.reverse()
+            self._events.clear()
+            self.complete = len(rows) <= self._size
+            # Holes between the loaded rows may still fill; below them lies what the window never held.
+            self._seen.reset(0 if self.complete else rows[0]["seq"] - 1)
+            self._epoch = epoch
+        else:
+            where, params = self._seen.condition("seq")
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq", params).fetchall()
+        self._append_rows(rows)
+        self._version = version
 
     def _append_rows(self, rows: Iterable[Row]) -> None:
+        events = self._events
         for row in rows:
-            if row["seq"] <= self._max_seq:
+            seq = row["seq"]
+            if not self._seen.take(seq):
                 continue
-            if len(self._events) == self._size:
+            if not events or seq > events[-1][0]:
+                if len(events) == self._size:
+                    self.complete = False
+                events.append((seq, _event(row)))
+                continue
+            # A lower id committed after a higher one: it goes where its id puts it.
+            at = len(events)
+            while at and events[at - 1][0] > seq:
+                at -= 1
+            if len(events) == self._size:
                 self.complete = False
-            self._events.append((row["seq"], _event(row)))
-            self._max_seq = row["seq"]
+                if at == 0:
+                    continue  # older than everything held: the database answers for it
+                events.popleft()
+                at -= 1
+            events.insert(at, (seq, _event(row)))
 
     def recent(self, flt: _Filter, limit: int) -> list[Event] | None:
         """The newest ``limit`` matches, oldest first, or None when the window cannot tell."""
@@ -251,22 +286,19 @@ class EventLog:
             event, data_json = self._build(item, index)
             events.append(event)
             rows.append(_row(event, data_json))
-            for value in event.outputs:
+            # An output's name holds its last value in that event (as the hot window reads it), so
+            # one row per name keeps "the latest" well defined by seq alone, on every engine.
+            for value in {value.name: value for value in event.outputs}.values():
                 values.append((event.event_id, value.name, value.kind, check.canonical_json(value.value),
                                event.tool, event.ts))  # fmt: skip
+        insert_rows = self._db.dialect.insert_rows
         with self._db.write() as conn:
             first = self._db.reserve_ids(conn, "events", len(rows))
-            conn.executemany(
-                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(first + i, *row) for i, row in enumerate(rows)],
-            )
+            insert_rows(conn, "events", _COLUMN_NAMES, [(first + i, *row) for i, row in enumerate(rows)])
             if values:
                 seq_of = {event.event_id: first + i for i, event in enumerate(events)}
-                conn.executemany(
-                    "INSERT INTO event_values (seq, event_id, name, kind, value, tool, ts)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(seq_of[v[0]], *v) for v in values],
-                )
+                insert_rows(conn, "event_values", ("seq", "event_id", "name", "kind", "value", "tool", "ts"),
+                            [(seq_of[v[0]], *v) for v in values])  # fmt: skip
         return events
 
     def _build(self, item: Mapping[str, Any], index: int) -> tuple[Event, str | None]:
@@ -379,7 +411,7 @@ class EventLog:
         if tool is not None:
             sql += " AND tool = ?"
             params.append(tool)
-        rows = self._db.query(sql + " ORDER BY seq DESC, rowid DESC LIMIT 1", params)
+        rows = self._db.query(sql + " ORDER BY seq DESC LIMIT 1", params)
         if not rows:
             return None
         row = rows[0]

@@ -82,6 +82,14 @@ class Dialect(Protocol):
         """True when the JSON array in ``column`` (or under its ``key``) holds the string ``value``."""
         ...
 
+    def begin_snapshot(self) -> str:
+        """The statement that opens one consistent read snapshot on a connection (ended by COMMIT)."""
+        ...
+
+    def insert_rows(self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many whole rows at once, the engine's fastest way (constraints and triggers apply as usual)."""
+        ...
+
 
 class Database(Protocol):
     """What a capability may ask of the engine; see ``storage/sqlite`` and ``storage/postgres``."""

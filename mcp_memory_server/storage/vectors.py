@@ -1,11 +1,16 @@
-"""The vector index: exact cosine top-k over an in-memory float32 matrix, persisted in SQLite.
+"""The vector index: exact cosine top-k over an in-memory float32 matrix, persisted in the store's table.
 
 Vectors are rows of ``vectors``, keyed by ``(collection, item, chunk, model)`` and tagged
 with the model that made them (``vector_models``: model id and dimension), so vectors of
 two models are never compared. The matrix in memory is a cache of that table for one
-model: it loads rows newer than the last it saw (``vseq``) and drops rows listed in
-``vector_tombstones`` (filled by a trigger on delete), so it follows other processes'
-writes. ``PRAGMA data_version`` on a dedicated connection says when anything changed.
+model, on either engine: it loads rows it has not seen (``vseq`` above the newest it
+holds, or in a hole below it that a transaction still in flight may fill, see
+``storage/catchup.py``) and drops rows listed in ``vector_tombstones`` (filled by a
+trigger on delete, followed the same way), so it follows other processes' writes. The
+engine's data version, asked on a dedicated connection, says when anything changed.
+
+pgvector (an index inside PostgreSQL) would be another :class:`VectorIndex`; it is not
+installable on the machines this was built on, so PostgreSQL stores use this matrix too.
 
 Nothing here knows what an item is; the search layer maps items to records.
 """
@@ -14,13 +19,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import StorageError
 from ..ids import utc_now
+from .catchup import IdFollower
 from .engine import Connection, Database
 
-__all__ = ["SqliteVectorIndex", "VectorHit", "VectorIndex"]
+__all__ = ["SqliteVectorIndex", "TableVectorIndex", "VectorHit", "VectorIndex"]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +47,10 @@ else:
 
 # Tombstones older than this many are pruned; a cache that fell further behind reloads.
 _TOMBSTONES_KEPT = 100_000
+# On a (re)load, the newest tombstone ids read to find holes a delete still in flight may fill.
+_TOMBSTONE_TAIL = 1000
+# Rows loaded per query.
+_PAGE = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +112,8 @@ class _Segment:
         return self.items[: self.n], self.matrix[: self.n]
 
 
-class SqliteVectorIndex:
-    """Vectors of one model in SQLite, searched exactly in memory.
+class TableVectorIndex:
+    """Vectors of one model in the store's ``vectors`` table (either engine), searched exactly in memory.
 
     Args:
         db: the store's database (with its migrations applied).
@@ -115,7 +127,7 @@ class SqliteVectorIndex:
         self.dim = dim
         with db.write() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO vector_models (model_id, dim, created_at) VALUES (?, ?, ?)",
+                "INSERT INTO vector_models (model_id, dim, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (model_id, dim, utc_now()),
             )
             row = conn.execute("SELECT model FROM vector_models WHERE model_id = ? AND dim = ?", (model_id, dim))
@@ -123,8 +135,8 @@ class SqliteVectorIndex:
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._version = -1
-        self._vseq = 0
-        self._tseq = 0
+        self._rows = IdFollower()  # vseq
+        self._tombstones = IdFollower()  # tseq
         self._segments: dict[str, _Segment] = {}
 
     # -- keeping the cache fresh -------------------------------------------------------------------
@@ -137,36 +149,63 @@ class SqliteVectorIndex:
     def sync(self) -> list[int]:
         """Load rows other connections added and drop rows they deleted; returns the dropped items."""
         with self._lock:
-            conn = self._watch()
-            version = self.db.data_version(conn)
-            if version == self._version:
-                return []
-            self._version = version
-            conn.execute("BEGIN")  # one snapshot for tombstones and rows
-            try:
-                removed = self._apply_tombstones(conn)
-                self._load_rows(conn)
-            finally:
-                conn.execute("COMMIT")
-            return removed
+            for attempt in (1, 2):
+                try:
+                    return self._catch_up()
+                except BaseException as exc:
+                    # A failed look (a dropped connection, a restarted server) may have taken in part
+                    # of a change: a fresh connection and a full reload; once at once, then the caller's.
+                    if self._conn is not None:
+                        with suppress(Exception):
+                            self._conn.close()
+                    self._conn = None
+                    self._version = -1
+                    self._segments.clear()
+                    self._rows.reset()
+                    self._tombstones.reset()
+                    if attempt == 2 or not isinstance(exc, StorageError):
+                        raise
+            raise AssertionError("unreachable")
+
+    def _catch_up(self) -> list[int]:
+        conn = self._watch()
+        version = self.db.data_version(conn)
+        if version == self._version:
+            return []
+        # One snapshot for tombstones and rows: a row deleted and added again in between
+        # must not lose its new vector to the old one's tombstone.
+        conn.execute(self.db.dialect.begin_snapshot())
+        try:
+            removed = self._apply_tombstones(conn)
+            self._load_rows(conn)
+        finally:
+            conn.execute("COMMIT")
+        self._version = version
+        return removed
 
     def _apply_tombstones(self, conn: Connection) -> list[int]:
         oldest, newest = conn.execute("SELECT MIN(tseq), MAX(tseq) FROM vector_tombstones").fetchone()
-        if newest is None or newest <= self._tseq:
+        if newest is None:
             return []
-        if self._vseq == 0 or oldest > self._tseq + 1:
-            # Nothing loaded yet, or tombstones we never saw were pruned: (re)load the table.
+        if self._rows.high == 0 or oldest > self._tombstones.high + 1:
+            # Nothing loaded yet, or tombstones we never saw were pruned: (re)load the table, and
+            # follow tombstones from here, minding holes among the newest.
             self._segments.clear()
-            self._vseq = 0
-            self._tseq = newest
+            self._rows.reset()
+            self._tombstones.reset(max(0, newest - _TOMBSTONE_TAIL))
+            for (tseq,) in conn.execute("SELECT tseq FROM vector_tombstones WHERE tseq > ? ORDER BY tseq",
+                                        (self._tombstones.high,)):  # fmt: skip
+                self._tombstones.take(tseq)
             return []
+        where, params = self._tombstones.condition("tseq")
         rows = conn.execute(
-            "SELECT collection, item FROM vector_tombstones WHERE tseq > ? AND model = ?", (self._tseq, self.model)
+            f"SELECT tseq, model, collection, item FROM vector_tombstones WHERE {where} ORDER BY tseq", params
         ).fetchall()
-        self._tseq = newest
         removed: dict[str, list[int]] = {}
-        for collection, item in rows:
-            removed.setdefault(collection, []).append(item)
+        for tseq, model, collection, item in rows:
+            # Every model's tombstones are taken in, so another model's ids leave no holes.
+            if self._tombstones.take(tseq) and model == self.model:
+                removed.setdefault(collection, []).append(item)
         for collection, items in removed.items():
             segment = self._segments.get(collection)
             if segment is not None:
@@ -174,16 +213,19 @@ class SqliteVectorIndex:
         return [item for items in removed.values() for item in items]
 
     def _load_rows(self, conn: Connection) -> None:
-        cursor = conn.execute(
-            "SELECT vseq, collection, item, vector FROM vectors WHERE model = ? AND vseq > ? ORDER BY vseq",
-            (self.model, self._vseq),
-        )
+        where, params = self._rows.condition("vseq")
+        sql = f"SELECT vseq, collection, item, vector FROM vectors WHERE model = ? AND {where} AND vseq > ?"
+        after = -1
         while True:
-            rows = cursor.fetchmany(20_000)
+            # Pages by vseq: a PostgreSQL client cursor would hold the whole table's bytes at once.
+            rows = conn.execute(sql + " ORDER BY vseq LIMIT ?", (self.model, *params, after, _PAGE)).fetchall()
             if not rows:
                 break
+            after = rows[-1][0]
             by_collection: dict[str, tuple[list[int], list[bytes]]] = {}
-            for _, collection, item, blob in rows:
+            for vseq, collection, item, blob in rows:
+                if not self._rows.take(vseq):
+                    continue
                 items, blobs = by_collection.setdefault(collection, ([], []))
                 items.append(item)
                 blobs.append(blob)
@@ -191,7 +233,8 @@ class SqliteVectorIndex:
                 matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(items), self.dim)
                 segment = self._segments.setdefault(collection, _Segment(self.dim))
                 segment.append(np.asarray(items, dtype=np.int64), matrix)
-            self._vseq = rows[-1][0]
+            if len(rows) < _PAGE:
+                break
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -204,7 +247,7 @@ class SqliteVectorIndex:
             raise ValueError(f"expected {len(keys)} vectors of dimension {self.dim}, got {vectors.shape}")
         data = np.ascontiguousarray(vectors, dtype=np.float32)
         conn.executemany(
-            "INSERT OR IGNORE INTO vectors (collection, item, chunk, model, vector) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO vectors (collection, item, chunk, model, vector) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(collection, item, chunk, self.model, data[i].tobytes()) for i, (item, chunk) in enumerate(keys)],
         )
 
@@ -303,3 +346,7 @@ class SqliteVectorIndex:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+SqliteVectorIndex = TableVectorIndex
+"""The name before the index ran on PostgreSQL too (its table is the same on both engines)."""

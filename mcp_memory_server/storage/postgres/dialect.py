@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import psycopg
+
+from ..engine import Connection
 
 __all__ = ["PostgresDialect"]
 
@@ -29,3 +34,21 @@ class PostgresDialect:
         if key is None:
             return f"(COALESCE(({column})::jsonb, '[]'::jsonb) @> jsonb_build_array(?::text))", [value]
         return f"(COALESCE(({column})::jsonb -> ?, '[]'::jsonb) @> jsonb_build_array(?::text))", [key, value]
+
+    def begin_snapshot(self) -> str:
+        """REPEATABLE READ: every statement sees the same snapshot (READ COMMITTED takes one per statement)."""
+        return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+    def insert_rows(self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """COPY: one stream for every row, several times faster than a statement per row."""
+        from .database import PostgresConnection, _error
+
+        if not rows:
+            return
+        assert isinstance(conn, PostgresConnection)
+        try:
+            with conn.raw.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as exc:
+            raise _error(exc) from exc

@@ -51,6 +51,15 @@ class SqliteDialect:
             return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)", [value]
         return f"EXISTS (SELECT 1 FROM json_each({column}, ?) WHERE value = ?)", [_json_path(key), value]
 
+    def begin_snapshot(self) -> str:
+        """A deferred transaction: its snapshot starts at the first read and holds to the end."""
+        return "BEGIN"
+
+    def insert_rows(self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """One prepared INSERT stepped over every row (executemany): SQLite has no faster bulk path."""
+        marks = ", ".join("?" * len(columns))
+        conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
 
 def _json_path(key: str) -> str:
     # SQLite's JSON path has no escape for a quote inside a quoted key; callers refuse such keys.

@@ -46,5 +46,14 @@ MIGRATIONS: list[Migration] = [
         CREATE TABLE event_log_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
         INSERT INTO event_log_state (key, value) VALUES ('forget_epoch', 0);
         """,
-    )
+    ),
+    (
+        "events",
+        2,
+        # One row per (event, name), the last output of that name, as new writes store it:
+        # "the latest value" then follows from seq alone, with no tie to break by rowid.
+        """
+        DELETE FROM event_values WHERE rowid NOT IN (SELECT MAX(rowid) FROM event_values GROUP BY event_id, name);
+        """,
+    ),
 ]
