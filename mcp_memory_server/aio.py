@@ -87,6 +87,16 @@ class AsyncArtifacts(AsyncCapability):
         await _in_thread(sync_cm.__exit__, None, None, None)
 
 
+class AsyncKeyedMemories(AsyncCapability):
+    """Async keyed memories: ``mem = await store.memories.get_or_create(key)``, then ``await mem.save()``."""
+
+    async def create(self, key: str, **options: Any) -> AsyncCapability:
+        return AsyncCapability(await _in_thread(self.sync.create, key, **options))
+
+    async def get_or_create(self, key: str, **options: Any) -> AsyncCapability:
+        return AsyncCapability(await _in_thread(self.sync.get_or_create, key, **options))
+
+
 class AsyncMemoryStore:
     """A data directory opened for async code: ``store = await AsyncMemoryStore.open(path)``.
 
@@ -104,6 +114,7 @@ class AsyncMemoryStore:
         self.lab = AsyncCapability(store.lab)
         self.graph = AsyncCapability(store.graph)
         self.search = AsyncCapability(store.search)
+        self.memories = AsyncKeyedMemories(store.memories)
 
     @classmethod
     async def open(cls, data_dir: str | os.PathLike[str] | None = None, **settings: Any) -> AsyncMemoryStore:

@@ -60,6 +60,11 @@ class Config:
         "where content lives: s3://bucket/prefix for an S3-compatible bucket, reached through AWS_ENDPOINT_URL "
         "and the AWS_* credentials (pip install 'mcp-memory-server[s3]'); default: blobs/ in the data directory",
     )
+    memory_root: str | None = _setting(
+        None,
+        "where keyed memories are saved (store.memories): a directory or s3://bucket/prefix, "
+        "one numbered archive per save of each key",
+    )
     run_id: str | None = _setting(None, "scope id stamped on every record (default: one per server start)")
     tools: str = _setting(",".join(ALL_GROUPS), "comma-separated tool groups to enable")
     allow_path: list[str] = _setting(

@@ -20,6 +20,7 @@ from .core.artifacts import Artifacts
 from .core.events import EventLog
 from .core.files import Files
 from .core.graph import GraphMemory
+from .core.keyed import KeyedMemories
 from .core.lab import Lab
 from .core.search import SearchIndex
 from .embeddings import Embedder
@@ -141,6 +142,11 @@ class MemoryStore:
     @cached_property
     def files(self) -> Files:
         return Files(self.ctx, search=self.search)
+
+    @cached_property
+    def memories(self) -> KeyedMemories:
+        """Flyte-style keyed memories saved under ``memory_root``: ``memories.get_or_create(key)``, ``save()``."""
+        return KeyedMemories(self.ctx, self.files)
 
     @cached_property
     def lab(self) -> Lab:

@@ -33,13 +33,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: checks what only the embedded SQLite file has")
+    config.addinivalue_line("markers", "postgres_only: needs the shared engine (several hosts on one database)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--engine") != "postgres":
-        return
-    kept = [item for item in items if item.get_closest_marker("sqlite_only") is None]
-    deselected = [item for item in items if item.get_closest_marker("sqlite_only") is not None]
+    other = "sqlite_only" if config.getoption("--engine") == "postgres" else "postgres_only"
+    kept = [item for item in items if item.get_closest_marker(other) is None]
+    deselected = [item for item in items if item.get_closest_marker(other) is not None]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
@@ -101,6 +101,30 @@ def fresh_database_url(postgres_url: str | None) -> Callable[[], str | None]:
 def _store_engine(database_url: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
     if database_url is not None:
         monkeypatch.setenv("MCP_MEMORY_DATABASE_URL", database_url)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3 endpoint with the bucket ``_s3.BUCKET``: the given one, else moto started for this session."""
+    from _s3 import BUCKET, create_bucket
+    from _s3 import start as start_s3
+    from _s3 import stop as stop_s3
+
+    given = os.environ.get("MCP_MEMORY_TEST_S3_ENDPOINT")
+    if given:
+        try:
+            create_bucket(given, BUCKET)
+        except Exception as exc:  # already there (a previous session, or .ci/run made it)
+            if "BucketAlready" not in str(exc):
+                raise
+        yield given
+        return
+    directory = tmp_path_factory.mktemp("s3")
+    endpoint = start_s3(directory)
+    try:
+        yield endpoint
+    finally:
+        stop_s3(directory)
 
 
 @pytest.fixture

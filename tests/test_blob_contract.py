@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from _procs import clean_env
-from _s3 import BUCKET, CREDENTIALS, client_env, create_bucket, start, stop
+from _s3 import BUCKET, CREDENTIALS, client_env, start, stop
 
 from mcp_memory_server import MemoryStore
 from mcp_memory_server.config import Config
@@ -39,26 +39,6 @@ from mcp_memory_server.storage.open_blobs import open_blob_store
 from mcp_memory_server.store import BLOB_REFERENCES
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real S3 endpoint with the bucket ``_s3.BUCKET``: the given one, else moto started for this session."""
-    given = os.environ.get("MCP_MEMORY_TEST_S3_ENDPOINT")
-    if given:
-        try:
-            create_bucket(given, BUCKET)
-        except Exception as exc:  # already there (a previous session, or .ci/run made it)
-            if "BucketAlready" not in str(exc):
-                raise
-        yield given
-        return
-    directory = tmp_path_factory.mktemp("s3")
-    endpoint = start(directory)
-    try:
-        yield endpoint
-    finally:
-        stop(directory)
 
 
 def _bucket_url() -> str:

@@ -611,7 +611,9 @@ class Files(FlyteFileNames):
 
     # -- export / import -------------------------------------------------------------------------
 
-    def export(self, namespace: str, dest: str | os.PathLike[str]) -> FileArchiveReport:
+    def export(
+        self, namespace: str, dest: str | os.PathLike[str], *, access: LocalAccess | None = None
+    ) -> FileArchiveReport:
         """Write a namespace (live files, every version, audit, transcript) to a directory or ``.tar.gz``.
 
         ``dest`` must not exist; a local one must be under the allowed roots. A URL
@@ -619,7 +621,8 @@ class Files(FlyteFileNames):
 
         Raises:
             NotFound: the namespace has nothing in it. InvalidInput: ``dest`` exists.
-            AccessDenied: ``dest`` is outside the allowed roots.
+            AccessDenied: ``dest`` is outside the allowed roots (``access``: the store's rule
+                unless the caller, such as keyed memories' own staging, brings another).
         """
         ns = normalize_namespace(namespace)
         for item in self._db.query("SELECT path FROM files WHERE namespace = ? AND sha256 IS NOT NULL", (ns,)):
@@ -642,7 +645,7 @@ class Files(FlyteFileNames):
             namespace=ns, location=os.fspath(dest), files=len(live), versions=len(versions), blobs=len(digests),
             transcript_messages=len(messages),
         )  # fmt: skip
-        sink = open_sink(dest, LocalAccess.of(self._config), StagingLedger(self._ctx.data_dir))
+        sink = open_sink(dest, access or LocalAccess.of(self._config), StagingLedger(self._ctx.data_dir))
         try:
             manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
                         "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
@@ -661,7 +664,9 @@ class Files(FlyteFileNames):
             raise
         return report.model_copy(update={"location": sink.location})
 
-    def import_(self, src: str | os.PathLike[str], namespace: str | None = None) -> FileArchiveReport:
+    def import_(
+        self, src: str | os.PathLike[str], namespace: str | None = None, *, access: LocalAccess | None = None
+    ) -> FileArchiveReport:
         """Restore an export into ``namespace`` (default: the exported one), which must be empty.
 
         Versions keep their numbers, times, actors and reasons; live files are rewritten
@@ -680,11 +685,13 @@ class Files(FlyteFileNames):
         """
         # Pass 1 stages the blobs; pass 2's transaction confirms them, so gc cannot take one between.
         with self._blobs.pending() as pending:
-            return self._import(pending, src, namespace)
+            return self._import(pending, src, namespace, access or LocalAccess.of(self._config))
 
-    def _import(self, pending: PendingBlobs, src: str | os.PathLike[str], namespace: str | None) -> FileArchiveReport:
+    def _import(
+        self, pending: PendingBlobs, src: str | os.PathLike[str], namespace: str | None, access: LocalAccess
+    ) -> FileArchiveReport:
         max_read = self._config.max_text_bytes + (1 << 20)
-        source = open_source(src, LocalAccess.of(self._config), max_read=max_read)
+        source = open_source(src, access, max_read=max_read)
         try:
             manifest = _load_json(read_member(source, "manifest.json", max_bytes=1 << 20), "manifest.json")
             if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:

@@ -7,13 +7,14 @@ version means the same on both engines.
 from __future__ import annotations
 
 from ...engine import Migration
-from . import artifacts, events, files, graph, lab, search, vectors
+from . import artifacts, events, files, graph, keyed, lab, search, vectors
 
 MIGRATIONS: list[Migration] = [
     *artifacts.MIGRATIONS,
     *events.MIGRATIONS,
     *files.MIGRATIONS,
     *graph.MIGRATIONS,
+    *keyed.MIGRATIONS,
     *lab.MIGRATIONS,
     *search.MIGRATIONS,
     *vectors.MIGRATIONS,
