@@ -133,9 +133,12 @@ def test_refusals_say_what_to_do_and_change_nothing(host: Opener, tmp_path: Path
     store.files.write("loose.txt", "not a memory", namespace="busy")
     with pytest.raises(Conflict, match="not loaded from memory"):
         store.memories.get_or_create("busy")
-    with MemoryStore.open(tmp_path / "no-root", database_url=os.environ.get("MCP_MEMORY_DATABASE_URL")) as bare:
-        with pytest.raises(InvalidInput, match="memory_root"):
-            bare.memories.get_or_create("k")
+    url = os.environ.get("MCP_MEMORY_DATABASE_URL")
+    with (
+        MemoryStore.open(tmp_path / "no-root", database_url=url) as bare,
+        pytest.raises(InvalidInput, match="memory_root"),
+    ):
+        bare.memories.get_or_create("k")
 
 
 @pytest.mark.anyio
