@@ -20,12 +20,15 @@ from ..engine import Database
 
 __all__ = ["PostgresFullText"]
 
-# ts_rank's weights for labels {D, C, B, A}: context (C) and metadata (B) count half of the
-# text (A), as FTS5's column weights do on SQLite. D is unused.
-_WEIGHTS = "'{0.1, 0.5, 0.5, 1.0}'"
+# ts_rank's weights for labels {D, C, B, A}: the text (A) counts 1, metadata (B) 0.5 as on
+# SQLite, the preceding record's text (C) 0.7: ts_rank saturates a term's frequency sooner
+# than BM25 does, and 0.6-0.8 all gave the best LoCoMo turn recall (0.5: 1.4 points lower
+# on 4 conversations). D is unused.
+_WEIGHTS = "'{0.1, 0.7, 0.5, 1.0}'"
 # ts_rank normalisation 1: the rank divided by 1 + log(document length).
 _NORMALISATION = 1
 _QUERY = "phraseto_tsquery('english', ?)"
+_RANK = "ts_rank"
 
 
 def _term(term: str) -> str:
@@ -48,7 +51,7 @@ class PostgresFullText:
     def _match(self, terms: Sequence[str]) -> tuple[str, str, list[Any], list[Any]]:
         """The ranking expression, the match condition and their parameters."""
         weights = self._weights(terms)
-        rank = " + ".join(f"? * ts_rank({_WEIGHTS}, d.doc_tsv, {_QUERY}, {_NORMALISATION})" for _ in terms)
+        rank = " + ".join(f"? * {_RANK}({_WEIGHTS}, d.doc_tsv, {_QUERY}, {_NORMALISATION})" for _ in terms)
         rank_params: list[Any] = []
         for term in terms:
             rank_params += [weights[term], _term(term)]
