@@ -124,6 +124,22 @@ def test_lexical_search_matches_word_forms_and_ignores_stopwords(store: MemorySt
     assert match_expression(query_terms("Caroline's deploy_v2")) == '"caroline" OR "deploy_v2"'
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"), [("/scratch/runs", 0), ("scratch runs", 0), ("v2.21", 1), ("billing api", 1), ("email", 2)]
+)
+def test_paths_versions_and_joined_words_are_found_by_their_parts(
+    store: MemoryStore, query: str, expected: int
+) -> None:
+    """Punctuation splits words on every engine: a path, a version or a hyphenated name matches its parts."""
+    notes = [
+        "Each experiment writes to its own folder under /scratch/runs/<date>-<name>, never into the repo.",
+        "2026-05-04 deploy billing-api v2.21 rolled back: SSO login broken",
+        "Send the summary to ops@example.com by e-mail; the email goes out on Fridays.",
+    ]
+    record_notes(store, notes)
+    assert texts(store.events.search(query, mode="lexical", limit=1)) == [notes[expected]]
+
+
 def test_the_preceding_event_s_words_match_at_lower_weight(store: MemoryStore) -> None:
     """An answer recorded after its question is found by the question's words, ranked below the question."""
     store.events.record("turn", text="Alice: which city did you move to last spring?")

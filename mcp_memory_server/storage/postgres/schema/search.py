@@ -17,6 +17,17 @@ from ...engine import Migration
 # text stay well under the limit.
 _TSV_CHARS = 200_000
 
+
+def _words(column: str) -> str:
+    """The column's text as the tokenizer should see it: ASCII punctuation is a word break.
+
+    PostgreSQL's parser keeps paths, versions, hosts and hyphenated words whole
+    ("/scratch/runs", "v2.21"), which a query for "scratch runs" or "v2 21" then misses;
+    SQLite's unicode61 tokenizer splits them into words, and so does this.
+    """
+    return f"regexp_replace(left({column}, {_TSV_CHARS}), '[!-/:-@[-`{{-~]+', ' ', 'g')"
+
+
 MIGRATIONS: list[Migration] = [
     (
         "search",
@@ -30,9 +41,9 @@ MIGRATIONS: list[Migration] = [
             doc_meta TEXT NOT NULL DEFAULT '',
             doc_context TEXT NOT NULL DEFAULT '',
             doc_tsv tsvector GENERATED ALWAYS AS (
-                setweight(to_tsvector('english', left(doc_text, {_TSV_CHARS})), 'A')
-                || setweight(to_tsvector('english', left(doc_meta, {_TSV_CHARS})), 'B')
-                || setweight(to_tsvector('english', left(doc_context, {_TSV_CHARS})), 'C')
+                setweight(to_tsvector('english', {_words("doc_text")}), 'A')
+                || setweight(to_tsvector('english', {_words("doc_meta")}), 'B')
+                || setweight(to_tsvector('english', {_words("doc_context")}), 'C')
             ) STORED,
             UNIQUE (source, item_id)
         );
