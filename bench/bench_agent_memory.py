@@ -35,7 +35,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, machine, print_table, write_results
+from common import RESULTS, machine, open_bench_store, print_table, write_results
 
 from mcp_memory_server import MemoryStore
 
@@ -54,11 +54,10 @@ def load_queries(split: str) -> list[dict[str, Any]]:
 def open_store(folder: Path, threads: int) -> tuple[MemoryStore, dict[str, str]]:
     """The store holding every memory (reused when ``folder`` has them all), and event id → memory id."""
     memories = json.loads((DATA / "agent_memories.json").read_text())["memories"]
-    store = MemoryStore.open(folder, sync="normal", embed_threads=threads)
+    store = open_bench_store(folder, sync="normal", embed_threads=threads)
     if store.events.count() != len(memories):
         store.close()
-        shutil.rmtree(folder)
-        store = MemoryStore.open(folder, sync="normal", embed_threads=threads)
+        store = open_bench_store(folder, fresh=True, sync="normal", embed_threads=threads)
         # A topic per memory: the context column (the preceding event in the same run and
         # topic) belongs to conversations, and these memories are independent notes.
         store.events.record_many([{"kind": m["kind"], "text": m["text"], "topic": m["id"]} for m in memories])

@@ -31,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from common import machine, print_table, write_results
+from common import machine, open_bench_store, print_table, write_results
 
 from mcp_memory_server import MemoryStore
 
@@ -84,11 +84,10 @@ def open_store(
     folder: Path, units: list[tuple[tuple[str, ...], str]], threads: int
 ) -> tuple[MemoryStore, dict[str, tuple[str, ...]], float]:
     """A store holding one event per unit (reused when ``folder`` already has it), and event id → dia ids."""
-    store = MemoryStore.open(folder, sync="normal", embed_threads=threads)
+    store = open_bench_store(folder, sync="normal", embed_threads=threads)
     if store.events.count() != len(units):
         store.close()
-        shutil.rmtree(folder)
-        store = MemoryStore.open(folder, sync="normal", embed_threads=threads)
+        store = open_bench_store(folder, fresh=True, sync="normal", embed_threads=threads)
         store.events.record_many([{"kind": "memory", "text": text} for _, text in units])
     event_ids = [row[0] for row in store.db.query("SELECT event_id FROM events ORDER BY seq")]
     dia_of = {event_id: dia_ids for event_id, (dia_ids, _) in zip(event_ids, units, strict=True)}

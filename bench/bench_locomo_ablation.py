@@ -26,10 +26,16 @@ import numpy as np
 from bench_locomo import DATA, short_date
 from common import machine, print_table, write_results
 
-from mcp_memory_server.core.search import fts_query
+from mcp_memory_server.core.search import query_terms
 from mcp_memory_server.embeddings import Embedder
+from mcp_memory_server.storage.sqlite.fulltext import match_expression
 
 Turn = dict[str, Any]
+
+
+def fts_query(query: str) -> str:
+    """The FTS5 query SQLite's search runs for ``query`` (this benchmark reads search_fts directly)."""
+    return match_expression(query_terms(query))
 
 
 def load(path: Path) -> tuple[list[Turn], list[dict[str, Any]]]:

@@ -39,11 +39,17 @@ from common import machine, print_table, summary, write_results
 from mcp import Client, StdioServerParameters
 
 from mcp_memory_server import MemoryStore
-from mcp_memory_server.core.search import fts_query
+from mcp_memory_server.core.search import query_terms
 from mcp_memory_server.embeddings import Embedder
+from mcp_memory_server.storage.sqlite.fulltext import match_expression
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo"
 SECTIONS = ("latency", "indexing", "threads", "startup")
+
+
+def fts_query(query: str) -> str:
+    """The FTS5 query SQLite's search runs for ``query`` (this benchmark reads search_fts directly)."""
+    return match_expression(query_terms(query))
 
 
 def corpus() -> tuple[list[str], list[str]]:

@@ -127,3 +127,26 @@ async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str
     if result.is_error or result.structured_content is None:
         raise RuntimeError(f"{tool} failed: {result.content}")
     return result.structured_content
+
+
+def open_bench_store(folder: Path, *, fresh: bool = False, **settings: Any) -> Any:
+    """A store for one benchmark corpus: ``folder`` on SQLite, or, with ``MCP_MEMORY_DATABASE_URL``
+    set, a PostgreSQL schema of its own named after ``folder`` (``fresh`` empties it first)."""
+    import re
+    import shutil
+
+    from mcp_memory_server import MemoryStore
+
+    base = os.environ.get("MCP_MEMORY_DATABASE_URL")
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    if not base:
+        return MemoryStore.open(folder, **settings)
+    schema = "bench_" + re.sub(r"\W", "_", folder.name.lower())
+    if fresh:
+        import psycopg
+
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    separator = "&" if "?" in base else "?"
+    return MemoryStore.open(folder, database_url=f"{base}{separator}options=-csearch_path%3D{schema}", **settings)

@@ -37,6 +37,7 @@ def search_rows(db: Path, word: str) -> list[dict[str, object]]:
     return rows
 
 
+@pytest.mark.sqlite_only  # sqlite-utils reads memory.db and its FTS5 table; PostgreSQL has neither
 async def test_sqlite_utils_search_finds_a_recorded_event(store: MemoryStore, client: Client) -> None:
     """Events recorded through MCP, then ``sqlite-utils search memory.db search_docs zebra``: the zebra row only."""
     # lunch first: a document's context column holds the preceding record's text.
@@ -55,6 +56,7 @@ async def test_sqlite_utils_search_finds_a_recorded_event(store: MemoryStore, cl
     assert search_rows(db, "giraffe") == []
 
 
+@pytest.mark.sqlite_only  # the FTS5 table's declaration and its rebuild exist only on SQLite
 def test_a_store_with_the_old_fts_declaration_is_migrated_and_rebuilt(tmp_path: Path) -> None:
     """A v1 store (content='search_docs', some documents not yet indexed) opens searchable in sqlite-utils."""
     with MemoryStore.open(tmp_path / "s") as store:

@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcp_memory_server import InvalidInput, MemoryStore
-from mcp_memory_server.core.search import chunks, fts_query
+from mcp_memory_server.core.search import chunks, query_terms
 from mcp_memory_server.embeddings import Embedder
+from mcp_memory_server.storage.sqlite.fulltext import match_expression
 
 pytestmark = pytest.mark.usefixtures("embedding_model")
 
@@ -118,9 +119,25 @@ def test_lexical_search_matches_word_forms_and_ignores_stopwords(store: MemorySt
     """Porter stemming matches "deploying" to "Deployed"; stopwords alone do not match everything."""
     record_notes(store)
     assert texts(store.events.search("deploying services", mode="lexical"))[0] == NOTES[3]
-    assert fts_query("what is the budget?") == '"budget"'
-    assert fts_query("what is it") == '"what" OR "is" OR "it"'
-    assert fts_query("Caroline's deploy_v2") == '"caroline" OR "deploy_v2"'
+    assert match_expression(query_terms("what is the budget?")) == '"budget"'
+    assert match_expression(query_terms("what is it")) == '"what" OR "is" OR "it"'
+    assert match_expression(query_terms("Caroline's deploy_v2")) == '"caroline" OR "deploy_v2"'
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"), [("/scratch/runs", 0), ("scratch runs", 0), ("v2.21", 1), ("billing api", 1), ("email", 2)]
+)
+def test_paths_versions_and_joined_words_are_found_by_their_parts(
+    store: MemoryStore, query: str, expected: int
+) -> None:
+    """Punctuation splits words on every engine: a path, a version or a hyphenated name matches its parts."""
+    notes = [
+        "Each experiment writes to its own folder under /scratch/runs/<date>-<name>, never into the repo.",
+        "2026-05-04 deploy billing-api v2.21 rolled back: SSO login broken",
+        "Send the summary to ops@example.com by e-mail; the email goes out on Fridays.",
+    ]
+    record_notes(store, notes)
+    assert texts(store.events.search(query, mode="lexical", limit=1)) == [notes[expected]]
 
 
 def test_the_preceding_event_s_words_match_at_lower_weight(store: MemoryStore) -> None:
@@ -201,6 +218,7 @@ def test_forgotten_events_are_no_longer_found(store: MemoryStore) -> None:
     assert store.search.vectors().count("events") == 0
 
 
+@pytest.mark.sqlite_only  # FTS5's catch-up (search_fts, fts_upto); PostgreSQL's words have none: see below
 def test_the_lexical_index_stays_consistent_through_deletes_before_and_after_catching_up(
     store: MemoryStore,
 ) -> None:
@@ -213,6 +231,29 @@ def test_the_lexical_index_stays_consistent_through_deletes_before_and_after_cat
     assert texts(store.events.search("alpha OR beta gamma delta", mode="lexical")) == ["delta after the forget"]
     with store.db.write() as conn:
         conn.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+
+
+def test_words_are_indexed_in_the_writing_transaction_with_nothing_to_catch_up(store: MemoryStore, engine: str) -> None:
+    """On PostgreSQL words are searchable in the writing transaction, gone on rollback, found at once after commit."""
+    if engine != "postgres":
+        pytest.skip("SQLite's FTS5 index catches up before each search (the test above)")
+    fulltext = store.db.fulltext
+    record_notes(store, ["alpha indexed then forgotten", "beta kept"])
+    store.events.forget(kinds=["note"], dry_run=False)
+
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), store.db.write():
+        store.events.record("note", text="the walrus rolled back")
+        assert len(fulltext.top(["walrus"], 10)) == 1  # the writer's own uncommitted document matches
+        raise Rollback
+    assert fulltext.top(["walrus"], 10) == []
+    store.events.record("note", text="the walrus committed")
+    assert fulltext.catch_up() == 0
+    assert texts(store.events.search("walrus", mode="lexical")) == ["the walrus committed"]
+    assert texts(store.events.search("alpha OR beta walrus", mode="lexical")) == ["the walrus committed"]
+    assert fulltext.doc_frequency(["walrus", "alpha"], 10) == {"walrus": 1, "alpha": 0}
 
 
 def test_results_page_with_a_cursor(store: MemoryStore) -> None:

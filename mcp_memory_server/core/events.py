@@ -470,7 +470,11 @@ class EventLog:
             filter=SourceFilter("events", "events.event_id = d.item_id", where.removeprefix(" WHERE "), params),
         )  # fmt: skip
         ids = [r.item_id for r in ranking.items]
-        rows = self._db.query(f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({','.join('?' * len(ids))})", ids)
+        rows = (  # PostgreSQL refuses an empty IN ()
+            self._db.query(f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({','.join('?' * len(ids))})", ids)
+            if ids
+            else []
+        )
         found = {row["event_id"]: _event(row) for row in rows}
         kept = [r for r in ranking.items if r.item_id in found]
         hits = [

@@ -2,21 +2,22 @@
 
 Every searchable record has one row in ``search_docs`` (source, item id, text, metadata,
 context), kept by triggers on the record's own table, so it commits in the same
-transaction as the record. An FTS5 external-content index over it answers lexical
-queries (BM25); the vector index (:mod:`..storage.vectors`) answers semantic ones.
-Hybrid search fuses the two by a convex combination of normalised scores in which the
-lexical share depends on how much of the query the BM25 hits match (:func:`fuse`).
+transaction as the record. The engine's word index over it (``db.fulltext``, see
+:class:`..storage.engine.FullText`) answers lexical queries; the vector index
+(:mod:`..storage.vectors`) answers semantic ones. Hybrid search fuses the two by a convex
+combination of normalised scores in which the lexical share depends on how much of the
+query the lexical hits match (:func:`fuse`).
 
-Both indexes are filled pull-style: before a search, documents committed since the index
-last caught up (by any process) are added, so results cover everything committed before
-the search began. FTS5 rows are added in one statement per catch-up rather than by a
-trigger per record, which made bulk writes four times slower (FTS5 flushes its pending
-terms at the end of every trigger step). A server also runs a background indexer that
+Results cover everything committed before the search began. An engine whose word index
+is not transactional with the write catches up first (``fulltext.catch_up``); vectors are
+filled pull-style: before a semantic search, documents committed since the index last
+caught up (by any process) are embedded. A server also runs a background indexer that
 catches up between searches. An update gives a document a new ``doc_id``, so it is
 re-embedded; a model change (id or dimension) drops the old model's vectors and
 re-embeds instead of mixing vectors of two models.
 
-A capability makes its rows searchable with one migration built by :func:`index_source`.
+A capability makes its rows searchable with one migration per engine (``index_source`` in
+each engine's ``schema/search.py``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ __all__ = [
     "Ranking",
     "SearchIndex",
     "SourceFilter",
-    "fts_query",
+    "query_terms",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,6 @@ LEXICAL_SHARE = 0.55
 LEXICAL_FLOOR = 0.2
 COVERAGE_NONE = 0.2
 COVERAGE_FULL = 0.45
-# BM25 column weights: the document's own text, its metadata, the preceding record's text.
-COLUMN_WEIGHTS = (1.0, 0.5, 0.5)
 CHUNK_CHARS = 1000
 MAX_CHUNKS = 16
 _EMBED_BATCH = 256
@@ -129,20 +128,12 @@ _STOPWORD_TEXT = """a about above after again against all am an and any are as a
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
-def fts_query(query: str) -> str:
-    """An FTS5 query matching any of the query's words (stopwords dropped unless that leaves none).
+def query_terms(query: str) -> list[str]:
+    """The words a lexical search matches: lower case, unique, stopwords dropped unless that leaves none.
 
     Single letters go too: "Caroline's" would otherwise ask for every document with an "s".
-    A word joined by underscores (``deploy_v2``) stays one term, which FTS5 matches as a phrase.
+    A word joined by underscores (``deploy_v2``) stays one term, matched as a phrase.
     """
-    words = re.findall(r"\w+", query.lower())
-    kept = [w for w in words if w not in _STOPWORDS and not (len(w) == 1 and w.isalpha())] or words
-    unique = list(dict.fromkeys(kept))[:_MAX_QUERY_TERMS]
-    return " OR ".join(f'"{w}"' for w in unique)
-
-
-def query_terms(query: str) -> list[str]:
-    """The query's terms as :func:`fts_query` matches them (lower case, stopwords dropped, unique)."""
     words = re.findall(r"\w+", query.lower())
     kept = [w for w in words if w not in _STOPWORDS and not (len(w) == 1 and w.isalpha())] or words
     return list(dict.fromkeys(kept))[:_MAX_QUERY_TERMS]
@@ -152,9 +143,9 @@ _SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "ly", 
 
 
 def stem(word: str) -> str:
-    """A light suffix-stripper, close enough to FTS5's Porter stemmer to tell which query terms a hit matched.
+    """A light suffix-stripper, close enough to the engines' stemmers to tell which query terms a hit matched.
 
-    It only weighs matches that FTS5 already made; it never decides whether a document matches.
+    It only weighs matches that the word index already made; it never decides whether a document matches.
     """
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
@@ -164,21 +155,15 @@ def stem(word: str) -> str:
 
 
 def term_weights(db: Any, terms: Sequence[str]) -> dict[str, float]:
-    """Each term's BM25 inverse document frequency over the whole lexical index."""
+    """Each term's inverse document frequency (BM25's) over the whole lexical index."""
     # The highest doc id stands in for the document count: COUNT(*) scans the table (ms at
     # 100k documents), and an overcount (deleted or updated documents) scales every weight
-    # alike.
+    # alike. Counting stops at a cap so that a very common term does not cost a scan of a
+    # long posting list; past it every term weighs the same (the floor only matters in
+    # stores of well over 10k documents).
     total = db.query("SELECT MAX(doc_id) FROM search_docs")[0][0] or 1
-    weights = {}
-    for term in terms:
-        # Counting stops at a cap so that a very common term does not cost a scan of a long
-        # posting list; past it every term weighs the same (the floor only matters in stores
-        # of well over 10k documents).
-        found = db.query(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? LIMIT ?)", (f'"{term}"', _DF_CAP)
-        )[0][0]
-        weights[term] = math.log(1.0 + (total - found + 0.5) / (found + 0.5))
-    return weights
+    found = db.fulltext.doc_frequency(terms, _DF_CAP)
+    return {term: math.log(1.0 + (total - found[term] + 0.5) / (found[term] + 0.5)) for term in terms}
 
 
 def document_terms(db: Any, doc_ids: Sequence[int]) -> dict[int, tuple[set[str], set[str]]]:
@@ -191,7 +176,7 @@ def document_terms(db: Any, doc_ids: Sequence[int]) -> dict[int, tuple[set[str],
             batch,
         )
         for doc_id, text, meta, context in rows:
-            # FTS5's tokenizer splits at underscores too ("block_size" is "block" "size").
+            # The engines' tokenizers split at underscores too ("block_size" is "block" "size").
             own = {stem(w) for w in re.findall(r"[^\W_]+", f"{text[:_COVERAGE_CHARS]} {meta}".lower())}
             near = {stem(w) for w in re.findall(r"[^\W_]+", context.lower())}
             found[doc_id] = (own, near)
@@ -393,35 +378,15 @@ class SearchIndex:
             EmbeddingUnavailable: the model could not be loaded.
         """
         index = self.vectors()
-        with self._db.write() as conn:
-            conn.execute("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
-            conn.execute(
-                "UPDATE search_state SET value = (SELECT coalesce(MAX(doc_id), 0) FROM search_docs)"
-                " WHERE key = 'fts_upto'"
-            )
+        self._db.fulltext.rebuild()
         with self._refresh_lock:
             index.delete_all()
             self._embedded_upto = 0
         return self.refresh(progress)
 
     def sync_lexical(self) -> int:
-        """Add documents committed since the FTS index last caught up; returns how many."""
-        upto = self._db.query("SELECT value FROM search_state WHERE key = 'fts_upto'")[0][0]
-        top = self._db.query("SELECT MAX(doc_id) FROM search_docs")[0][0] or 0
-        if top <= upto:
-            return 0
-        with self._db.write() as conn:
-            upto = conn.execute("SELECT value FROM search_state WHERE key = 'fts_upto'").fetchone()[0]
-            top = conn.execute("SELECT MAX(doc_id) FROM search_docs").fetchone()[0] or 0
-            if top <= upto:
-                return 0
-            added = conn.execute(
-                "INSERT INTO search_fts (rowid, doc_text, doc_meta, doc_context)"
-                " SELECT doc_id, doc_text, doc_meta, doc_context FROM search_docs WHERE doc_id > ? AND doc_id <= ?",
-                (upto, top),
-            ).rowcount
-            conn.execute("UPDATE search_state SET value = ? WHERE key = 'fts_upto'", (top,))
-        return int(added)
+        """Add documents committed since the word index last caught up; returns how many."""
+        return self._db.fulltext.catch_up()
 
     def index_pending(self) -> int:
         """Index records whose text lives outside the database (file contents); returns how many."""
@@ -508,7 +473,7 @@ class SearchIndex:
         lexical_future: Future[tuple[list[tuple[int, str, float]], dict[int, float]]] | None = None
         if mode != "semantic":
             self.sync_lexical()
-            if mode == "hybrid":  # BM25 runs on a helper thread while the query is embedded
+            if mode == "hybrid":  # words are ranked on a helper thread while the query is embedded
                 lexical_future = self._helpers.submit(self._lexical_with_coverage, source, query, depth, filter)
         warning = None
         query_vector = None
@@ -517,7 +482,7 @@ class SearchIndex:
                 self.refresh(progress)
                 query_vector = self._query_vector(query)
             else:
-                warning = f"semantic search is unavailable ({self.embedder.error}); these are lexical (BM25) results"
+                warning = f"semantic search is unavailable ({self.embedder.error}); these are lexical results"
                 mode = "lexical"
                 self.sync_lexical()
         semantic = self._semantic(source, query_vector, depth, filter) if query_vector is not None else []
@@ -546,7 +511,7 @@ class SearchIndex:
             batch = doc_ids[start : start + 500]
             rows = self._db.query(
                 f"SELECT d.doc_id, d.item_id FROM search_docs AS d{join}"
-                f" WHERE d.doc_id IN ({','.join('?' * len(batch))}) AND +d.source = ?{where}",
+                f" WHERE d.doc_id IN ({','.join('?' * len(batch))}) AND d.source || '' = ?{where}",
                 (*batch, source, *params),
             )
             allowed.update((row[0], row[1]) for row in rows)
@@ -555,7 +520,7 @@ class SearchIndex:
     def _lexical_with_coverage(
         self, source: str, query: str, depth: int, filter: SourceFilter | None
     ) -> tuple[list[tuple[int, str, float]], dict[int, float]]:
-        """The BM25 list and, for each hit, the share of the query's term weight it matches."""
+        """The lexical list and, for each hit, the share of the query's term weight it matches."""
         hits = self._lexical(source, query, depth, filter)
         if not hits:
             return hits, {}
@@ -567,31 +532,21 @@ class SearchIndex:
     def _lexical(
         self, source: str, query: str, depth: int, filter: SourceFilter | None
     ) -> list[tuple[int, str, float]]:
-        match = fts_query(query)
-        if not match:
+        terms = query_terms(query)
+        if not terms:
             return []
-        weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
-        # First the best BM25 matches of any source, filtered afterwards: joining every match
+        fulltext = self._db.fulltext
+        # First the best matches of any source, filtered afterwards: joining every match
         # before sorting costs more than the ranking itself on large stores.
         wanted = 4 * depth
-        rows = self._db.query(
-            f"SELECT rowid, bm25(search_fts, {weights}) AS lex FROM search_fts WHERE search_fts MATCH ?"
-            " ORDER BY lex LIMIT ?",
-            (match, wanted),
-        )
-        allowed = self._accept(source, filter, [row[0] for row in rows])
-        hits = [(row[0], allowed[row[0]], -row[1]) for row in rows if row[0] in allowed]
+        rows = fulltext.top(terms, wanted)
+        allowed = self._accept(source, filter, [doc for doc, _ in rows])
+        hits = [(doc, allowed[doc], score) for doc, score in rows if doc in allowed]
         if len(hits) >= depth or len(rows) < wanted:
             return hits[:depth]
         # Selective filters or a small source: rank only the documents that pass them.
         join, where, params = self._join(filter)
-        rows = self._db.query(
-            f"SELECT d.doc_id, d.item_id, bm25(search_fts, {weights}) AS lex"
-            f" FROM search_fts JOIN search_docs AS d ON d.doc_id = search_fts.rowid{join}"
-            f" WHERE search_fts MATCH ? AND d.source = ?{where} ORDER BY lex LIMIT ?",
-            (match, source, *params, depth),
-        )
-        return [(row[0], row[1], -row[2]) for row in rows]
+        return fulltext.top_within(terms, depth, source, join, where, params)
 
     def _semantic(
         self, source: str, query_vector: np.ndarray, depth: int, filter: SourceFilter | None
@@ -636,9 +591,10 @@ class SearchIndex:
         status = self.embedder.status()
         documents = self._db.query("SELECT COUNT(*) FROM search_docs")[0][0]
         status["documents"] = documents
+        # A model not loaded yet has no dimension: any of its id's vectors count.
+        dim, dim_params = (" AND dim = ?", [self.embedder.dim]) if self.embedder.dim is not None else ("", [])
         model = self._db.query(
-            "SELECT model FROM vector_models WHERE model_id = ? AND (? IS NULL OR dim = ?)",
-            (self.embedder.model_id, self.embedder.dim, self.embedder.dim),
+            f"SELECT model FROM vector_models WHERE model_id = ?{dim}", (self.embedder.model_id, *dim_params)
         )
         if model:
             embedded = self._db.query("SELECT COUNT(*) FROM vectors WHERE model = ? AND chunk = 0", (model[0][0],))[0][

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-__all__ = ["Connection", "Cursor", "Database", "Dialect", "Migration", "Row"]
+__all__ = ["Connection", "Cursor", "Database", "Dialect", "FullText", "Migration", "Row"]
 
 Migration = tuple[str, int, str]
 """``(component, version, sql_script)``; versions of one component start at 1 and rise by 1."""
@@ -91,11 +91,47 @@ class Dialect(Protocol):
         ...
 
 
+class FullText(Protocol):
+    """The engine's word index over ``search_docs``: matching, ranking and term statistics.
+
+    Callers give query *terms* (lower-case words, see ``core.search.query_terms``); each
+    engine spells its own match syntax. A document matches when it holds any of the terms
+    (stemmed) in its text, metadata or context, weighted in that order. Scores: higher is better.
+    """
+
+    def catch_up(self) -> int:
+        """Index documents committed since the last catch-up (by any process); returns how many."""
+        ...
+
+    def rebuild(self) -> None:
+        """Rebuild the word index from ``search_docs``."""
+        ...
+
+    def top(self, terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
+        """The ``limit`` best ``(doc_id, score)`` of every source, best first."""
+        ...
+
+    def top_within(
+        self, terms: Sequence[str], limit: int, source: str, join: str = "", where: str = "", params: Sequence[Any] = ()
+    ) -> list[tuple[int, str, float]]:
+        """The best ``(doc_id, item_id, score)`` of ``source`` whose documents (``d``) pass ``join``/``where``."""
+        ...
+
+    def doc_frequency(self, terms: Sequence[str], cap: int) -> dict[str, int]:
+        """How many documents match each term, counted up to ``cap``."""
+        ...
+
+
 class Database(Protocol):
     """What a capability may ask of the engine; see ``storage/sqlite`` and ``storage/postgres``."""
 
     @property
     def dialect(self) -> Dialect: ...
+
+    @property
+    def fulltext(self) -> FullText:
+        """The engine's word index over ``search_docs``."""
+        ...
 
     @property
     def migrations(self) -> Sequence[Migration]:

@@ -33,6 +33,7 @@ from ...errors import InvalidInput, StorageError
 from ...ids import utc_now
 from ..engine import Migration
 from .dialect import PostgresDialect
+from .fulltext import PostgresFullText
 from .schema import MIGRATIONS
 
 __all__ = ["PostgresConnection", "PostgresDatabase"]
@@ -61,6 +62,10 @@ class PostgresDatabase:
         self._schema: str | None = None
         self._lock_key = 0
         self._listener: psycopg.Connection[Any] | None = None
+
+    @functools.cached_property
+    def fulltext(self) -> PostgresFullText:
+        return PostgresFullText(self)
 
     @property
     def location(self) -> str:

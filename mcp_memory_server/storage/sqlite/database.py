@@ -9,6 +9,7 @@ read-check-write sequence is atomic across processes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 from ...errors import InvalidInput, StorageError
 from ...ids import utc_now
 from ..engine import Connection, Migration
+from .fulltext import SqliteFullText
 from .schema import MIGRATIONS
 
 __all__ = ["SqliteDatabase", "SqliteDialect"]
@@ -92,6 +94,10 @@ class SqliteDatabase:
     @property
     def location(self) -> str:
         return str(self.path)
+
+    @functools.cached_property
+    def fulltext(self) -> SqliteFullText:
+        return SqliteFullText(self)
 
     # -- connections ---------------------------------------------------------------------------
 
