@@ -267,10 +267,9 @@ def test_events_v2_keeps_the_last_of_duplicate_named_values_an_older_store_wrote
     assert last is not None and (last.value, last.event_id) == (2, event.event_id)
 
 
+@pytest.mark.postgres_only  # SQLite has no server to drop a connection
 def test_the_hot_window_reconnects_when_the_server_drops_its_connection(store: MemoryStore, engine: str) -> None:
     """PostgreSQL ends the window's connection: the next recent() reconnects, reloads and misses nothing."""
-    if engine != "postgres":
-        pytest.skip("SQLite has no server to drop a connection")
     first = store.events.record("before").event_id
     assert [e.event_id for e in store.events.recent()] == [first]
     dropped = store.db.query(

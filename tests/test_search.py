@@ -233,10 +233,9 @@ def test_the_lexical_index_stays_consistent_through_deletes_before_and_after_cat
         conn.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
 
 
+@pytest.mark.postgres_only  # SQLite's FTS5 index catches up before each search instead (the test above)
 def test_words_are_indexed_in_the_writing_transaction_with_nothing_to_catch_up(store: MemoryStore, engine: str) -> None:
     """On PostgreSQL words are searchable in the writing transaction, gone on rollback, found at once after commit."""
-    if engine != "postgres":
-        pytest.skip("SQLite's FTS5 index catches up before each search (the test above)")
     fulltext = store.db.fulltext
     record_notes(store, ["alpha indexed then forgotten", "beta kept"])
     store.events.forget(kinds=["note"], dry_run=False)

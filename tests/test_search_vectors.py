@@ -208,10 +208,9 @@ def test_a_delete_committed_after_a_later_delete_is_still_applied(db: Database, 
     assert [h.item for h in index.search("c", vectors[0], 10)] == [2]
 
 
+@pytest.mark.postgres_only  # SQLite has no server to drop a connection
 def test_the_index_reconnects_when_the_server_drops_its_connection(db: Database, engine: str) -> None:
     """PostgreSQL ends the index's connection: the next sync reconnects, reloads and holds every row."""
-    if engine != "postgres":
-        pytest.skip("SQLite has no server to drop a connection")
     backends = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
     before = {row[0] for row in db.query(backends)}
     index = TableVectorIndex(db, "random", DIM)
