@@ -408,8 +408,8 @@ class SearchIndex:
         text = ""
         if sha is not None:
             try:
-                with self._blobs.open(sha) as handle:
-                    text = handle.read(_FILE_INDEX_BYTES).decode("utf-8", errors="ignore")
+                # A ranged read: from a bucket, only the indexed head of a big file travels.
+                text = self._blobs.read(sha, 0, _FILE_INDEX_BYTES).decode("utf-8", errors="ignore")
             except NotFound:
                 # One lost blob (removed by hand, or by gc of an older version) must not stop
                 # every search: the file stays findable by its path, and the loss is logged.
