@@ -129,7 +129,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
             from .server.stdio import serve_stdio
 
-            print(f"mcp-memory-server: waiting for an MCP client on stdin/stdout (store: {store.data_dir}); "
+            where = f"{store.data_dir}, records in {store.db.location}" if config.database_url else store.data_dir
+            print(f"mcp-memory-server: waiting for an MCP client on stdin/stdout (store: {where}); "
                   "Ctrl-C or end of input to stop", file=sys.stderr, flush=True)  # fmt: skip
             anyio.run(serve_stdio, server, config)
         else:

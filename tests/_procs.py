@@ -55,8 +55,13 @@ runpy.run_module("mcp_memory_server", run_name="__main__", alter_sys=True)
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without any ``MCP_MEMORY_*`` setting from the developer's shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
+    """This process's environment without any ``MCP_MEMORY_*`` setting from the developer's shell.
+
+    ``MCP_MEMORY_DATABASE_URL`` stays: on the PostgreSQL run it is the test's own schema
+    (conftest sets it, and removes a developer's on the SQLite run), so a server
+    subprocess keeps its records where the test looks for them.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_") or k == "MCP_MEMORY_DATABASE_URL"}
     env.update(extra or {})
     return env
 

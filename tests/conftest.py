@@ -60,7 +60,7 @@ def postgres_url(engine: str) -> Iterator[str | None]:
     if given:
         yield given
         return
-    from ._postgres import start, stop
+    from _postgres import start, stop
 
     directory = Path(tempfile.mkdtemp(prefix="mcp-memory-pg-"))
     url = start(directory)
@@ -75,7 +75,7 @@ def database_url(postgres_url: str | None) -> str | None:
     """A URL for one more, separate store in this test (None on SQLite: a data directory is enough)."""
     if postgres_url is None:
         return None
-    from ._postgres import fresh_schema_url
+    from _postgres import fresh_schema_url
 
     return fresh_schema_url(postgres_url)
 
@@ -90,7 +90,7 @@ def fresh_database_url(postgres_url: str | None) -> Callable[[], str | None]:
     def fresh() -> str | None:
         if postgres_url is None:
             return None
-        from ._postgres import fresh_schema_url
+        from _postgres import fresh_schema_url
 
         return fresh_schema_url(postgres_url)
 
@@ -99,7 +99,11 @@ def fresh_database_url(postgres_url: str | None) -> Callable[[], str | None]:
 
 @pytest.fixture(autouse=True)
 def _store_engine(database_url: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    if database_url is not None:
+    # Subprocesses inherit the variable (tests/_procs.clean_env keeps it); on the SQLite run a
+    # URL from the developer's shell must not send the stores elsewhere.
+    if database_url is None:
+        monkeypatch.delenv("MCP_MEMORY_DATABASE_URL", raising=False)
+    else:
         monkeypatch.setenv("MCP_MEMORY_DATABASE_URL", database_url)
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _engine import integrity
 from mcp import Client
 
 from mcp_memory_server import MemoryStore, StorageError
@@ -91,12 +91,8 @@ def big_writes() -> list[tuple[str, dict[str, Any]]]:
 
 
 def assert_sound(data_dir: Path) -> None:
-    """integrity_check ok, every blob's bytes match its name, no temp file left in the blob folder."""
-    conn = sqlite3.connect(data_dir / "memory.db")
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        conn.close()
+    """The engine's integrity check ok, every blob's bytes match its name, no temp file left in the blob folder."""
+    assert integrity(data_dir) == [("ok",)]
     for path in (data_dir / "blobs" / "sha256").glob("*/*/*"):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, f"corrupt blob {path}"
     assert list((data_dir / "blobs").glob(".tmp-*")) == []

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from _engine import records_created
 from _mcp import call
 from _procs import SERVER, HttpServer, clean_env, free_port, http_server, port_open, stdio_params
 from mcp import Client
@@ -49,7 +50,7 @@ async def test_a_stdio_subprocess_saves_reads_records_and_recalls(data_dir: Path
         stats = await call(client, "memory_stats")
     assert stats["data_dir"] == str(data_dir.resolve())
     assert stats["counts"]["events"] == 1
-    assert (data_dir / "memory.db").is_file()
+    assert records_created(data_dir)
 
 
 @pytest.fixture(scope="module")
