@@ -8,6 +8,7 @@ refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import sys
 import uuid
 from pathlib import Path
 
-__all__ = ["fresh_schema_url", "start", "stop"]
+__all__ = ["fresh_schema_url", "sibling_schema_url", "start", "stop"]
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -80,6 +81,11 @@ def fresh_schema_url(base: str) -> str:
     schema = "t_" + uuid.uuid4().hex[:16]
     separator = "&" if "?" in base else "?"
     return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+def sibling_schema_url(url: str) -> str:
+    """``url`` (one store's, from :func:`fresh_schema_url`) turned to another new, empty schema of the same cluster."""
+    return fresh_schema_url(re.sub(r"[?&]options=-csearch_path%3D\w+$", "", url))
 
 
 if __name__ == "__main__":

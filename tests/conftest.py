@@ -97,6 +97,19 @@ def fresh_database_url(postgres_url: str | None) -> Callable[[], str | None]:
     return fresh
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _module_store_engine(postgres_url: str | None) -> Iterator[None]:
+    """A module's shared stores (a server fixture of scope="module") land on the engine too, in a schema of their own."""
+    with pytest.MonkeyPatch.context() as patch:
+        if postgres_url is None:
+            patch.delenv("MCP_MEMORY_DATABASE_URL", raising=False)
+        else:
+            from _postgres import fresh_schema_url
+
+            patch.setenv("MCP_MEMORY_DATABASE_URL", fresh_schema_url(postgres_url))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _store_engine(database_url: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
     # Subprocesses inherit the variable (tests/_procs.clean_env keeps it); on the SQLite run a
