@@ -33,13 +33,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: checks what only the embedded SQLite file has")
+    config.addinivalue_line("markers", "engine_free: opens no store (lint, types); runs once, on the SQLite run")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--engine") != "postgres":
         return
-    kept = [item for item in items if item.get_closest_marker("sqlite_only") is None]
-    deselected = [item for item in items if item.get_closest_marker("sqlite_only") is not None]
+
+    def skipped_here(item: pytest.Item) -> bool:
+        return any(item.get_closest_marker(name) is not None for name in ("sqlite_only", "engine_free"))
+
+    kept = [item for item in items if not skipped_here(item)]
+    deselected = [item for item in items if skipped_here(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept

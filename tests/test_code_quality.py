@@ -11,6 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The code is the same whichever engine the suite runs on: checked once, on the SQLite run.
+pytestmark = pytest.mark.engine_free
+
 
 @pytest.mark.parametrize(
     "command",
