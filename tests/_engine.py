@@ -12,7 +12,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-__all__ = ["integrity", "records_created"]
+__all__ = ["integrity", "own_records_env", "records_created"]
 
 
 def integrity(data_dir: Path) -> list[tuple[str]]:
@@ -40,6 +40,19 @@ def records_created(data_dir: Path, database_url: str | None = None) -> bool:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
     return bool(row and row[0])
+
+
+def own_records_env() -> dict[str, str]:
+    """Environment for a server on one more, separate store (a module's shared server): a new schema on PostgreSQL.
+
+    On SQLite its own data directory already separates it: nothing to add.
+    """
+    url = os.environ.get("MCP_MEMORY_DATABASE_URL")
+    if not url:
+        return {}
+    from _postgres import sibling_schema_url
+
+    return {"MCP_MEMORY_DATABASE_URL": sibling_schema_url(url)}
 
 
 def _postgres_integrity(url: str) -> list[tuple[str]]:

@@ -78,9 +78,16 @@ def stdio_params(
     cwd: Path | None = None,
     launcher: bool = False,
 ) -> StdioServerParameters:
-    """Parameters that spawn a stdio server on ``data_dir`` (through the test launcher if asked)."""
+    """Parameters that spawn a stdio server on ``data_dir`` (through the test launcher if asked).
+
+    The SDK starts the server with a minimal environment plus ``env``; the test's
+    ``MCP_MEMORY_DATABASE_URL`` (PostgreSQL run) is added, so the server's records land
+    where the test looks for them, and ``PYTHONPATH``, so it runs the code under test.
+    """
     command = launcher_command(data_dir, *args) if launcher else [*SERVER, "--data-dir", str(data_dir), *args]
-    return StdioServerParameters(command=command[0], args=command[1:], env=dict(env or {}), cwd=cwd)
+    inherited = {k: os.environ[k] for k in ("MCP_MEMORY_DATABASE_URL", "PYTHONPATH") if os.environ.get(k)}
+    full_env = {**inherited, **(env or {})}
+    return StdioServerParameters(command=command[0], args=command[1:], env=full_env, cwd=cwd)
 
 
 def read_line(process: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S) -> bytes:
