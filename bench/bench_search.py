@@ -9,7 +9,7 @@ Sections:
 
 - ``latency``: ``events.search`` p50/p99 per mode (query embedding included: every query is
   new), next to the floor on the same data: ``model.encode`` of the query + numpy top-k on
-  the same matrix + the same FTS5 ``MATCH`` on the same index. Event texts are LoCoMo turns
+  the same matrix + the engine's own full-text query on the same index. Event texts are LoCoMo turns
   (cycled, numbered); their vectors are random unit vectors written through the vector
   index (embedding 100k texts would take the benchmark's whole budget, and exact search
   costs the same whatever the vectors are).
@@ -50,7 +50,7 @@ from common import (
 from mcp import Client, StdioServerParameters
 
 from mcp_memory_server import MemoryStore
-from mcp_memory_server.core.search import fts_query
+from mcp_memory_server.core.search import query_terms
 from mcp_memory_server.embeddings import Embedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo"
@@ -108,10 +108,9 @@ def bench_latency(work: Path, sizes: list[int], queries: int) -> dict[str, Any]:
         try:
             store.events.search("warm up", mode="hybrid")
             items, matrix = store.search.vectors()._snapshot("events")
-            conn = store.db.conn
             modes = ("lexical", "semantic", "hybrid")
             samples: dict[str, list[float]] = {mode: [] for mode in modes}
-            floor: dict[str, list[float]] = {"encode": [], "numpy_topk": [], "fts5": [], "raw_hybrid": []}
+            floor: dict[str, list[float]] = {"encode": [], "numpy_topk": [], "full_text": [], "raw_hybrid": []}
             # Interleaved, so a busy machine slows every series alike; every query is new (no cache).
             for i in range(queries):
                 for slot, mode in enumerate(modes):
@@ -126,19 +125,15 @@ def bench_latency(work: Path, sizes: list[int], queries: int) -> dict[str, Any]:
                 top = np.argpartition(-scores, 10)[:10]
                 items[top[np.argsort(-scores[top])]]
                 t2 = time.perf_counter()
-                if engine() == "sqlite":  # the engine's own full-text query, alone (PostgreSQL: not yet measured)
-                    conn.execute(
-                        "SELECT rowid, bm25(search_fts) FROM search_fts WHERE search_fts MATCH ? ORDER BY rank LIMIT 50",
-                        (fts_query(question),),
-                    ).fetchall()
+                # The engine's own word index alone (FTS5 BM25, or PostgreSQL's tsvector ranking).
+                store.db.fulltext.top(query_terms(question), 50)
                 t3 = time.perf_counter()
                 floor["encode"].append(t1 - t0)
                 floor["numpy_topk"].append(t2 - t1)
-                if engine() == "sqlite":
-                    floor["fts5"].append(t3 - t2)
+                floor["full_text"].append(t3 - t2)
                 floor["raw_hybrid"].append(t3 - t0)
             per_mode: dict[str, Any] = {mode: summary(samples[mode]) for mode in modes}
-            per_mode["floor"] = {name: summary(samples) for name, samples in floor.items() if samples}
+            per_mode["floor"] = {name: summary(samples) for name, samples in floor.items()}
             per_mode["ratio_hybrid_p50_to_raw"] = round(
                 per_mode["hybrid"]["p50_ms"] / per_mode["floor"]["raw_hybrid"]["p50_ms"], 2
             )
