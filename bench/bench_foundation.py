@@ -2,6 +2,7 @@
 
     python bench/bench_foundation.py                      # everything, about 1-2 minutes
     python bench/bench_foundation.py --only latency,events --calls 1000
+    python bench/bench_foundation.py --database-url postgresql://user@host:5432/db   # the same on PostgreSQL
 
 Prints a short table per section (stderr) and the JSON (stdout), and writes the JSON to
 ``bench/results/foundation-<time>.json``. Every number sits next to its floor where one
@@ -23,7 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from common import call, find_child, machine, memory_kib, print_table, summary, trivial_server, write_results
+from common import (
+    add_database_url_option,
+    call,
+    drop_schemas,
+    engine,
+    find_child,
+    machine,
+    memory_kib,
+    print_table,
+    server_args,
+    store_settings,
+    summary,
+    trivial_server,
+    use_database_url,
+    write_results,
+)
 from mcp import Client, StdioServerParameters
 
 BENCH = Path(__file__).resolve().parent
@@ -31,7 +47,7 @@ SECTIONS = ("cold_start", "latency", "events", "ingest", "idle_rss")
 
 
 def memory_server(data_dir: Path) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "mcp_memory_server", "--data-dir", str(data_dir)])
+    return StdioServerParameters(command=sys.executable, args=["-m", "mcp_memory_server", *server_args(data_dir)])
 
 
 # -- cold start ------------------------------------------------------------------------------------
@@ -217,7 +233,7 @@ async def bench_latency_async(work: Path, calls: int) -> dict[str, Any]:
     fsync = summary(fsync_seconds(work, 200))
 
     print_table(
-        f"tool latency over stdio ({calls} calls each, alternating with a trivial no-op tool; target p50 <= 1.5x)",
+        f"tool latency over stdio on {engine()} ({calls} calls each, alternating with a trivial no-op tool; target p50 <= 1.5x)",
         ["tool", "p50 ms", "p99 ms", "trivial p50", "ratio", "without client schema check: p50", "ratio"],
         [[name, r["p50_ms"], r["p99_ms"], r["trivial_p50_ms"], r["ratio_p50_to_trivial"], r["server_p50_ms"],
           r["server_ratio_p50_to_trivial"]] for name, r in rows.items()],
@@ -250,7 +266,7 @@ def bench_events(work: Path, total: int) -> dict[str, Any]:
 
     batch = 1000
     results: dict[str, Any] = {"batch_size": batch}
-    with MemoryStore.open(work / "events-batched") as store:
+    with MemoryStore.open(work / "events-batched", **store_settings(work / "events-batched")) as store:
         store.events.record_many([item(i) for i in range(batch)])  # warm-up
         items = [item(i) for i in range(total)]
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -261,8 +277,10 @@ def bench_events(work: Path, total: int) -> dict[str, Any]:
         results["batched_events_per_cpu_s"] = round(total / cpu)
 
     one_by_one = max(total // 25, 500)
+    # sync is SQLite's setting; on PostgreSQL both runs are the same commit path (the server's own durability).
     for sync in ("full", "normal"):
-        with MemoryStore.open(work / f"events-single-{sync}", sync=sync) as store:
+        folder = work / f"events-single-{sync}"
+        with MemoryStore.open(folder, sync=sync, **store_settings(folder)) as store:
             started = time.perf_counter()
             for i in range(one_by_one):
                 store.events.record(**item(i))
@@ -271,7 +289,7 @@ def bench_events(work: Path, total: int) -> dict[str, Any]:
     results["events_one_by_one"] = one_by_one
     results["target_batched_events_per_s"] = 50_000
     print_table(
-        "events through the Python API (target >= 50,000/s batched)",
+        f"events through the Python API on {engine()} (target >= 50,000/s batched)",
         ["mode", "events/s"],
         [
             [f"record_many, batches of {batch} (wall)", f"{results['batched_events_per_s']:,}"],
@@ -288,8 +306,8 @@ def bench_events(work: Path, total: int) -> dict[str, Any]:
 INGEST_CHILD = """\
 import hashlib, json, resource, sys, time
 from mcp_memory_server import MemoryStore
-path, data_dir = sys.argv[1], sys.argv[2]
-store = MemoryStore.open(data_dir)
+path, data_dir, url = sys.argv[1], sys.argv[2], sys.argv[3]
+store = MemoryStore.open(data_dir, **({"database_url": url} if url else {}))
 started = time.perf_counter()
 digest = hashlib.sha256()
 with open(path, "rb") as handle:
@@ -321,7 +339,8 @@ def bench_ingest(work: Path, size_mb: int) -> dict[str, Any]:
         subprocess.run(["sha256sum", str(path)], check=True, capture_output=True)
         sha256sum_s.append(time.perf_counter() - started)
     child = subprocess.run(
-        [sys.executable, "-c", INGEST_CHILD, str(path), str(work / "ingest-store")],
+        [sys.executable, "-c", INGEST_CHILD, str(path), str(work / "ingest-store"),
+         store_settings(work / "ingest-store").get("database_url", "")],
         check=True, capture_output=True, text=True, cwd=work,
     )  # fmt: skip
     measured = json.loads(child.stdout)
@@ -406,7 +425,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=50_000, help="events for the batched API run")
     parser.add_argument("--ingest-mb", type=int, default=512, help="size of the CAS ingest file in MiB")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    add_database_url_option(parser)
     args = parser.parse_args()
+    use_database_url(args.database_url)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
@@ -426,6 +447,7 @@ def main() -> int:
             results[section] = runners[section]()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        drop_schemas()
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     path = write_results("foundation", results)
     print(json.dumps(results, indent=2))

@@ -3,12 +3,13 @@
     python bench/bench_search.py                              # 10k events; about 2 minutes on a quiet machine
     python bench/bench_search.py --sizes 10000,100000         # the README numbers
     python bench/bench_search.py --only startup,threads
+    python bench/bench_search.py --sizes 10000,100000 --database-url postgresql://user@host:5432/db
 
 Sections:
 
 - ``latency``: ``events.search`` p50/p99 per mode (query embedding included: every query is
   new), next to the floor on the same data: ``model.encode`` of the query + numpy top-k on
-  the same matrix + the same FTS5 ``MATCH`` on the same index. Event texts are LoCoMo turns
+  the same matrix + the engine's own full-text query on the same index. Event texts are LoCoMo turns
   (cycled, numbered); their vectors are random unit vectors written through the vector
   index (embedding 100k texts would take the benchmark's whole budget, and exact search
   costs the same whatever the vectors are).
@@ -35,7 +36,17 @@ from typing import Any
 
 import anyio
 import numpy as np
-from common import machine, print_table, summary, write_results
+from common import (
+    add_database_url_option,
+    engine,
+    machine,
+    print_table,
+    server_args,
+    store_settings,
+    summary,
+    use_database_url,
+    write_results,
+)
 from mcp import Client, StdioServerParameters
 
 from mcp_memory_server import MemoryStore
@@ -69,7 +80,7 @@ def corpus() -> tuple[list[str], list[str]]:
 
 
 def build(folder: Path, size: int, turns: list[str], dim: int) -> MemoryStore:
-    store = MemoryStore.open(folder, sync="normal")
+    store = MemoryStore.open(folder, sync="normal", **store_settings(folder))
     if store.events.count() != size:
         started = time.perf_counter()
         for start in range(0, size, 5000):
@@ -103,10 +114,9 @@ def bench_latency(work: Path, sizes: list[int], queries: int) -> dict[str, Any]:
         try:
             store.events.search("warm up", mode="hybrid")
             items, matrix = store.search.vectors()._snapshot("events")
-            conn = store.db.conn
             modes = ("lexical", "semantic", "hybrid")
             samples: dict[str, list[float]] = {mode: [] for mode in modes}
-            floor: dict[str, list[float]] = {"encode": [], "numpy_topk": [], "fts5": [], "raw_hybrid": []}
+            floor: dict[str, list[float]] = {"encode": [], "numpy_topk": [], "full_text": [], "raw_hybrid": []}
             # Interleaved, so a busy machine slows every series alike; every query is new (no cache).
             for i in range(queries):
                 for slot, mode in enumerate(modes):
@@ -121,14 +131,12 @@ def bench_latency(work: Path, sizes: list[int], queries: int) -> dict[str, Any]:
                 top = np.argpartition(-scores, 10)[:10]
                 items[top[np.argsort(-scores[top])]]
                 t2 = time.perf_counter()
-                conn.execute(
-                    "SELECT rowid, bm25(search_fts) FROM search_fts WHERE search_fts MATCH ? ORDER BY rank LIMIT 50",
-                    (fts_query(question),),
-                ).fetchall()
+                # The engine's own word index alone (FTS5 BM25, or PostgreSQL's tsvector ranking).
+                store.db.fulltext.top(query_terms(question), 50)
                 t3 = time.perf_counter()
                 floor["encode"].append(t1 - t0)
                 floor["numpy_topk"].append(t2 - t1)
-                floor["fts5"].append(t3 - t2)
+                floor["full_text"].append(t3 - t2)
                 floor["raw_hybrid"].append(t3 - t0)
             per_mode: dict[str, Any] = {mode: summary(samples[mode]) for mode in modes}
             per_mode["floor"] = {name: summary(samples) for name, samples in floor.items()}
@@ -138,7 +146,11 @@ def bench_latency(work: Path, sizes: list[int], queries: int) -> dict[str, Any]:
             results[str(size)] = per_mode
             rows = [[m, per_mode[m]["p50_ms"], per_mode[m]["p99_ms"]] for m in ("lexical", "semantic", "hybrid")]
             rows += [[f"floor: {n}", s["p50_ms"], s["p99_ms"]] for n, s in per_mode["floor"].items()]
-            print_table(f"search latency at {size} events ({queries} new queries each)", ["", "p50 ms", "p99 ms"], rows)
+            print_table(
+                f"search latency on {engine()} at {size} events ({queries} new queries each)",
+                ["", "p50 ms", "p99 ms"],
+                rows,
+            )
         finally:
             store.close()
     return results
@@ -156,7 +168,7 @@ def bench_indexing(work: Path, count: int) -> dict[str, Any]:
     started = time.perf_counter()
     embedder.encode(texts)
     raw = time.perf_counter() - started
-    with MemoryStore.open(work / "indexing", sync="normal") as store:
+    with MemoryStore.open(work / "indexing", sync="normal", **store_settings(work / "indexing")) as store:
         store.events.record_many([{"kind": "note", "text": t} for t in texts])
         store.search.vectors()
         started = time.perf_counter()
@@ -200,9 +212,7 @@ def bench_threads(queries: int) -> dict[str, Any]:
 
 
 async def first_search(data_dir: Path) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "mcp_memory_server", "--data-dir", str(data_dir)]
-    )
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_memory_server", *server_args(data_dir)])
     started = time.perf_counter()
     async with Client(params, mode="legacy") as client:
         initialized = time.perf_counter() - started
@@ -233,7 +243,7 @@ async def first_search(data_dir: Path) -> dict[str, Any]:
 def bench_startup(work: Path) -> dict[str, Any]:
     data_dir = work / "startup"
     turns, _ = corpus()
-    with MemoryStore.open(data_dir) as store:
+    with MemoryStore.open(data_dir, **store_settings(data_dir)) as store:
         store.events.record_many([{"kind": "note", "text": t} for t in turns[:200]])
     result = anyio.run(first_search, data_dir)
     result["waiting_events_embedded"] = 200
@@ -254,7 +264,9 @@ def main() -> None:
     parser.add_argument("--index-docs", type=int, default=1000, help="documents for the indexing section")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench-search",
                         help="stores are kept here and reused by later runs")  # fmt: skip
+    add_database_url_option(parser)
     args = parser.parse_args()
+    use_database_url(args.database_url)
     args.work.mkdir(parents=True, exist_ok=True)
     sections = args.only.split(",")
     results: dict[str, Any] = {"machine": machine()}

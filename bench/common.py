@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import os
 import platform
@@ -18,6 +20,69 @@ from mcp import Client, StdioServerParameters
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
+
+# -- the engine: SQLite in each store's folder (default), or one PostgreSQL database ----------------
+
+_database_url: str | None = None
+_schemas_made: list[str] = []
+
+
+def add_database_url_option(parser: argparse.ArgumentParser) -> None:
+    """``--database-url`` (default ``$MCP_MEMORY_DATABASE_URL``): run every store of the benchmark on PostgreSQL."""
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("MCP_MEMORY_DATABASE_URL") or None,
+        help="run every store on this PostgreSQL database, each in a schema of its own named bench_<hash of its "
+        "folder> [MCP_MEMORY_DATABASE_URL]; default: SQLite (memory.db) in each store's folder",
+    )
+
+
+def use_database_url(url: str | None) -> None:
+    """Send the stores this benchmark opens (in-process and in server subprocesses) to ``url``'s database."""
+    global _database_url
+    _database_url = url or None
+    # Every store is given its own URL below; nothing may fall back to the bare one from the environment.
+    os.environ.pop("MCP_MEMORY_DATABASE_URL", None)
+
+
+def engine() -> str:
+    return "postgresql" if _database_url else "sqlite"
+
+
+def store_url(folder: Path) -> str | None:
+    """The URL of the store in ``folder``: a schema of its own on PostgreSQL (the same for the same folder, so
+    a benchmark that reuses its stores reuses their schemas), None on SQLite."""
+    if _database_url is None:
+        return None
+    schema = "bench_" + hashlib.blake2b(str(folder.resolve()).encode(), digest_size=6).hexdigest()
+    if schema not in _schemas_made:
+        _schemas_made.append(schema)
+    separator = "&" if "?" in _database_url else "?"
+    return f"{_database_url}{separator}options=-csearch_path%3D{schema}"
+
+
+def store_settings(folder: Path) -> dict[str, Any]:
+    """``MemoryStore.open(folder, **store_settings(folder))``."""
+    url = store_url(folder)
+    return {"database_url": url} if url else {}
+
+
+def server_args(folder: Path) -> list[str]:
+    """The command-line settings of a server on the store in ``folder``."""
+    url = store_url(folder)
+    return ["--data-dir", str(folder), *(["--database-url", url] if url else [])]
+
+
+def drop_schemas() -> None:
+    """Remove the PostgreSQL schemas this run created (for benchmarks whose stores are throwaway)."""
+    if _database_url is None or not _schemas_made:
+        return
+    import psycopg
+
+    with psycopg.connect(_database_url, autocommit=True) as conn:
+        for schema in _schemas_made:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    _schemas_made.clear()
 
 
 def machine() -> dict[str, Any]:
@@ -46,7 +111,18 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "mcp": metadata.version("mcp"),
         "sqlite": sqlite3.sqlite_version,
+        "engine": engine(),
+        **({"postgresql": _postgres_version()} if _database_url else {}),
     }
+
+
+def _postgres_version() -> str:
+    import psycopg
+
+    assert _database_url is not None
+    with psycopg.connect(_database_url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
 
 
 def summary(samples_s: Sequence[float]) -> dict[str, float]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import InvalidInput
 
@@ -31,6 +32,21 @@ def default_data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("mcp-memory-server", appauthor=False))
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse a URL no engine here opens before anything is created (``storage/open.py`` opens the rest).
+
+    Raises:
+        InvalidInput: the scheme is not postgresql://, postgres:// or sqlite:///.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.split("+", 1)[0].lower() not in ("postgresql", "postgres", "sqlite"):
+        shown = url if parts.password is None else url.replace(f":{parts.password}@", ":***@", 1)
+        raise InvalidInput(
+            f"database_url {shown!r} is not a URL of an engine this program has; use "
+            "postgresql://user@host:5432/db for PostgreSQL, or leave it unset for SQLite in the data directory"
+        )
 
 
 def _setting(default: Any, help: str, *, env: str | None = None, flag: bool = True, sep: str = os.pathsep) -> Any:
@@ -146,6 +162,8 @@ class Config:
             raise InvalidInput(f"lab_direction={self.lab_direction!r} is not valid; use 'min' or 'max'")
         if not self.lab_metric.strip() or '"' in self.lab_metric or "\\" in self.lab_metric:
             raise InvalidInput(f"lab_metric={self.lab_metric!r} must be a metric name without quotes or backslashes")
+        if self.database_url:
+            _check_database_url(self.database_url)
         for host in self.allowed_hosts:
             if not host or any(c.isspace() or c in "/@*" for c in host.removesuffix(":*")):
                 raise InvalidInput(

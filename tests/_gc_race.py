@@ -147,6 +147,16 @@ def _check(store: MemoryStore, work: Path, ack: dict[str, Any]) -> None:
         assert store.files.read(f"r{r}/doc.md", namespace=ack["namespace"]).content.startswith(f"round {r} exported")
 
 
+def _separate_records() -> dict[str, str]:
+    """Settings that give a second store records of its own: a new schema on the PostgreSQL run (none on SQLite)."""
+    url = os.environ.get("MCP_MEMORY_DATABASE_URL")
+    if not url:
+        return {}
+    from _postgres import sibling_schema_url
+
+    return {"database_url": sibling_schema_url(url)}
+
+
 def race(tmp_path: Path, *, rounds: int, savers_per_kind: int = 1, collectors: int = 2) -> dict[str, int]:
     """Run ``rounds`` rounds of the race; return the figures. Fails on any acknowledged write lost."""
     data_dir = tmp_path / "store"
@@ -155,7 +165,7 @@ def race(tmp_path: Path, *, rounds: int, savers_per_kind: int = 1, collectors: i
     figures = {"rounds": rounds, "acknowledged": 0, "checked": 0, "gc_passes": 0, "blobs_removed": 0, "restored": 0}
     with (
         MemoryStore.open(data_dir, allow_path=[str(tmp_path)]) as store,
-        MemoryStore.open(tmp_path / "scratch", allow_path=[str(tmp_path)]) as scratch,
+        MemoryStore.open(tmp_path / "scratch", allow_path=[str(tmp_path)], **_separate_records()) as scratch,
     ):
         savers = [
             _spawn(SAVER, str(data_dir), kind, str(work), str(k * 100 + n))

@@ -8,6 +8,7 @@ refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import sys
 import uuid
 from pathlib import Path
 
-__all__ = ["fresh_schema_url", "start", "stop"]
+__all__ = ["fresh_schema_url", "sibling_schema_url", "start", "stop"]
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -46,21 +47,25 @@ def start(directory: Path) -> str:
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
     port = _free_port()
-    subprocess.run(
-        _as_postgres([_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
-        check=True,
-        capture_output=True,
-    )
+    _run(_as_postgres([_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]))
     options = (
         f"-k {directory} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
         " -c full_page_writes=off -c max_connections=500 -c shared_buffers=128MB"
     )
-    subprocess.run(
-        _as_postgres([_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"), "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
+    log = directory / "log"
+    _run(_as_postgres([_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]), log)
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+def _run(argv: list[str], log: Path | None = None) -> None:
+    """Run a cluster command; on failure raise with what it and the server said (CI shows it)."""
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        server_log = log.read_text(errors="replace")[-4000:] if log is not None and log.is_file() else ""
+        raise RuntimeError(
+            f"PostgreSQL for the tests could not start: {' '.join(argv)} exited {result.returncode}\n"
+            f"{result.stdout[-2000:]}{result.stderr[-2000:]}{server_log}"
+        )
 
 
 def stop(directory: Path) -> None:
@@ -76,6 +81,11 @@ def fresh_schema_url(base: str) -> str:
     schema = "t_" + uuid.uuid4().hex[:16]
     separator = "&" if "?" in base else "?"
     return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+def sibling_schema_url(url: str) -> str:
+    """``url`` (one store's, from :func:`fresh_schema_url`) turned to another new, empty schema of the same cluster."""
+    return fresh_schema_url(re.sub(r"[?&]options=-csearch_path%3D\w+$", "", url))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ runpy.run_module("mcp_memory_server", run_name="__main__", alter_sys=True)
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's environment without any ``MCP_MEMORY_*`` setting from the developer's shell.
 
-    ``MCP_MEMORY_DATABASE_URL`` stays: on the PostgreSQL run it is the test's own store (conftest).
+    ``MCP_MEMORY_DATABASE_URL`` stays: on the PostgreSQL run it is the test's own schema
+    (conftest sets it, and removes a developer's on the SQLite run), so a server
+    subprocess keeps its records where the test looks for them.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_") or k == "MCP_MEMORY_DATABASE_URL"}
     env.update(extra or {})
@@ -76,11 +78,16 @@ def stdio_params(
     cwd: Path | None = None,
     launcher: bool = False,
 ) -> StdioServerParameters:
-    """Parameters that spawn a stdio server on ``data_dir`` (through the test launcher if asked)."""
+    """Parameters that spawn a stdio server on ``data_dir`` (through the test launcher if asked).
+
+    The SDK starts the server with a minimal environment plus ``env``; the test's
+    ``MCP_MEMORY_DATABASE_URL`` (PostgreSQL run) is added, so the server's records land
+    where the test looks for them, and ``PYTHONPATH``, so it runs the code under test.
+    """
     command = launcher_command(data_dir, *args) if launcher else [*SERVER, "--data-dir", str(data_dir), *args]
-    url = os.environ.get("MCP_MEMORY_DATABASE_URL")  # the test's own store on the PostgreSQL run (conftest)
-    engine = {"MCP_MEMORY_DATABASE_URL": url} if url else {}
-    return StdioServerParameters(command=command[0], args=command[1:], env={**engine, **(env or {})}, cwd=cwd)
+    inherited = {k: os.environ[k] for k in ("MCP_MEMORY_DATABASE_URL", "PYTHONPATH") if os.environ.get(k)}
+    full_env = {**inherited, **(env or {})}
+    return StdioServerParameters(command=command[0], args=command[1:], env=full_env, cwd=cwd)
 
 
 def read_line(process: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S) -> bytes:

@@ -34,12 +34,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: checks what only the embedded SQLite file has")
     config.addinivalue_line("markers", "postgres_only: needs the shared engine (several hosts on one database)")
+    config.addinivalue_line("markers", "engine_free: opens no store (lint, types); runs once, on the SQLite run")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    other = "sqlite_only" if config.getoption("--engine") == "postgres" else "postgres_only"
-    kept = [item for item in items if item.get_closest_marker(other) is None]
-    deselected = [item for item in items if item.get_closest_marker(other) is not None]
+    if config.getoption("--engine") == "postgres":
+        elsewhere: tuple[str, ...] = ("sqlite_only", "engine_free")
+    else:
+        elsewhere = ("postgres_only",)
+
+    def skipped_here(item: pytest.Item) -> bool:
+        return any(item.get_closest_marker(name) is not None for name in elsewhere)
+
+    kept = [item for item in items if not skipped_here(item)]
+    deselected = [item for item in items if skipped_here(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
@@ -97,9 +105,26 @@ def fresh_database_url(postgres_url: str | None) -> Callable[[], str | None]:
     return fresh
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _module_store_engine(postgres_url: str | None) -> Iterator[None]:
+    """A module's shared stores (a server fixture of scope="module") land on the engine too, in a schema of their own."""
+    with pytest.MonkeyPatch.context() as patch:
+        if postgres_url is None:
+            patch.delenv("MCP_MEMORY_DATABASE_URL", raising=False)
+        else:
+            from _postgres import fresh_schema_url
+
+            patch.setenv("MCP_MEMORY_DATABASE_URL", fresh_schema_url(postgres_url))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _store_engine(database_url: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    if database_url is not None:
+    # Subprocesses inherit the variable (tests/_procs.clean_env keeps it); on the SQLite run a
+    # URL from the developer's shell must not send the stores elsewhere.
+    if database_url is None:
+        monkeypatch.delenv("MCP_MEMORY_DATABASE_URL", raising=False)
+    else:
         monkeypatch.setenv("MCP_MEMORY_DATABASE_URL", database_url)
 
 

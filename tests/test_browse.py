@@ -17,7 +17,8 @@ from mcp import Client
 
 from mcp_memory_server.store import MemoryStore
 
-pytestmark = pytest.mark.anyio
+# sqlite-utils and Datasette open memory.db, the SQLite file; a PostgreSQL store has none.
+pytestmark = [pytest.mark.anyio, pytest.mark.sqlite_only]
 
 _V1_FTS = """CREATE VIRTUAL TABLE search_fts USING fts5(
     doc_text, doc_meta, doc_context,

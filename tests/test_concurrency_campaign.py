@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _engine import integrity
 from _gc_race import race
 from _procs import clean_env
 
@@ -201,11 +201,7 @@ def verify(data_dir: Path, acks: list[dict[str, Any]], procs: int, rounds: int) 
     for r, (w,) in winners.items():
         assert cas_text[r + 1] == f"round {r} won by w{w}"
     contenders = sum(1 for a in acks for outcome in a["cas"].values() if outcome != "late")
-    conn = sqlite3.connect(data_dir / "memory.db")
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        conn.close()
+    assert integrity(data_dir) == [("ok",)]
     figures = {
         "processes": procs,
         "events": len(acked_events),

@@ -5,7 +5,7 @@ MCP tools call) and prints one JSON line per write *after* the call returned: th
 the acknowledgement. The test SIGKILLs the worker at a random moment, reopens the store
 and checks that every acknowledged write is there with its exact content, that no
 record points at a missing or corrupt blob, that the live memory files match their
-latest versions (no spurious ``external_edit``), that ``PRAGMA integrity_check`` is ok,
+latest versions (no spurious ``external_edit``), that the engine's integrity check is ok,
 and that no temp file survives the reopen.
 
 The default run kills each write path twice; ``python -m pytest -m slow tests/test_crash_campaign.py``
@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _engine import integrity
 from _procs import clean_env, read_line
 
 from mcp_memory_server import MemoryStore
@@ -271,11 +271,7 @@ def verify(data_dir: Path, acks: list[dict[str, Any]]) -> int:
             )[0][0]
             == 0
         )
-    conn = sqlite3.connect(data_dir / "memory.db")
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        conn.close()
+    assert integrity(data_dir) == [("ok",)]
     return checked
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from _engine import own_records_env, records_created
 from _mcp import call
 from _procs import SERVER, HttpServer, clean_env, free_port, http_server, port_open, stdio_params
 from mcp import Client
@@ -49,14 +50,16 @@ async def test_a_stdio_subprocess_saves_reads_records_and_recalls(data_dir: Path
         stats = await call(client, "memory_stats")
     assert stats["data_dir"] == str(data_dir.resolve())
     assert stats["counts"]["events"] == 1
-    assert (data_dir / "memory.db").is_file()
+    assert records_created(data_dir)
 
 
 @pytest.fixture(scope="module")
 def http_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
     """A streamable-HTTP server with a small request-body limit, shared by this module's tests."""
     root = tmp_path_factory.mktemp("http")
-    with http_server(root / "store", "http", "--max-request-bytes", str(SMALL_BODY_LIMIT)) as server:
+    with http_server(
+        root / "store", "http", "--max-request-bytes", str(SMALL_BODY_LIMIT), env=own_records_env()
+    ) as server:
         yield server
 
 
@@ -64,7 +67,9 @@ def http_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]
 def sse_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
     """An SSE server with a small request-body limit, shared by this module's tests."""
     root = tmp_path_factory.mktemp("sse")
-    with http_server(root / "store", "sse", "--max-request-bytes", str(SMALL_BODY_LIMIT)) as server:
+    with http_server(
+        root / "store", "sse", "--max-request-bytes", str(SMALL_BODY_LIMIT), env=own_records_env()
+    ) as server:
         yield server
 
 
@@ -123,7 +128,7 @@ def probe(server: HttpServer, headers: dict[str, str], body: bytes | None = None
 def guarded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
     """An HTTP or SSE server that requires ``Authorization: Bearer <TOKEN>`` (set through MCP_MEMORY_TOKEN)."""
     root = tmp_path_factory.mktemp(f"guarded-{request.param}")
-    with http_server(root / "store", request.param, env={"MCP_MEMORY_TOKEN": TOKEN}) as server:
+    with http_server(root / "store", request.param, env={"MCP_MEMORY_TOKEN": TOKEN, **own_records_env()}) as server:
         yield server
 
 

@@ -6,7 +6,7 @@ deep JSON, odd Unicode, NUL, lone surrogates, hostile paths and ids). Each call 
 through a real MCP client to a live server. A failure must be ``isError`` with a message
 that says something: never a traceback, and never the SDK's bare ``Error executing tool
 <name>``, which means an unexpected exception escaped the tool. The store must pass
-``PRAGMA integrity_check`` afterwards.
+the engine's integrity check (tests/_engine.py) afterwards.
 
 The default run makes a few hundred calls; ``python -m pytest -m slow tests/test_fuzz_tools.py``
 runs the long campaign (``MCP_FUZZ_CALLS`` calls, default 20,000; ``MCP_FUZZ_SEED`` picks the seed).
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import tempfile
 from collections import Counter
@@ -26,6 +25,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _engine import integrity
 from _procs import SERVER, clean_env, read_line, stdio_params
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -311,14 +311,6 @@ def _encodable(arguments: dict[str, Any]) -> bool:
 
 def _short(arguments: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}"[:80] for k, v in arguments.items())
-
-
-def integrity(data_dir: Path) -> list[tuple[str]]:
-    conn = sqlite3.connect(data_dir / "memory.db")
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchall()
-    finally:
-        conn.close()
 
 
 def _confine_local_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,9 +13,11 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _engine import records_created
 from _procs import READY_TIMEOUT_S, SERVER, clean_env, http_server, stop
 
 from mcp_memory_server.cli import main
@@ -63,7 +65,9 @@ def test_sigint_stops_the_stdio_server_at_once_without_a_traceback(tmp_path: Pat
         assert store.stats().counts["events"] == 0
 
 
-def test_the_stdio_server_says_on_stderr_that_it_waits_for_a_client_and_where_the_store_is(tmp_path: Path) -> None:
+def test_the_stdio_server_says_on_stderr_that_it_waits_for_a_client_and_where_the_store_is(
+    tmp_path: Path, engine: str
+) -> None:
     stderr_path = tmp_path / "stderr.log"
     process = serving_stdio(tmp_path / "store", stderr_path)
     try:
@@ -77,7 +81,10 @@ def test_the_stdio_server_says_on_stderr_that_it_waits_for_a_client_and_where_th
     lines = [line for line in stderr_path.read_text().splitlines() if line.startswith("mcp-memory-server:")]
     assert len(lines) == 1, lines
     assert "waiting for an MCP client on stdin/stdout" in lines[0]
-    assert f"(store: {(tmp_path / 'store').resolve()}" in lines[0]
+    if engine == "postgres":  # the records are elsewhere: say where
+        assert f"(store: {(tmp_path / 'store').resolve()}, records in postgresql database " in lines[0]
+    else:
+        assert f"(store: {(tmp_path / 'store').resolve()})" in lines[0]
 
 
 @pytest.mark.parametrize(("transport", "path"), [("http", "/mcp"), ("sse", "/sse")])
@@ -95,7 +102,9 @@ def test_the_http_servers_print_their_url_once_listening(tmp_path: Path, transpo
 # -- a data directory whose parent does not exist ----------------------------------------------------
 
 
-def test_a_data_dir_under_a_missing_folder_is_refused_by_the_cli_with_the_flag_to_create_it(tmp_path: Path) -> None:
+def test_a_data_dir_under_a_missing_folder_is_refused_by_the_cli_with_the_flag_to_create_it(
+    tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     typo = tmp_path / "memroy" / "store"
     result = subprocess.run([*SERVER, "stats", "--data-dir", str(typo)], capture_output=True, text=True,
                             env=clean_env(), timeout=120)  # fmt: skip
@@ -106,11 +115,14 @@ def test_a_data_dir_under_a_missing_folder_is_refused_by_the_cli_with_the_flag_t
 
     for extra_args, env in (([], {"MCP_MEMORY_CREATE_DATA_DIR": "1"}), (["--create-data-dir"], {})):
         target = tmp_path / f"new{len(env)}" / "store"
+        url = fresh_database_url()  # each new store its own records on PostgreSQL, as each has its own directory
+        if url:
+            env = {**env, "MCP_MEMORY_DATABASE_URL": url}
         made = subprocess.run([*SERVER, "stats", "--data-dir", str(target), *extra_args], capture_output=True,
                               text=True, env=clean_env(env), timeout=120)  # fmt: skip
         assert made.returncode == 0, made.stderr
         assert json.loads(made.stdout)["data_dir"] == str(target.resolve())
-        assert (target / "memory.db").is_file()
+        assert records_created(target, url)
 
 
 def test_memory_store_open_refuses_a_missing_parent_unless_asked_to_create_it(tmp_path: Path) -> None:
@@ -121,7 +133,7 @@ def test_memory_store_open_refuses_a_missing_parent_unless_asked_to_create_it(tm
     with MemoryStore.open(typo, create_data_dir=True) as store:
         assert store.data_dir == typo.resolve()
     with MemoryStore.open(tmp_path / "direct") as store:  # an existing parent needs no asking
-        assert (store.data_dir / "memory.db").is_file()
+        assert records_created(store.data_dir)
 
 
 def test_a_bad_boolean_in_the_environment_is_refused_with_the_accepted_forms(tmp_path: Path) -> None:
