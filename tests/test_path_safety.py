@@ -207,11 +207,11 @@ async def test_an_export_whose_folder_or_file_is_swapped_for_a_link_never_writes
 
 
 async def test_a_snapshot_read_swapped_for_a_link_never_loads_the_outside_copy(
-    layout: Layout, racing_client: tuple[MemoryStore, Client]
+    layout: Layout, racing_client: tuple[MemoryStore, Client], fresh_database_url: Callable[[], str | None]
 ) -> None:
     """graph_import(path=real/snap.json) while real/ and link/ swap: only the inside snapshot is ever loaded."""
     store, client = racing_client
-    with MemoryStore.open(layout.root / "maker") as maker:
+    with MemoryStore.open(layout.root / "maker", database_url=fresh_database_url()) as maker:
         maker.graph.write([{"node_type": "semantic", "payload": {"fact": "inside"}}], agent_id="inside")
         maker.graph.write([{"node_type": "semantic", "payload": {"fact": "outside"}}], agent_id="outsider")
         maker.graph.export_to_file("inside", layout.real / "snap.json")
@@ -319,7 +319,7 @@ async def test_a_server_started_from_root_or_home_cannot_ingest_system_or_key_fi
         assert (await call(client, "artifact_save", path="~/.ssh/id_ed25519"))["bytes"] == len("PRIVATE KEY")
 
 
-async def test_the_data_directory_can_never_be_ingested_or_exported_into(tmp_path: Path) -> None:
+async def test_the_data_directory_can_never_be_ingested_or_exported_into(tmp_path: Path, engine: str) -> None:
     """memory.db, blobs/, the data dir, a folder holding it, or a link to it: refused, whatever the roots."""
     data_dir = tmp_path / "store"
     (tmp_path / "link-to-db").symlink_to(data_dir / "memory.db")
@@ -327,9 +327,12 @@ async def test_the_data_directory_can_never_be_ingested_or_exported_into(tmp_pat
                           env={"TMPDIR": str(tmp_path)}, cwd=tmp_path)  # fmt: skip
     async with Client(params) as client:
         await call(client, "graph_write", nodes=[{"node_type": "semantic", "payload": {"fact": "a"}}])
+        await call(client, "artifact_save", text="a blob inside the data directory", kind="note")
         before = await call(client, "memory_stats")
         blob_files = sorted(p for p in (data_dir / "blobs").rglob("*") if p.is_file())
-        for path in (data_dir / "memory.db", data_dir / "blobs", data_dir, tmp_path / "link-to-db",
+        # On PostgreSQL the records are not in the data directory: there is no memory.db to protect.
+        database = [data_dir / "memory.db", tmp_path / "link-to-db"] if engine == "sqlite" else []
+        for path in (*database, data_dir / "blobs", data_dir,
                      blob_files[0] if blob_files else data_dir / "blobs"):  # fmt: skip
             message = await error(client, "artifact_save", path=str(path))
             assert "data directory" in message, (path, message)
@@ -338,8 +341,9 @@ async def test_the_data_directory_can_never_be_ingested_or_exported_into(tmp_pat
         for target in (data_dir / "snapshot.json", data_dir / "memory.db", data_dir / "files" / "x.json"):
             message = await error(client, "graph_export", path=str(target))
             assert "inside the data directory" in message, message
+        inside = data_dir / "memory.db" if engine == "sqlite" else blob_files[0]
         message = await error(client, "experiment_log", description="r", status="crash",
-                              log_path=str(data_dir / "memory.db"))  # fmt: skip
+                              log_path=str(inside))  # fmt: skip
         assert "inside the data directory" in message
         after = await call(client, "memory_stats")
     assert after["counts"] == before["counts"]
