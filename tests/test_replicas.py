@@ -35,10 +35,10 @@ class Refused(Exception):
     """The tool answered with an error (the request reached a replica and was refused)."""
 
 
-def call(server: HttpServer, name: str, **arguments: Any) -> dict[str, Any]:
+def call(server: HttpServer, tool: str, /, **arguments: Any) -> dict[str, Any]:
     """One tools/call as its own POST, as a load balancer would send it; raises httpx2 errors if the replica is gone."""
     response = httpx2.post(f"http://127.0.0.1:{server.port}/mcp", headers=HEADERS, timeout=120, json={
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}})  # fmt: skip
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})  # fmt: skip
     assert response.status_code == 200, response.text
     if response.headers.get("content-type", "").startswith("application/json"):
         messages = [response.json()]
@@ -86,9 +86,9 @@ def write(server: HttpServer, i: int) -> tuple[str, str]:
         logged = call(server, "experiment_log", description=f"burst run {i}: lr {i / 1000}", status="discard",
                       metrics={"val_bpb": 1.5 + i / 10_000}, commit=f"{i:07x}")  # fmt: skip
         return "run", logged["run_id"]
-    node = {"id": f"burst-{i}", "node_type": "semantic", "payload": {"fact": f"burst fact {i}"}}
-    call(server, "graph_write", nodes=[node], agent_id="burst")
-    return "node", f"burst-{i}"
+    node = {"node_type": "semantic", "payload": {"fact": f"burst fact {i}"}}
+    (node_id,) = call(server, "graph_write", nodes=[node], agent_id="burst")["node_ids"]
+    return "node", node_id
 
 
 def test_acknowledged_writes_spread_over_replicas_survive_a_killed_one_exactly_once(
@@ -193,4 +193,4 @@ def test_compare_and_swap_across_replicas_has_exactly_one_winner_per_round(
         winners = [o for o in outcomes if o is not None]
         assert len(winners) == 1, outcomes
         sha = winners[0]["sha256"]
-        assert call(replicas[-1], "file_read", path="cas/doc.txt")["sha256"] == sha
+        assert call(replicas[-1], "file_read", path="cas/doc.txt")["meta"]["sha256"] == sha
