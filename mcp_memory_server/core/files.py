@@ -319,8 +319,10 @@ class Files(FlyteFileNames):
                 _set_projected(conn, ns, rel, latest)
             self._seen[(ns, rel)] = (key, latest)
             return
-        if disk_sha == projected:
-            # The disk still shows what we last wrote: an update is pending, not an edit.
+        if disk_sha == projected or self._seen.get((ns, rel)) == (key, disk_sha):
+            # The disk still shows what we last wrote: an update is pending, not an edit. The
+            # second test is per process: on a shared database another host may have written
+            # (and projected on its own disk) since this one projected the file it still holds.
             self._install(conn, ns, rel, latest, None)
             return
         try:
