@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-replicas-"))
-    pg_dir = scratch / "pg"
+    pg_dir = Path(tempfile.mkdtemp(prefix="bench-replicas-pg-"))  # its own: initdb runs as the postgres user
     base = args.database_url or start_postgres(pg_dir)
     endpoint = start_s3(scratch / "s3")
     processes: list[subprocess.Popen[bytes]] = []
