@@ -118,7 +118,7 @@ class SqliteDatabase:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
@@ -290,6 +290,24 @@ class SqliteDatabase:
     def schema_versions(self) -> dict[str, int]:
         rows = self.query("SELECT component, MAX(version) FROM schema_migrations GROUP BY component")
         return {row[0]: row[1] for row in rows}
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """``journal_mode = WAL``, retried: on a new file, processes switching it at once get SQLITE_BUSY
+    straight away (the switch does not wait in the busy handler), though each would succeed a moment later."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _statements(script: str) -> Iterator[str]:
