@@ -271,10 +271,7 @@ class SearchIndex:
             except Exception:
                 logger.exception("background indexing stopped")
                 return
-            if not self._stop.is_set():
-                # Woken by another process's commit where the engine notifies (PostgreSQL's
-                # LISTEN), else after poll_seconds: new documents get their vectors promptly.
-                self._db.wait_for_change(self._poll_seconds)
+            self._stop.wait(self._poll_seconds)
 
     def close(self) -> None:
         """Stop background indexing (waiting briefly for a batch in progress) and release connections."""
