@@ -18,10 +18,49 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-__all__ = ["Connection", "Cursor", "Database", "Dialect", "FullText", "Migration", "Row"]
+__all__ = [
+    "MIGRATIONS_TABLE",
+    "Connection",
+    "Cursor",
+    "Database",
+    "Dialect",
+    "FullText",
+    "Migration",
+    "Row",
+    "pending_migrations",
+]
 
 Migration = tuple[str, int, str]
 """``(component, version, sql_script)``; versions of one component start at 1 and rise by 1."""
+
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
+    " PRIMARY KEY (component, version))"
+)
+
+
+def pending_migrations(
+    migrations: Sequence[Migration], applied: set[tuple[str, int]], location: str
+) -> list[Migration]:
+    """The migrations not applied yet, in order; the same rule on every engine.
+
+    Raises:
+        StorageError: the store was written by a newer version of this program.
+    """
+    from ..errors import StorageError
+
+    known: dict[str, int] = {}
+    for component, version, _ in migrations:
+        known[component] = max(known.get(component, 0), version)
+    for component, version in applied:
+        if version > known.get(component, 0):
+            raise StorageError(
+                f"{location} was written by a newer mcp-memory-server (schema {component} "
+                f"v{version}, this version knows up to v{known.get(component, 0)}); "
+                "upgrade mcp-memory-server to open it"
+            )
+    return [m for m in sorted(migrations, key=lambda m: (m[0], m[1])) if (m[0], m[1]) not in applied]
 
 
 class Row(Protocol):

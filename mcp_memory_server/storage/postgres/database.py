@@ -31,7 +31,7 @@ from psycopg.pq import TransactionStatus
 
 from ...errors import InvalidInput, StorageError
 from ...ids import utc_now
-from ..engine import Migration
+from ..engine import MIGRATIONS_TABLE, Migration, pending_migrations
 from .dialect import PostgresDialect
 from .fulltext import PostgresFullText
 from .schema import MIGRATIONS
@@ -220,9 +220,6 @@ class PostgresDatabase:
         Raises:
             StorageError: the store was written by a newer version of this program.
         """
-        known: dict[str, int] = {}
-        for component, version, _ in migrations:
-            known[component] = max(known.get(component, 0), version)
         conn = self.conn
         raw = conn.raw
         schema = self._schema or "public"
@@ -230,24 +227,11 @@ class PostgresDatabase:
             raw.execute("BEGIN")
             raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            raw.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
-                " PRIMARY KEY (component, version))"
-            )
+            raw.execute(MIGRATIONS_TABLE)
             raw.execute("CREATE TABLE IF NOT EXISTS store_version (version BIGINT NOT NULL)")
             raw.execute("INSERT INTO store_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM store_version)")
             applied = {(r[0], r[1]) for r in raw.execute("SELECT component, version FROM schema_migrations")}
-            for component, version in applied:
-                if version > known.get(component, 0):
-                    raise StorageError(
-                        f"{self.location} was written by a newer mcp-memory-server (schema {component} "
-                        f"v{version}, this version knows up to v{known.get(component, 0)}); "
-                        "upgrade mcp-memory-server to open it"
-                    )
-            for component, version, script in sorted(migrations, key=lambda m: (m[0], m[1])):
-                if (component, version) in applied:
-                    continue
+            for component, version, script in pending_migrations(migrations, applied, self.location):
                 raw.execute(script.encode())  # bytes: no placeholder parsing, several statements at once
                 raw.execute(
                     "INSERT INTO schema_migrations (component, version, applied_at) VALUES (%s, %s, %s)",

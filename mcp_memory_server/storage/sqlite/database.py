@@ -21,7 +21,7 @@ from typing import Any
 
 from ...errors import InvalidInput, StorageError
 from ...ids import utc_now
-from ..engine import Connection, Migration
+from ..engine import MIGRATIONS_TABLE, Connection, Migration, pending_migrations
 from .fulltext import SqliteFullText
 from .schema import MIGRATIONS
 
@@ -260,26 +260,10 @@ class SqliteDatabase:
         Raises:
             StorageError: the store was written by a newer version of this program.
         """
-        known: dict[str, int] = {}
-        for component, version, _ in migrations:
-            known[component] = max(known.get(component, 0), version)
         with self.write() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
-                " PRIMARY KEY (component, version))"
-            )
+            conn.execute(MIGRATIONS_TABLE)
             applied = {(row[0], row[1]) for row in conn.execute("SELECT component, version FROM schema_migrations")}
-            for component, version in applied:
-                if version > known.get(component, 0):
-                    raise StorageError(
-                        f"{self.path} was written by a newer mcp-memory-server (schema {component} "
-                        f"v{version}, this version knows up to v{known.get(component, 0)}); "
-                        "upgrade mcp-memory-server to open it"
-                    )
-            for component, version, script in sorted(migrations, key=lambda m: (m[0], m[1])):
-                if (component, version) in applied:
-                    continue
+            for component, version, script in pending_migrations(migrations, applied, str(self.path)):
                 for statement in _statements(script):
                     conn.execute(statement)
                 conn.execute(
