@@ -219,15 +219,20 @@ class FileList(_Record):
 
 
 class FileVersion(_Record):
-    """One entry of a path's history; every version but a deletion can be read back and restored."""
+    """One entry of a path's history; a version whose ``content_kept`` is true can be read back and restored."""
 
     version: int
     op: FileOp
     sha256: str | None = Field(None, description="content hash; null for a deletion")
     bytes: int = 0
     ts: str
-    actor: str
+    actor: str = Field(description="who wrote it; empty for a version written with audit=False")
     reason: str = ""
+    content_kept: bool = Field(
+        True,
+        description="false when this version can no longer be read or restored: a deletion, or a version "
+        "written with keep_versions=False that a newer one has replaced",
+    )
 
 
 class FileAuditEntry(_Record):
