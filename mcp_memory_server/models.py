@@ -226,13 +226,9 @@ class FileVersion(_Record):
     sha256: str | None = Field(None, description="content hash; null for a deletion")
     bytes: int = 0
     ts: str
-    actor: str = Field(description="who wrote it; empty for a version written with audit=False")
+    actor: str  # empty for a version written with audit=False
     reason: str = ""
-    content_kept: bool = Field(
-        True,
-        description="false when this version can no longer be read or restored: a deletion, or a version "
-        "written with keep_versions=False that a newer one has replaced",
-    )
+    content_kept: bool = Field(True, description="false: cannot be read (a deletion, or replaced, keep_versions off)")
 
 
 class FileAuditEntry(_Record):
