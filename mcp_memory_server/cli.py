@@ -50,6 +50,9 @@ def _settings_parser(quiet: bool = False) -> argparse.ArgumentParser:
         kind = str(f.type)
         if "list" in kind:
             group.add_argument(flag, dest=f.name, action="append", metavar="DIR", help=help_text)
+        elif kind.startswith("bool") and f.default is True:
+            # On by default: the flag that matters is --no-NAME (--NAME is accepted too).
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
         elif kind.startswith("bool"):
             group.add_argument(flag, dest=f.name, action="store_true", help=help_text)
         elif kind.startswith("int"):

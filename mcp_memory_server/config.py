@@ -104,6 +104,16 @@ class Config:
         "serve streamable HTTP without server-side sessions, so any replica can answer any request "
         "(also: serve --stateless)",
     )
+    audit: bool = _setting(
+        True,
+        "record who changed each memory file and why in its audit log (Flyte's audit; this process's writes "
+        "only: --no-audit leaves them out of audit_tail, the file's current metadata is still kept)",
+    )
+    keep_versions: bool = _setting(
+        True,
+        "keep the content of every memory file version (Flyte's keep_versions; this process's writes only: "
+        "with --no-keep-versions a version's content is dropped, for gc to free, once a newer one replaces it)",
+    )
     sync: str = _setting("full", "SQLite synchronous mode: full (survives power loss) or normal")
     hot_window: int = _setting(1000, "newest events per run answered from memory")
     max_text_bytes: int = _setting(1_048_576, "largest text/JSON field accepted, in bytes")

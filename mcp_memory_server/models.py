@@ -219,15 +219,16 @@ class FileList(_Record):
 
 
 class FileVersion(_Record):
-    """One entry of a path's history; every version but a deletion can be read back and restored."""
+    """One entry of a path's history; a version whose ``content_kept`` is true can be read back and restored."""
 
     version: int
     op: FileOp
     sha256: str | None = Field(None, description="content hash; null for a deletion")
     bytes: int = 0
     ts: str
-    actor: str
+    actor: str  # empty for a version written with audit=False
     reason: str = ""
+    content_kept: bool = Field(True, description="false: cannot be read (a deletion, or replaced, keep_versions off)")
 
 
 class FileAuditEntry(_Record):

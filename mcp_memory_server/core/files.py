@@ -11,6 +11,31 @@ records what this server last put on disk: where it differs from ``sha256`` an u
 pending (the writer was killed between the commit and the rename) and the next open or
 read repairs it; where the disk holds something else, the file was edited outside the
 server and that content is recorded as an ``external_edit`` version.
+
+Two settings switch parts of this off, as Flyte ``MemoryStore``'s ``audit`` and
+``keep_versions`` do (both on by default here; Flyte keeps no versions by default, but
+this store always has, and its default stays):
+
+- ``keep_versions=False``: only the current version's content is kept. A version written
+  so keeps its row (number, op, sha256, time and, when audited, actor and reason), but
+  once a newer version or a deletion replaces it no record references its blob, so
+  ``gc`` frees it, and reading or restoring it is refused with a message naming the
+  setting. Flyte's flag decides whether a write leaves a snapshot; the same holds here:
+  versions written with ``keep_versions=True`` keep their content whatever comes after.
+  CAS needs only the current sha256 (``files.sha256``), so ``expected_sha`` works as ever.
+- ``audit=False``: writes leave no audit entry. Their version rows carry no actor or
+  reason and are not in ``audit_tail`` (which, for a store only ever written this way,
+  is empty, as Flyte's is). The file's current metadata (``updated_by``, ``reason``, what
+  ``get_meta`` returns) is still recorded, as Flyte's metadata sidecar is.
+- Both off: a replaced version is deleted outright, so nothing of the past is kept; the
+  current version's row remains (it carries the version number and the content's reference).
+
+The settings belong to the process that opened the store (``Config``), not to the store:
+each write follows the settings of the process that makes it and records them on its
+row, so several processes with different settings can share one store. A process with
+``keep_versions=False`` never drops what another process chose to keep, and one with
+``audit=True`` cannot bring back what was written unaudited. Exports carry the rows'
+settings, so an import restores them as they were.
 """
 
 from __future__ import annotations
@@ -49,14 +74,19 @@ ARCHIVE_FORMAT = "mcp-memory-server/files"
 ARCHIVE_VERSION = 1
 
 
-BLOB_REFERENCES = "SELECT sha256 FROM file_versions WHERE sha256 IS NOT NULL"
-"""SQL listing every blob digest file versions need (used by gc)."""
+BLOB_REFERENCES = (
+    "SELECT sha256 FROM file_versions AS v WHERE sha256 IS NOT NULL AND (keep_content = 1 OR EXISTS"
+    " (SELECT 1 FROM files AS f WHERE f.namespace = v.namespace AND f.path = v.path AND f.version = v.version))"
+)
+"""SQL listing every blob digest file versions need (used by gc): kept versions and each path's current one."""
 
 _OPS = ("create", "update", "delete", "restore", "external_edit")
 # One versions.jsonl record: a path of at most 1 KiB, a reason of 2000 characters, JSON escapes.
 _MAX_VERSION_LINE = 64 << 10
 _MAX_JSONL_BYTES = 1 << 34  # streamed, so this bounds the time an import takes, not its memory
 _MISSING: Any = object()
+# Optional keys of a versions.jsonl record, with the value an older export (which lacks them) means.
+_VERSION_FLAGS = {"keep_content": True, "audited": True, "follows_dropped": False}
 
 
 class Files(FlyteFileNames):
@@ -64,7 +94,8 @@ class Files(FlyteFileNames):
 
     Every method takes ``namespace`` (default ``"default"``). Opening repairs live files
     left behind by a killed writer. Flyte's names (``write_text``, ``read_text``,
-    ``current_sha``, ``append``/``flush_messages`` …) work too.
+    ``current_sha``, ``append``/``flush_messages`` …) work too, and so do its ``audit``
+    and ``keep_versions`` settings (``MemoryStore.open(path, audit=False)``; see the module docstring).
     """
 
     def __init__(self, ctx: StoreContext, *, search: SearchIndex | None = None) -> None:
@@ -72,6 +103,8 @@ class Files(FlyteFileNames):
         self._db = ctx.db
         self._blobs = ctx.blobs
         self._config = ctx.config
+        self._audit = ctx.config.audit
+        self._keep_versions = ctx.config.keep_versions
         self._search = search
         self._tree = LiveTree(ctx.data_dir / "files", durable=ctx.config.sync == "full")
         self._read_only = ReadOnlyPrefixes.parse(ctx.config.read_only_prefixes, max_bytes=ctx.config.max_path_bytes)
@@ -135,7 +168,7 @@ class Files(FlyteFileNames):
         """
         ns, rel = self._address(namespace, path)
         self._read_only.check(ns, rel, action="restore")
-        old = self._version_row(ns, rel, version)
+        old = self._version_row(ns, rel, version, content=True)
         if old["sha256"] is None:
             raise InvalidInput(f"version {version} of {rel!r} is its deletion; restore version {version - 1}")
         return self._put(ns, rel, self._blobs.read(old["sha256"]), expected_sha, actor, reason, op="restore")
@@ -216,15 +249,31 @@ class Files(FlyteFileNames):
         reason: str,
         *,
         ts: str | None = None,
+        version: int | None = None,
+        keep_content: bool | None = None,
+        audited: bool | None = None,
     ) -> Row:
-        """Append a version and move the path's latest state to it (inside a write transaction)."""
-        version = (row["version"] if row else 0) + 1
+        """Append a version and move the path's latest state to it (inside a write transaction).
+
+        ``keep_content``/``audited`` default to this process's settings (an import passes the archive's).
+        """
+        version = version or (row["version"] if row else 0) + 1
+        keep_content = self._keep_versions if keep_content is None else keep_content
+        audited = self._audit if audited is None else audited
         now = ts or utc_now()
         conn.execute(
-            "INSERT INTO file_versions (namespace, path, version, op, sha256, old_sha, bytes, ts, actor, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ns, rel, version, op, sha, row["sha256"] if row else None, size, now, actor, reason),
-        )
+            "INSERT INTO file_versions (namespace, path, version, op, sha256, old_sha, bytes, ts, actor, reason,"
+            " keep_content, audited) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ns, rel, version, op, sha, row["sha256"] if row else None, size, now, actor if audited else "",
+             reason if audited else "", int(keep_content), int(audited)),
+        )  # fmt: skip
+        if row is not None:
+            # The version just replaced goes entirely when its writer kept neither its content nor its audit entry.
+            conn.execute(
+                "DELETE FROM file_versions WHERE namespace = ? AND path = ? AND version = ?"
+                " AND keep_content = 0 AND audited = 0",
+                (ns, rel, row["version"]),
+            )
         conn.execute(
             "INSERT INTO files (namespace, path, sha256, bytes, version, updated_at, updated_by, reason)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -386,7 +435,7 @@ class Files(FlyteFileNames):
             meta = _meta(row)
         else:
             try:
-                found = self._version_row(ns, rel, version)
+                found = self._version_row(ns, rel, version, content=True)
             except NotFound:
                 if default is not _MISSING:
                     return default
@@ -567,7 +616,10 @@ class Files(FlyteFileNames):
         if limit and len(rows) > limit:
             rows = rows[:limit]
             next_cursor = check.encode_cursor(rows[-1]["version"])
-        return FileHistory(namespace=ns, path=rel, versions=[_version(r) for r in rows], next_cursor=next_cursor)
+        current = _first(self._db.query("SELECT version FROM files WHERE namespace = ? AND path = ?", (ns, rel)))
+        latest = current["version"] if current else None
+        versions = [_version(r, content_kept=bool(r["keep_content"]) or r["version"] == latest) for r in rows]
+        return FileHistory(namespace=ns, path=rel, versions=versions, next_cursor=next_cursor)
 
     def audit_tail(
         self,
@@ -579,10 +631,11 @@ class Files(FlyteFileNames):
     ) -> FileHistory:
         """The newest ``n`` audit entries (oldest first): of one path, one namespace, or (``namespace=None``) all.
 
-        ``next_cursor`` pages towards older entries.
+        ``next_cursor`` pages towards older entries. Writes made with ``audit=False`` have no
+        entry, so a store only ever written that way answers an empty list, as Flyte's does.
         """
         n = check.limit(n, config=self._config)
-        clauses: list[str] = []
+        clauses: list[str] = ["audited = 1"]
         params: list[Any] = []
         ns = normalize_namespace(namespace) if namespace is not None or path is not None else None
         if ns is not None:
@@ -634,15 +687,24 @@ class Files(FlyteFileNames):
                 logger.warning("exporting %s/%s without its live file: %s", ns, item["path"], exc)
         with self._db.snapshot() as conn:  # one consistent view of the records; blobs are immutable, read them after
             versions = conn.execute("SELECT * FROM file_versions WHERE namespace = ? ORDER BY seq", (ns,)).fetchall()
-            live = conn.execute(
-                "SELECT path, sha256 FROM files WHERE namespace = ? AND sha256 IS NOT NULL ORDER BY path", (ns,)
-            ).fetchall()
+            latest = conn.execute("SELECT path, sha256, version FROM files WHERE namespace = ? ORDER BY path", (ns,))
+            states = latest.fetchall()
             messages = conn.execute(
                 "SELECT ts, message FROM file_transcripts WHERE namespace = ? ORDER BY seq", (ns,)
             ).fetchall()
         if not versions and not messages:
             raise NotFound(f"namespace {ns!r} has no files and no transcript; nothing to export")
-        digests = sorted({r["sha256"] for r in versions if r["sha256"]})
+        live = [r for r in states if r["sha256"] is not None]
+        current = {r["path"]: r["version"] for r in states}
+        # A version written with keep_versions=False has no content once replaced (gc may have freed it).
+        digests = sorted(
+            {r["sha256"] for r in versions if r["sha256"] and (r["keep_content"] or current[r["path"]] == r["version"])}
+        )
+        records: list[dict[str, Any]] = []
+        last: dict[str, int] = {}
+        for r in versions:
+            records.append(_version_record(r, follows_dropped=r["version"] != last.get(r["path"], 0) + 1))
+            last[r["path"]] = r["version"]
         report = FileArchiveReport(
             namespace=ns, location=os.fspath(dest), files=len(live), versions=len(versions), blobs=len(digests),
             transcript_messages=len(messages),
@@ -652,7 +714,7 @@ class Files(FlyteFileNames):
             manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION, "namespace": ns,
                         "exported_at": utc_now(), **report.model_dump(exclude={"namespace", "location"})}  # fmt: skip
             sink.add("manifest.json", (jsonlib.dumps(manifest, indent=2) + "\n").encode())
-            sink.add("versions.jsonl", _jsonl(_version_record(r) for r in versions))
+            sink.add("versions.jsonl", _jsonl(records))
             sink.add(
                 "transcript.jsonl", _jsonl({"ts": r["ts"], "message": jsonlib.loads(r["message"])} for r in messages)
             )
@@ -710,16 +772,15 @@ class Files(FlyteFileNames):
                 _refuse_filled(conn, ns)
             # Pass 1, outside the write lock: check every record and store each content it names once.
             sizes: dict[str, int] = {}
+            # Each path's last version: its content is needed even if its writer kept no versions.
+            last: dict[str, tuple[str, dict[str, Any]]] = {}
             for where, v in self._archive_versions(source):
                 self._read_only.check(ns, v["path"], action="import")
-                digest = v["sha256"]
-                if digest is not None and digest not in sizes:
-                    sizes[digest] = self._import_blob(pending, source, digest)
-                if digest is not None and v["bytes"] != sizes[digest]:
-                    raise InvalidInput(
-                        f"{where} says {v['path']!r} version {v['version']} is {v['bytes']} bytes, but its content "
-                        f"blobs/{digest} is {sizes[digest]}; the archive is corrupt"
-                    )
+                last[v["path"]] = (where, v)
+                if v["keep_content"]:
+                    self._import_version_blob(pending, source, sizes, where, v)
+            for where, v in last.values():
+                self._import_version_blob(pending, source, sizes, where, v)
             # Pass 2: replay the versions in order, as writes would have made them, in one transaction.
             counts = {"versions": 0, "messages": 0}
             with self._db.write() as conn:
@@ -780,6 +841,21 @@ class Files(FlyteFileNames):
             ts = check.short(record["ts"], field=f"{where} ts", max_chars=64)
             yield ts, _message_text(record["message"], self._config)
 
+    def _import_version_blob(
+        self, pending: PendingBlobs, source: ArchiveSource, sizes: dict[str, int], where: str, v: dict[str, Any]
+    ) -> None:
+        """Store a version's content once (``sizes``: what is stored so far) after checking its size."""
+        digest = v["sha256"]
+        if digest is None:
+            return
+        if digest not in sizes:
+            sizes[digest] = self._import_blob(pending, source, digest)
+        if v["bytes"] != sizes[digest]:
+            raise InvalidInput(
+                f"{where} says {v['path']!r} version {v['version']} is {v['bytes']} bytes, but its content "
+                f"blobs/{digest} is {sizes[digest]}; the archive is corrupt"
+            )
+
     def _import_blob(self, pending: PendingBlobs, source: ArchiveSource, digest: str) -> int:
         """Check one archived content like written content and store it; return its size."""
         name = f"blobs/{digest}"
@@ -802,32 +878,43 @@ class Files(FlyteFileNames):
         row = _row(conn, ns, rel)
         current = row["sha256"] if row else None
         expected = (row["version"] if row else 0) + 1
-        if v["version"] != expected:
+        # A gap is where a writer with audit=False and keep_versions=False left nothing; the export marks it.
+        dropped = v["follows_dropped"] and v["version"] > expected
+        if v["version"] != expected and not dropped:
             raise InvalidInput(f"{rel!r} version {v['version']} should be {expected} (versions run 1, 2, 3, …)")
         op = v["op"]
-        if op == "delete" and current is None:
+        if op == "delete" and current is None and not dropped:
             raise InvalidInput(f"version {v['version']} deletes {rel!r}, which does not exist at that point")
-        if (op == "create") != (current is None) and op in ("create", "update"):
+        if (op == "create") != (current is None) and op in ("create", "update") and not dropped:
             raise InvalidInput(f"version {v['version']} of {rel!r} is an {op!r}, but the path "
                                f"{'does not exist' if current is None else 'exists'} at that point")  # fmt: skip
         if v["sha256"] is not None and current is None:
             _check_tree(conn, ns, rel)  # the write path's rule: no file where a folder is, or the reverse
         size = v["bytes"] if v["sha256"] is not None else 0
-        self._append(conn, ns, rel, row, op, v["sha256"], size, v["actor"], v["reason"], ts=v["ts"])
+        self._append(
+            conn, ns, rel, row, op, v["sha256"], size, v["actor"], v["reason"], ts=v["ts"], version=v["version"],
+            keep_content=v["keep_content"], audited=v["audited"],
+        )  # fmt: skip
 
     def _check_record(self, record: Any, where: str) -> dict[str, Any]:
         if not isinstance(record, dict):
             raise InvalidInput(f"{where}: versions.jsonl must hold one JSON object per line")
+        flags = {key: record.get(key, default) for key, default in _VERSION_FLAGS.items()}
+        for key, value in flags.items():
+            if not isinstance(value, bool):
+                raise InvalidInput(f"{where}: {key} {value!r} is not true or false")
         try:
             path = normalize_path(record["path"], max_bytes=self._config.max_path_bytes)
+            actor = record["actor"]  # an unaudited version has none
             out = {
+                **flags,
                 "path": path,
                 "version": record["version"],
                 "op": record["op"],
                 "sha256": None if record["sha256"] is None else check_digest(record["sha256"]),
                 "bytes": record["bytes"],
                 "ts": check.short(record["ts"], field="ts", max_chars=64),
-                "actor": _actor(record["actor"]),
+                "actor": _actor(actor) if flags["audited"] or actor != "" else "",
                 "reason": check.short(record["reason"], field="reason", max_chars=2000),
             }
         except KeyError as exc:
@@ -865,15 +952,36 @@ class Files(FlyteFileNames):
         text = jsonlib.dumps(value, ensure_ascii=False, indent=2) + "\n"
         return check.text(text, field="json", config=self._config).encode("utf-8")
 
-    def _version_row(self, ns: str, rel: str, version: int) -> Row:
+    def _version_row(self, ns: str, rel: str, version: int, *, content: bool = False) -> Row:
+        """The row of ``version``; with ``content``, only if its content is kept (to read or restore it).
+
+        Raises:
+            NotFound: no such version, or (``content``) its writer had ``keep_versions=False``
+                and a newer version has replaced it. The message names the setting.
+        """
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise InvalidInput(f"version must be a positive integer, got {version!r}")
         rows = self._db.query(
-            "SELECT * FROM file_versions WHERE namespace = ? AND path = ? AND version = ?", (ns, rel, version)
+            "SELECT v.*, f.version AS current_version FROM files AS f LEFT JOIN file_versions AS v"
+            " ON v.namespace = f.namespace AND v.path = f.path AND v.version = ?"
+            " WHERE f.namespace = ? AND f.path = ?",
+            (version, ns, rel),
         )
-        if not rows:
+        if not rows or (rows[0]["version"] is None and version > rows[0]["current_version"]):
             raise NotFound(f"{rel!r} has no version {version} in namespace {ns!r}; file_history lists its versions")
         row: Row = rows[0]
+        if row["version"] is None:
+            raise NotFound(
+                f"version {version} of {rel!r} in namespace {ns!r} is not kept: it was written by a store opened "
+                "with audit=False and keep_versions=False, which keep neither replaced versions nor their audit "
+                "entries; file_history lists the versions that are kept"
+            )
+        if content and row["sha256"] is not None and not row["keep_content"] and version != row["current_version"]:
+            raise NotFound(
+                f"version {version} of {rel!r} in namespace {ns!r} has no content any more: it was written by a "
+                "store opened with keep_versions=False, which keeps only the current version's content; read "
+                "the current version (open the store with keep_versions=True to keep the versions to come)"
+            )
         return row
 
 
@@ -1060,10 +1168,10 @@ def _version_meta(row: Row) -> FileMeta:
     )  # fmt: skip
 
 
-def _version(row: Row) -> FileVersion:
+def _version(row: Row, *, content_kept: bool) -> FileVersion:
     return FileVersion(
         version=row["version"], op=row["op"], sha256=row["sha256"], bytes=row["bytes"], ts=row["ts"],
-        actor=row["actor"], reason=row["reason"],
+        actor=row["actor"], reason=row["reason"], content_kept=content_kept and row["sha256"] is not None,
     )  # fmt: skip
 
 
@@ -1074,9 +1182,17 @@ def _audit_entry(row: Row) -> FileAuditEntry:
     )  # fmt: skip
 
 
-def _version_record(row: Row) -> dict[str, Any]:
+def _version_record(row: Row, *, follows_dropped: bool) -> dict[str, Any]:
     keys = ("path", "version", "op", "sha256", "old_sha", "bytes", "ts", "actor", "reason")
-    return {key: row[key] for key in keys}
+    record = {key: row[key] for key in keys}
+    # Written only when not the default, so an export of a store that never switched anything off is as before.
+    if not row["keep_content"]:
+        record["keep_content"] = False
+    if not row["audited"]:
+        record["audited"] = False
+    if follows_dropped:
+        record["follows_dropped"] = True
+    return record
 
 
 def _jsonl(records: Iterable[Any]) -> bytes:

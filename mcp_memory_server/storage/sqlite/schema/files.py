@@ -57,4 +57,14 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX file_versions_sha ON file_versions (sha256);
         """,
     ),
+    (
+        "files",
+        3,
+        """
+        -- How the writer of each version was opened (audit, keep_versions): keep_content = 0 drops the
+        -- content once a newer version replaces it; audited = 0 keeps the version out of the audit log.
+        ALTER TABLE file_versions ADD COLUMN keep_content INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE file_versions ADD COLUMN audited INTEGER NOT NULL DEFAULT 1;
+        """,
+    ),
 ]
