@@ -331,7 +331,16 @@ def _standalone(root: dict[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]
             needed[name] = defs[name]
             pending |= _refs(defs[name])
     if needed:
-        schema["$defs"] = {name: needed[name] for name in sorted(needed)}
+        # A shared definition is reached only through a $ref and its "properties" already
+        # describe an object; "type": "object" there costs 16 characters per definition on
+        # every turn and would only catch an answer that is not an object, which ours never is.
+        schema["$defs"] = {name: _untyped_object(needed[name]) for name in sorted(needed)}
+    return schema
+
+
+def _untyped_object(schema: dict[str, Any]) -> dict[str, Any]:
+    if schema.get("type") == "object" and "properties" in schema:
+        return {key: value for key, value in schema.items() if key != "type"}
     return schema
 
 
