@@ -55,6 +55,7 @@ class ArtifactRecord(_Record):
     created_at: str
     pinned: bool = False
     preview: str = Field(description="start of text content, or a short description of binary/directory content")
+    preview_uri: str | None = Field(None, description="content address of an artifact that previews this one")
     is_dir: bool = False
 
 
@@ -134,9 +135,12 @@ class EventPage(_Record):
 
 
 class EventHit(_Record):
-    """One search result: the event and why it matched."""
+    """One search result: the event (from another source: its id and text) and why it matched."""
 
-    event: Event
+    source: str | None = Field(None, description="events, artifacts, files, graph or lab; set when sources were given")
+    event: Event | None = None
+    id: str | None = Field(None, description="the record's id: artifact_id, namespace/path, node id or run_id")
+    text: str | None = Field(None, description="the start of the record's searchable text")
     score: float = Field(description="relevance; higher is better (fused rank score in hybrid mode)")
     similarity: float | None = Field(None, description="cosine similarity to the query (semantic/hybrid)")
     lexical_rank: int | None = Field(None, description="position in the keyword (BM25) ranking, 1 = best")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -443,3 +444,68 @@ def test_opening_a_store_from_a_newer_version_fails_clearly(data_dir: Path) -> N
         conn.execute("INSERT INTO schema_migrations VALUES ('artifacts', 99, 'now')")
     with pytest.raises(StorageError, match="newer mcp-memory-server"):
         MemoryStore.open(data_dir)
+
+
+# -- preview_uri ---------------------------------------------------------------------------------
+
+
+def test_a_record_names_its_preview_by_the_previews_uri_or_id(store: MemoryStore, tmp_path: Path) -> None:
+    """save_file/save_text/writer take preview_uri (an artifact's uri or id); the record keeps its cas:// address."""
+    thumb = store.artifacts.save_bytes(b"\x89PNG thumbnail", "thumbnail", mime="image/png")
+    plot = tmp_path / "loss.png"
+    plot.write_bytes(b"\x89PNG full-size plot")
+    by_uri = store.artifacts.save_file(plot, "plot", preview_uri=thumb.uri)
+    by_id = store.artifacts.save_text("the report", "report", preview_uri=thumb.artifact_id)
+    with store.artifacts.writer("plot", planned_ext=".png", preview_uri=thumb.uri) as writer:
+        writer.write(b"\x89PNG streamed")
+    assert by_uri.preview_uri == by_id.preview_uri == thumb.uri
+    assert writer.record is not None and writer.record.preview_uri == thumb.uri
+    assert store.artifacts.get(by_uri.artifact_id).preview_uri == thumb.uri  # read back from the table
+    preview = store.artifacts.read(by_uri.preview_uri, encoding="base64")
+    assert preview.content == base64.b64encode(b"\x89PNG thumbnail").decode()
+
+
+def test_without_a_preview_the_field_is_absent(store: MemoryStore) -> None:
+    """A record saved without preview_uri has none (and lean answers drop the null)."""
+    record = store.artifacts.save_text("plain", "note")
+    assert record.preview_uri is None
+    assert "preview_uri" not in record.model_dump(exclude_none=True)
+
+
+def test_the_preview_is_part_of_what_makes_a_record_the_same(store: MemoryStore) -> None:
+    """Same content and metadata with another preview is a new record; with the same preview, the existing one."""
+    first_thumb = store.artifacts.save_bytes(b"thumb 1", "thumbnail")
+    second_thumb = store.artifacts.save_bytes(b"thumb 2", "thumbnail")
+    plain = store.artifacts.save_text("chart data", "plot")
+    first = store.artifacts.save_text("chart data", "plot", preview_uri=first_thumb.uri)
+    assert store.artifacts.save_text("chart data", "plot", preview_uri=first_thumb.artifact_id) == first
+    second = store.artifacts.save_text("chart data", "plot", preview_uri=second_thumb.uri)
+    assert len({plain.artifact_id, first.artifact_id, second.artifact_id}) == 3
+    assert store.artifacts.save_text("chart data", "plot") == plain  # records without a preview keep their key
+
+
+@pytest.mark.parametrize(
+    ("preview_uri", "error", "message"),
+    [
+        ("cas://sha256/" + "0" * 64, NotFound, "names no artifact; save the preview first"),
+        ("art_00000000000000000000000000", NotFound, "names no artifact"),
+        ("cas://sha256/nothex", InvalidInput, "preview_uri: 'nothex' is not a sha256 digest"),
+        (42, InvalidInput, "preview_uri must be an artifact's uri"),
+    ],
+)
+def test_a_preview_that_names_no_artifact_is_refused_and_nothing_is_saved(
+    store: MemoryStore, preview_uri: object, error: type[Exception], message: str
+) -> None:
+    """preview_uri must name an artifact of this store; otherwise the save is refused and stores nothing."""
+    with pytest.raises(error) as info:
+        store.artifacts.save_text("orphan", "report", preview_uri=preview_uri)
+    assert message in str(info.value)
+    assert store.artifacts.count() == 0
+
+
+def test_the_morning_report_is_previewed_by_its_chart(store: MemoryStore) -> None:
+    """experiment_report saves the chart, and the report's record names it as its preview."""
+    store.lab.log("baseline", "keep", {"val_bpb": 1.0})
+    report = store.lab.report()
+    assert report.report_artifact_id is not None and report.chart_uri is not None
+    assert store.artifacts.get(report.report_artifact_id).preview_uri == report.chart_uri

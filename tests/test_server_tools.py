@@ -168,3 +168,21 @@ async def test_save_by_path_records_the_file_name_unless_one_is_given(client: Cl
     assert saved["name"] == "report.pdf" and saved["mime"] == "application/pdf"
     named = await call(client, "artifact_save", path=str(report), kind="report", name="q3.pdf")
     assert named["name"] == "q3.pdf"
+
+
+async def test_artifact_records_carry_preview_uri_only_when_a_preview_exists(
+    client: Client, store: MemoryStore
+) -> None:
+    """artifact_search/read/best show preview_uri for a previewed record and drop it for others."""
+    thumb = store.artifacts.save_bytes(b"\x89PNG thumb", "thumbnail", mime="image/png")
+    plot = store.artifacts.save_text("loss curve data", "plot", metrics={"loss": 0.1}, preview_uri=thumb.uri)
+    page = await call(client, "artifact_search", kind="plot")
+    assert [item["preview_uri"] for item in page["items"]] == [thumb.uri]
+    read = await call(client, "artifact_read", artifact_id=plot.artifact_id)
+    assert read["artifact"]["preview_uri"] == thumb.uri
+    best = await call(client, "artifact_best", metric="loss", mode="min")
+    assert best["artifact"]["preview_uri"] == thumb.uri
+    (listed,) = (await call(client, "artifact_search", kind="thumbnail"))["items"]
+    assert "preview_uri" not in listed
+    preview = await client.read_resource(thumb.uri)  # the preview itself is readable by that address
+    assert preview.contents[0].mime_type == "image/png"

@@ -110,7 +110,11 @@ class Artifacts:
     # -- saving ----------------------------------------------------------------------------------
 
     def save_text(self, text: str, kind: str = "text", **meta: Any) -> ArtifactRecord:
-        """Save text (UTF-8) as an artifact. ``meta``: name, labels, metrics, tags, pin, mime, graph_id, node_id."""
+        """Save text (UTF-8) as an artifact.
+
+        ``meta``: name, labels, metrics, tags, pin, mime, graph_id, node_id, and preview_uri (the uri
+        or id of an artifact that previews this one, e.g. a chart's thumbnail).
+        """
         check.text(text, field="text", config=self._config)
         meta["mime"] = meta.get("mime") or "text/plain"
         return self.save_bytes(text.encode("utf-8"), kind, **meta)
@@ -249,7 +253,7 @@ class Artifacts:
             self.last_artifact = writer.record
 
     def _check_meta(self, kind: str, meta: dict[str, Any]) -> dict[str, Any]:
-        allowed = {"name", "labels", "metrics", "tags", "pin", "mime", "graph_id", "node_id"}
+        allowed = {"name", "labels", "metrics", "tags", "pin", "mime", "graph_id", "node_id", "preview_uri"}
         unknown = set(meta) - allowed
         if unknown:
             raise InvalidInput(f"unknown artifact field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -266,6 +270,7 @@ class Artifacts:
             if meta.get("graph_id")
             else None,
             "node_id": check.short(meta["node_id"], field="node_id", max_chars=128) if meta.get("node_id") else None,
+            "preview_uri": _preview_ref(meta.get("preview_uri")),
         }
 
     def _insert(
@@ -286,19 +291,22 @@ class Artifacts:
         tags_json = check.canonical_json(fields["tags"])
         identity = [sha256, fields["kind"], fields["name"], labels_json, metrics_json, tags_json]
         identity += [run_id, fields["graph_id"], fields["node_id"]]
-        dedup_key = hashlib.sha256(check.canonical_json(identity).encode()).hexdigest()
         artifact_id = new_id("art")
         with self._db.write() as conn:
             pending.confirm(conn, {sha256, *extra_blobs})  # gc may have removed a reused blob meanwhile
+            preview_uri = self._preview_uri(conn, fields["preview_uri"])
+            if preview_uri is not None:  # appended only when set: records saved before keep their keys
+                identity.append(preview_uri)
+            dedup_key = hashlib.sha256(check.canonical_json(identity).encode()).hexdigest()
             conn.execute(
                 "INSERT INTO artifacts (artifact_id, sha256, kind, name, mime, bytes, is_dir, labels, metrics,"
-                " tags, run_id, graph_id, node_id, created_at, pinned, preview, dedup_key)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " tags, run_id, graph_id, node_id, created_at, pinned, preview, preview_uri, dedup_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (dedup_key) DO NOTHING",
                 (
                     artifact_id, sha256, fields["kind"], fields["name"], mime, size, int(is_dir),
                     labels_json, metrics_json, tags_json, run_id, fields["graph_id"], fields["node_id"],
-                    utc_now(), int(fields["pin"]), preview, dedup_key,
+                    utc_now(), int(fields["pin"]), preview, preview_uri, dedup_key,
                 ),
             )  # fmt: skip
             row = conn.execute("SELECT * FROM artifacts WHERE dedup_key = ?", (dedup_key,)).fetchone()
@@ -310,6 +318,23 @@ class Artifacts:
                 [(row["artifact_id"], digest) for digest in {sha256, *extra_blobs}],
             )
         return _record(row)
+
+    @staticmethod
+    def _preview_uri(conn: Connection, ref: str | None) -> str | None:
+        """The content address of the artifact ``ref`` names (checked in the write transaction, so it exists).
+
+        Raises:
+            NotFound: no artifact has that id or content.
+        """
+        if ref is None:
+            return None
+        if ref.startswith(URI_PREFIX):
+            row = conn.execute("SELECT sha256 FROM artifacts WHERE sha256 = ? LIMIT 1", (parse_uri(ref),)).fetchone()
+        else:
+            row = conn.execute("SELECT sha256 FROM artifacts WHERE artifact_id = ?", (ref,)).fetchone()
+        if row is None:
+            raise NotFound(f"preview_uri {ref!r} names no artifact; save the preview first (e.g. a thumbnail)")
+        return URI_PREFIX + str(row[0])
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -751,6 +776,20 @@ class Artifacts:
         return int(self._db.query("SELECT COUNT(*) FROM artifacts")[0][0])
 
 
+def _preview_ref(value: Any) -> str | None:
+    """``preview_uri`` as given: an artifact's ``cas://`` URI or id (resolved by ``Artifacts._preview_uri``)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"preview_uri must be an artifact's uri (cas://sha256/…) or id, got {type(value).__name__}")
+    if value.startswith("cas://"):
+        try:
+            parse_uri(value)  # a malformed address is bad input, not a missing artifact
+        except InvalidInput as exc:
+            raise InvalidInput(f"preview_uri: {exc}") from None
+    return check.short(value, field="preview_uri", max_chars=256)
+
+
 def _raise_empty(field: str) -> str:
     raise InvalidInput(f"{field} must not be empty")
 
@@ -835,5 +874,6 @@ def _record(row: Row) -> ArtifactRecord:
         created_at=row["created_at"],
         pinned=bool(row["pinned"]),
         preview=row["preview"],
+        preview_uri=row["preview_uri"],
         is_dir=bool(row["is_dir"]),
     )

@@ -25,9 +25,24 @@ from ..storage.catchup import IdFollower
 from ..storage.engine import Connection, Dialect, Row
 from . import _validate as check
 from ._context import StoreContext
-from .search import ProgressFn, SearchIndex, SourceFilter
+from .search import SOURCES, ProgressFn, SearchIndex, SourceFilter
 
 __all__ = ["EventLog"]
+
+_HIT_TEXT_CHARS = 240
+"""How much of a non-event hit's text a search answer carries: enough to recognise it, cheap per hit."""
+
+
+def _sources(sources: Sequence[str] | None) -> tuple[str, ...]:
+    """The sources a search ranks, checked (default: events)."""
+    if sources is None:
+        return ("events",)
+    if isinstance(sources, str) or not isinstance(sources, Sequence) or not sources:
+        raise InvalidInput(f"sources must be a non-empty list of: {', '.join(SOURCES)}")
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise InvalidInput(f"unknown source(s) {unknown}; sources are: {', '.join(SOURCES)}")
+    return tuple(dict.fromkeys(sources))
 
 
 _VALUE_KINDS = ("number", "string", "boolean", "object", "array", "null", "uri", "ref")
@@ -450,43 +465,58 @@ class EventLog:
         mode: str = "hybrid",
         limit: int = 10,
         cursor: str | None = None,
+        sources: Sequence[str] | None = None,
         progress: ProgressFn | None = None,
         **filters: Any,
     ) -> EventSearchPage:
-        """The events most relevant to ``query``, best first.
+        """The events (or, with ``sources``, records of any group) most relevant to ``query``, best first.
 
         ``mode``: ``hybrid`` (words and meaning, the default), ``semantic`` or ``lexical``.
         Filters as in :meth:`recent`. Without a loadable model the results are lexical and
-        ``warning`` says why.
+        ``warning`` says why. ``sources`` (default ``["events"]``) ranks several groups
+        together (``events``, ``artifacts``, ``files``, ``graph``, ``lab``); each hit then
+        names its ``source``, and a hit that is not an event carries the record's ``id`` and
+        the start of its ``text``.
 
         Raises:
-            InvalidInput: empty query, unknown mode, or a bad filter.
+            InvalidInput: empty query, unknown mode or source, a bad filter, or a filter with
+                sources other than events (filters narrow events only).
         """
         if self._search is None:
             raise InvalidInput("this event log was opened without a search index; use MemoryStore.events")
+        wanted = _sources(sources)
         where, params = self._filter(**filters).sql(self._db.dialect)
-        ranking = self._search.rank(
-            "events", query, mode=mode, limit=limit, offset=check.decode_cursor(cursor) or 0, progress=progress,
-            filter=SourceFilter("events", "events.event_id = d.item_id", where.removeprefix(" WHERE "), params),
+        if where and wanted != ("events",):
+            raise InvalidInput(
+                "kinds, tags, tool, topic, since, until and scope narrow events only;"
+                " leave them out to search other sources, or search events alone"
+            )
+        events_filter = SourceFilter("events", "events.event_id = d.item_id", where.removeprefix(" WHERE "), params)
+        ranking = self._search.rank_sources(
+            {source: events_filter if source == "events" else None for source in wanted}, query, mode=mode,
+            limit=limit, offset=check.decode_cursor(cursor) or 0, progress=progress,
         )  # fmt: skip
-        ids = [r.item_id for r in ranking.items]
+        labelled = sources is not None
+        ids = [r.item_id for r in ranking.items if r.source == "events"]
         rows = (  # PostgreSQL refuses an empty IN ()
             self._db.query(f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({','.join('?' * len(ids))})", ids)
             if ids
             else []
         )
         found = {row["event_id"]: _event(row) for row in rows}
-        kept = [r for r in ranking.items if r.item_id in found]
-        hits = [
-            EventHit(
-                event=event,
-                score=r.score,
-                similarity=r.similarity,
-                lexical_rank=r.lexical_rank,
-                semantic_rank=r.semantic_rank,
-            )
-            for r, event in zip(kept, self._bounded([found[r.item_id] for r in kept]), strict=True)
-        ]
+        bounded = dict(zip(found, self._bounded(list(found.values())), strict=True))
+        texts = self._search.texts([r for r in ranking.items if r.source != "events"], _HIT_TEXT_CHARS)
+        hits = []
+        for r in ranking.items:
+            event, item_id, text = bounded.get(r.item_id) if r.source == "events" else None, None, None
+            if event is None:
+                text = texts.get((r.source, r.item_id))
+                if text is None:
+                    continue  # deleted since the ranking
+                item_id = r.item_id
+            hits.append(EventHit(source=r.source if labelled else None, event=event, id=item_id, text=text,
+                                 score=r.score, similarity=r.similarity, lexical_rank=r.lexical_rank,
+                                 semantic_rank=r.semantic_rank))  # fmt: skip
         next_cursor = None if ranking.next_offset is None else check.encode_cursor(ranking.next_offset)
         return EventSearchPage(hits=hits, mode=ranking.mode, warning=ranking.warning, next_cursor=next_cursor)
 

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FILES_JOIN",
+    "SOURCES",
     "Mode",
     "ProgressFn",
     "Ranked",
@@ -58,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "semantic", "lexical"]
 MODES: tuple[str, ...] = ("hybrid", "semantic", "lexical")
+SOURCES: tuple[str, ...] = ("events", "artifacts", "files", "graph", "lab")
+"""Every source a store indexes (each engine's ``schema/search.py`` keeps its documents)."""
 ProgressFn = Callable[[float, float | None, str], None]
 """Called with (done, total or None, message) while a search waits for the model or embeds."""
 
@@ -108,6 +111,7 @@ class Ranked:
     lexical_rank: int | None = None
     semantic_rank: int | None = None
     similarity: float | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,18 +467,40 @@ class SearchIndex:
         Raises:
             InvalidInput: empty query or unknown mode.
         """
+        return self.rank_sources({source: filter}, query, mode=mode, limit=limit, offset=offset, progress=progress)
+
+    def rank_sources(
+        self,
+        sources: Mapping[str, SourceFilter | None],
+        query: str,
+        *,
+        mode: str = "hybrid",
+        limit: int = 10,
+        offset: int = 0,
+        progress: ProgressFn | None = None,
+    ) -> Ranking:
+        """Rank the documents of several sources (each with its filter) together; each item names its source.
+
+        One fusion over the merged lists, so scores compare across sources: BM25 and cosine
+        are each on one scale over the whole index.
+
+        Raises:
+            InvalidInput: empty query, unknown mode, or no source.
+        """
         check.text(query, field="query", config=self._config, allow_empty=False)
         if mode not in MODES:
             raise InvalidInput(f"mode={mode!r} is not valid; use hybrid, semantic or lexical")
+        if not sources:
+            raise InvalidInput(f"give at least one source to search: {', '.join(SOURCES)}")
         limit = check.limit(limit, config=self._config)
         depth = max(50, 2 * (offset + limit + 1))
-        if source == "files":
+        if "files" in sources:
             self.index_pending()
-        lexical_future: Future[tuple[list[tuple[int, str, float]], dict[int, float]]] | None = None
+        lexical_future: Future[tuple[list[tuple[int, str, float]], dict[int, str], dict[int, float]]] | None = None
         if mode != "semantic":
             self.sync_lexical()
             if mode == "hybrid":  # words are ranked on a helper thread while the query is embedded
-                lexical_future = self._helpers.submit(self._lexical_with_coverage, source, query, depth, filter)
+                lexical_future = self._helpers.submit(self._lexical_with_coverage, sources, query, depth)
         warning = None
         query_vector = None
         if mode != "lexical":
@@ -485,17 +511,36 @@ class SearchIndex:
                 warning = f"semantic search is unavailable ({self.embedder.error}); these are lexical results"
                 mode = "lexical"
                 self.sync_lexical()
-        semantic = self._semantic(source, query_vector, depth, filter) if query_vector is not None else []
+        origin: dict[int, str] = {}
+        semantic = self._semantic_many(sources, query_vector, depth, origin) if query_vector is not None else []
         coverage: dict[int, float] = {}
         if lexical_future is not None:
-            lexical, coverage = lexical_future.result()
+            lexical, found_in, coverage = lexical_future.result()
         else:
-            lexical = self._lexical(source, query, depth, filter) if mode != "semantic" else []
-        fused = self._fuse(mode, source, lexical, semantic, query_vector, coverage)  # type: ignore[arg-type]
+            lexical, found_in = self._lexical_many(sources, query, depth) if mode != "semantic" else ([], {})
+        origin.update(found_in)
+        fused = self._fuse(mode, origin, lexical, semantic, query_vector, coverage)  # type: ignore[arg-type]
         page = fused[offset : offset + limit]
         more = len(fused) > offset + limit
         next_offset = offset + limit if more else None
         return Ranking(items=page, mode=mode, warning=warning, next_offset=next_offset)  # type: ignore[arg-type]
+
+    def texts(self, items: Sequence[Ranked], chars: int) -> dict[tuple[str, str], str]:
+        """The start of each ranked document's own text, by (source, item id); documents gone meanwhile are left out."""
+        found: dict[tuple[str, str], str] = {}
+        by_source: dict[str, list[str]] = {}
+        for item in items:
+            by_source.setdefault(item.source, []).append(item.item_id)
+        for source, ids in by_source.items():
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                rows = self._db.query(
+                    f"SELECT item_id, substr(doc_text, 1, ?) FROM search_docs WHERE source = ?"
+                    f" AND item_id IN ({','.join('?' * len(batch))})",
+                    (chars, source, *batch),
+                )
+                found.update(((source, row[0]), row[1]) for row in rows)
+        return found
 
     def _join(self, filter: SourceFilter | None) -> tuple[str, str, list[Any]]:
         if filter is None or not filter.where:
@@ -518,19 +563,41 @@ class SearchIndex:
         return allowed
 
     def _lexical_with_coverage(
-        self, source: str, query: str, depth: int, filter: SourceFilter | None
-    ) -> tuple[list[tuple[int, str, float]], dict[int, float]]:
-        """The lexical list and, for each hit, the share of the query's term weight it matches."""
-        hits = self._lexical(source, query, depth, filter)
+        self, sources: Mapping[str, SourceFilter | None], query: str, depth: int
+    ) -> tuple[list[tuple[int, str, float]], dict[int, str], dict[int, float]]:
+        """The lexical list, each hit's source and the share of the query's term weight each hit matches."""
+        hits, origin = self._lexical_many(sources, query, depth)
         if not hits:
-            return hits, {}
+            return hits, origin, {}
         terms = query_terms(query)
         weights = term_weights(self._db, terms)
         words = document_terms(self._db, [doc for doc, _, _ in hits])
-        return hits, {doc: coverage(terms, weights, words.get(doc, (set(), set()))) for doc, _, _ in hits}
+        return hits, origin, {doc: coverage(terms, weights, words.get(doc, (set(), set()))) for doc, _, _ in hits}
+
+    def _lexical_many(
+        self, sources: Mapping[str, SourceFilter | None], query: str, depth: int
+    ) -> tuple[list[tuple[int, str, float]], dict[int, str]]:
+        """Each source's best lexical hits merged by BM25 (one scale over the whole index), and each hit's source."""
+        terms = query_terms(query)
+        if not terms:
+            return [], {}
+        rows = self._db.fulltext.top(terms, 4 * depth)  # the best matches of any source, once for all
+        merged: list[tuple[int, str, float]] = []
+        origin: dict[int, str] = {}
+        for source, filter in sources.items():
+            hits = self._lexical(source, query, depth, filter, rows)
+            merged += hits
+            origin.update((doc, source) for doc, _, _ in hits)
+        merged.sort(key=lambda hit: -hit[2])  # stable: one source's list keeps its order
+        return merged[:depth], origin
 
     def _lexical(
-        self, source: str, query: str, depth: int, filter: SourceFilter | None
+        self,
+        source: str,
+        query: str,
+        depth: int,
+        filter: SourceFilter | None,
+        rows: list[tuple[int, float]] | None = None,
     ) -> list[tuple[int, str, float]]:
         terms = query_terms(query)
         if not terms:
@@ -539,7 +606,8 @@ class SearchIndex:
         # First the best matches of any source, filtered afterwards: joining every match
         # before sorting costs more than the ranking itself on large stores.
         wanted = 4 * depth
-        rows = fulltext.top(terms, wanted)
+        if rows is None:
+            rows = fulltext.top(terms, wanted)
         allowed = self._accept(source, filter, [doc for doc, _ in rows])
         hits = [(doc, allowed[doc], score) for doc, score in rows if doc in allowed]
         if len(hits) >= depth or len(rows) < wanted:
@@ -562,27 +630,46 @@ class SearchIndex:
         hits = self._vectors.search(source, query_vector, depth, accept)
         return [(hit.item, item_ids[hit.item], hit.score) for hit in hits]
 
+    def _semantic_many(
+        self, sources: Mapping[str, SourceFilter | None], query_vector: np.ndarray, depth: int, origin: dict[int, str]
+    ) -> list[tuple[int, str, float]]:
+        """Each source's nearest documents merged by cosine; records each hit's source in ``origin``."""
+        merged: list[tuple[int, str, float]] = []
+        for source, filter in sources.items():
+            hits = self._semantic(source, query_vector, depth, filter)
+            merged += hits
+            origin.update((doc, source) for doc, _, _ in hits)
+        merged.sort(key=lambda hit: -hit[2])
+        return merged[:depth]
+
     def _fuse(
         self,
         mode: Mode,
-        source: str,
+        origin: dict[int, str],
         lexical: list[tuple[int, str, float]],
         semantic: list[tuple[int, str, float]],
         query_vector: np.ndarray | None,
         coverage: dict[int, float],
     ) -> list[Ranked]:
         if mode == "lexical":
-            return [Ranked(item, round(score, 6), lexical_rank=i + 1) for i, (_, item, score) in enumerate(lexical)]
+            return [
+                Ranked(item, round(score, 6), lexical_rank=i + 1, source=origin[doc])
+                for i, (doc, item, score) in enumerate(lexical)
+            ]
         if mode == "semantic":
             return [
-                Ranked(item, round(score, 6), semantic_rank=i + 1, similarity=round(score, 6))
-                for i, (_, item, score) in enumerate(semantic)
+                Ranked(item, round(score, 6), semantic_rank=i + 1, similarity=round(score, 6), source=origin[doc])
+                for i, (doc, item, score) in enumerate(semantic)
             ]
         similarity = {doc: score for doc, _, score in semantic}
-        missing = [doc for doc, _, _ in lexical if doc not in similarity]
-        if missing and query_vector is not None and self._vectors is not None:
-            similarity.update(self._vectors.scores(source, query_vector, missing))
-        return fuse(lexical, semantic, similarity, coverage)
+        missing: dict[str, list[int]] = {}
+        for doc, _, _ in lexical:
+            if doc not in similarity:
+                missing.setdefault(origin[doc], []).append(doc)
+        if query_vector is not None and self._vectors is not None:
+            for source, docs in missing.items():
+                similarity.update(self._vectors.scores(source, query_vector, docs))
+        return fuse(lexical, semantic, similarity, coverage, origin)
 
     # -- reporting ---------------------------------------------------------------------------------
 
@@ -613,6 +700,7 @@ def fuse(
     semantic: list[tuple[int, str, float]],
     similarity: dict[int, float],
     coverage: dict[int, float],
+    origin: Mapping[int, str] | None = None,
 ) -> list[Ranked]:
     """Hybrid ranking of the BM25 list and the cosine list (doc id, item id, score; best first).
 
@@ -622,7 +710,8 @@ def fuse(
     list in which no hit matches much of the query (incidental OR-matches of a paraphrase)
     weighs little, so the memory found by meaning alone can still come first. Rank fusion
     (RRF 2:1, k = 10) could not do that: a hit found only by meaning scored at most 1/11,
-    below any note that shared one word and ranked second by meaning.
+    below any note that shared one word and ranked second by meaning. ``origin`` names each
+    document's source (for hits of several sources).
     """
     lexical_rank = {doc: i + 1 for i, (doc, _, _) in enumerate(lexical)}
     semantic_rank = {doc: i + 1 for i, (doc, _, _) in enumerate(semantic)}
@@ -638,6 +727,6 @@ def fuse(
         sim = similarity.get(doc)
         score = share * words + (1.0 - share) * (sim or 0.0)
         fused.append(Ranked(item, round(score, 6), lexical_rank.get(doc), semantic_rank.get(doc),
-                            None if sim is None else round(sim, 6)))  # fmt: skip
+                            None if sim is None else round(sim, 6), (origin or {}).get(doc, "")))  # fmt: skip
     fused.sort(key=lambda r: (-r.score, r.lexical_rank or 1 << 30, r.semantic_rank or 1 << 30))
     return fused

@@ -19,6 +19,10 @@ Scope = Annotated[
 ]
 Limit = Annotated[int, Field(description="page size")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the last page")]
+# core.search.SOURCES, spelled out so the schema lists them (tests/test_lab_search.py checks they agree).
+Sources = Annotated[
+    list[Literal["events", "artifacts", "files", "graph", "lab"]] | None, Field(description="default events")
+]
 SearchMode = Annotated[
     Literal["hybrid", "semantic", "lexical"],
     Field(description="hybrid: words+meaning; lexical never waits for the model"),

@@ -11,7 +11,20 @@ from pydantic import BaseModel, Field
 
 from ..models import Event, EventPage, EventSearchPage, ForgetReport, LastValue, Value
 from ..store import MemoryStore
-from ._params import Cursor, GraphId, Kinds, Limit, Metrics, NodeId, Scope, SearchMode, Tags, Timestamp, Topic
+from ._params import (
+    Cursor,
+    GraphId,
+    Kinds,
+    Limit,
+    Metrics,
+    NodeId,
+    Scope,
+    SearchMode,
+    Sources,
+    Tags,
+    Timestamp,
+    Topic,
+)
 from ._search import progress_reporter
 from ._tools import register
 
@@ -94,10 +107,10 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         value = events.last_by_name(name, tool)
         return LastValueResult(found=value is not None, value=value)
 
-    @register(server, read_only=True, idempotent=True, title="Search events")
+    @register(server, read_only=True, idempotent=True, title="Search memory")
     async def memory_search(
         ctx: Context,
-        query: Annotated[str, Field(description="what to look for, in words or by meaning")],
+        query: Annotated[str, Field(description="what to look for")],  # "by words and meaning": the tool says it
         kinds: Kinds = None,
         tags: Tags = None,
         scope: Scope = "all",
@@ -108,11 +121,13 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         limit: Limit = 10,
         cursor: Cursor = None,
         mode: SearchMode = "hybrid",
+        sources: Sources = None,
     ) -> EventSearchPage:
         """Find past events by words and meaning, best first."""
         search = partial(
             events.search, query, mode=mode, limit=limit, cursor=cursor, kinds=kinds, tags=tags, scope=scope,
-            since=since, until=until, graph_id=graph_id, node_id=node_id, progress=progress_reporter(ctx),
+            since=since, until=until, graph_id=graph_id, node_id=node_id, sources=sources,
+            progress=progress_reporter(ctx),
         )  # fmt: skip
         return await anyio.to_thread.run_sync(search)
 

@@ -950,6 +950,7 @@ class Lab:
             report_record = self._artifacts.save_text(
                 markdown, "lab_report", name=f"morning-report-{end[:19].replace(':', '')}.md", mime="text/markdown",
                 labels={"until": end, "since_hours": float(since_hours), "runs": len(window)},
+                preview_uri=chart_record.uri if chart_record else None,  # the chart previews the report
             )  # fmt: skip
         limit = self._config.max_response_bytes
         encoded = markdown.encode("utf-8")

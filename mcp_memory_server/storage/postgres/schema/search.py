@@ -207,6 +207,19 @@ MIGRATIONS += [
         SELECT 'files', namespace || '/' || path FROM files WHERE sha256 IS NOT NULL ON CONFLICT DO NOTHING;
         """,
     ),
+    # A ledger run: the same document as on SQLite (error is JSON text, read as jsonb).
+    index_source(
+        "search_lab",
+        source="lab",
+        table="lab_runs",
+        key="run_id",
+        text="{row}.description || chr(10) || coalesce({row}.hypothesis, '') || chr(10) || coalesce({row}.notes, '')",
+        meta=(
+            "{row}.tags || ' ' || coalesce({row}.family, '') || ' ' || {row}.status || ' '"
+            " || coalesce({row}.commit_sha, '') || ' ' || coalesce({row}.error::jsonb ->> 'summary', '')"
+        ),
+        columns=("description", "hypothesis", "notes", "tags", "family", "status", "error"),
+    ),
     # A node's searchable text (its type fields, see core.graph.nodes.node_text). On SQLite this
     # migration sits in graph's schema file; migrations run sorted by component, so after graph's.
     index_source(

@@ -40,5 +40,8 @@ MIGRATIONS: list[Migration] = [
         );
         CREATE INDEX artifact_blobs_sha ON artifact_blobs (sha256);
         """,
-    )
+    ),
+    # The content address of another artifact that previews this one (a chart's thumbnail, a
+    # report's chart), as AetherGraph's records carry it; NULL when there is none.
+    ("artifacts", 2, "ALTER TABLE artifacts ADD COLUMN preview_uri TEXT"),
 ]

@@ -143,6 +143,22 @@ MIGRATIONS += [
         meta="{row}.kind || ' ' || {row}.mime || ' ' || {row}.labels || ' ' || {row}.tags",
         columns=("name", "preview", "kind", "labels", "tags"),
     ),
+    # A ledger run: its idea in words (description, hypothesis, notes), and what it was
+    # (tags, family, status, commit, the error's summary) matched lexically only.
+    index_source(
+        "search_lab",
+        source="lab",
+        table="lab_runs",
+        key="run_id",
+        text=(
+            "{row}.description || char(10) || coalesce({row}.hypothesis, '') || char(10) || coalesce({row}.notes, '')"
+        ),
+        meta=(
+            "{row}.tags || ' ' || coalesce({row}.family, '') || ' ' || {row}.status || ' '"
+            " || coalesce({row}.commit_sha, '') || ' ' || coalesce(json_extract({row}.error, '$.summary'), '')"
+        ),
+        columns=("description", "hypothesis", "notes", "tags", "family", "status", "error"),
+    ),
     (
         "search_files",
         1,
