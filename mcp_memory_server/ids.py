@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-__all__ = ["new_id", "parse_timestamp", "utc_now"]
+__all__ = ["new_id", "new_ids", "parse_timestamp", "utc_now"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _lock = threading.Lock()
@@ -44,6 +44,34 @@ def new_id(prefix: str) -> str:
         _last_ms = now_ms
         random_part = _last_random
     return f"{prefix}_{_encode_ulid(now_ms, random_part)}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """``count`` ids as ``new_id`` would make them one after another, under one lock (a batch's ids)."""
+    global _last_ms, _last_random
+    if count <= 0:
+        return []
+    with _lock:
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms <= _last_ms:
+            now_ms = _last_ms
+            first = _last_random + 1
+        else:
+            first = int.from_bytes(os.urandom(10), "big") >> 1
+        _last_ms = now_ms
+        _last_random = first + count - 1
+    # The time and the random part's upper 60 bits are the same for runs of ids: spelled once per run.
+    ids = []
+    head_of = -1
+    head = ""
+    for random_part in range(first, first + count):
+        random_part &= _RANDOM_MASK
+        upper = random_part >> 20
+        if upper != head_of:
+            head_of = upper
+            head = prefix + "_" + _encode_ulid(now_ms, random_part)[:22]
+        ids.append(head + _PAIRS[(random_part >> 10) & 1023] + _PAIRS[random_part & 1023])
+    return ids
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted, reused within that second

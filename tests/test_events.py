@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from _out_of_order import Write, commit_lower_after_higher
 
-from mcp_memory_server import InvalidInput, LimitExceeded, MemoryStore
+from mcp_memory_server import InvalidInput, LimitExceeded, MemoryStore, StorageError
 from mcp_memory_server.ids import new_id, utc_now
 from mcp_memory_server.storage.engine import Connection
 
@@ -279,3 +280,61 @@ def test_the_hot_window_reconnects_when_the_server_drops_its_connection(store: M
     assert len(dropped) == 1  # the window's own connection, which last read the events
     second = store.events.record("after").event_id
     assert [e.event_id for e in store.events.recent()] == [first, second]
+
+
+def test_record_many_returns_the_events_a_read_returns(store: MemoryStore) -> None:
+    """The events a batch hands back equal the stored ones field for field, with ids rising in batch order."""
+    batch = [
+        {"kind": "obs", "data": {"b": 1, "a": [1, 2.5]}, "tags": ["y", "x", "y"], "topic": "t", "metrics": {"m": 1}},
+        {"kind": "obs", "data": {"b": 2}, "tags": ["y", "x", "y"], "topic": "t"},
+        {"kind": "obs", "tags": ["x", "y"]},
+        {"kind": "tool_result", "tool": "train", "text": "done", "tags": ["z"], "severity": 3, "graph_id": "g",
+         "node_id": "n", "inputs": [{"name": "lr", "value": 0.1}], "outputs": [{"name": "loss", "value": 0.5}]},
+    ]  # fmt: skip
+    made = store.events.record_many(batch)
+    assert [e.tags for e in made] == [["x", "y"], ["x", "y"], ["x", "y"], ["z"]]
+    assert made[0].text == '{"a":[1,2.5],"b":1}' and made[0].metrics == {"m": 1.0}
+    assert made == [store.events.get(e.event_id) for e in made]
+    assert made == store.events.recent()
+    ids = [e.event_id for e in made]
+    assert ids == sorted(set(ids)) and store.events.record("after").event_id > ids[-1]
+    loss = store.events.last_by_name("loss")
+    assert loss is not None and (loss.value, loss.event_id) == (0.5, ids[-1])
+
+
+def test_a_batch_of_several_inserts_is_stored_whole_in_order_with_its_search_documents(store: MemoryStore) -> None:
+    """1,234 events (more than one multi-row INSERT on SQLite): each stored in batch order with its search document."""
+    made = store.events.record_many([{"kind": "step", "text": f"step {i}"} for i in range(1234)])
+    stored = store.db.query("SELECT event_id FROM events ORDER BY seq")
+    assert [row[0] for row in stored] == [e.event_id for e in made]
+    docs = store.db.query("SELECT item_id, doc_context FROM search_docs WHERE source = 'events' ORDER BY doc_id")
+    assert [row[0] for row in docs] == [e.event_id for e in made]
+    # Each document's context is the text of the event before it in the run, within one statement too.
+    assert [row[1] for row in docs[1:]] == [f"step {i}" for i in range(1233)]
+
+
+def test_a_batch_the_database_refuses_midway_writes_nothing(store: MemoryStore, engine: str) -> None:
+    """A row refused by the database after a thousand others (a test trigger): no event, value or document stays."""
+    with store.db.write() as conn:
+        if engine == "postgres":
+            conn.execute(
+                "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF new.kind = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF; RETURN new; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse_boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_boom()"
+            )
+        else:
+            conn.execute(
+                "CREATE TRIGGER refuse_boom BEFORE INSERT ON events WHEN new.kind = 'boom'"
+                " BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
+            )
+    batch = [{"kind": "step", "outputs": [{"name": "i", "value": i}]} for i in range(1100)] + [{"kind": "boom"}]
+    # The engine's own error: SQLite's constraint error as it is, PostgreSQL's as a StorageError.
+    with pytest.raises((sqlite3.IntegrityError, StorageError), match="boom refused"):
+        store.events.record_many(batch)
+    counts = [
+        store.db.query(f"SELECT COUNT(*) FROM {table}")[0][0] for table in ("events", "event_values", "search_docs")
+    ]
+    assert counts == [0, 0, 0]
+    assert store.events.recent() == [] and store.events.last_by_name("i") is None

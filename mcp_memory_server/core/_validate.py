@@ -60,16 +60,23 @@ def json_value(value: Any, *, field: str, config: Config) -> str:
     return encoded
 
 
+# Tuples, not ``dict | list``: a union written in the loop is built anew on every test (≈0.2 µs each,
+# the larger part of checking an event's data in a bulk write).
+_CONTAINERS = (dict, list)
+_MAY_FAIL = (dict, list, float)
+_NUMBERS = (int, float)
+
+
 def _check_depth(value: Any, *, field: str, limit: int) -> None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
+        if isinstance(item, _CONTAINERS):
             if depth > limit:
                 raise LimitExceeded(f"{field} is nested deeper than {limit} levels (max_json_depth); flatten it")
             children = item.values() if isinstance(item, dict) else item
             # Only containers and floats can fail; skipping the rest keeps the order of checks.
-            stack.extend([(child, depth + 1) for child in children if isinstance(child, dict | list | float)])
+            stack.extend([(child, depth + 1) for child in children if isinstance(child, _MAY_FAIL)])
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidInput(f"{field} contains {item}, which JSON cannot represent; use null or a string")
 
@@ -111,7 +118,7 @@ def metrics(value: Mapping[str, Any] | None, *, config: Config, field: str = "me
     out: dict[str, float] = {}
     for key, item in value.items():
         short(key, field=f"{field} key", max_chars=128)
-        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
+        if isinstance(item, bool) or not isinstance(item, _NUMBERS) or not math.isfinite(item):
             raise InvalidInput(f"{field}[{key!r}] must be a finite number, got {item!r}")
         out[key] = item
     return out
@@ -120,7 +127,7 @@ def metrics(value: Mapping[str, Any] | None, *, config: Config, field: str = "me
 def tags(value: Sequence[str] | None, *, config: Config, field: str = "tags") -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str) or not isinstance(value, list | Sequence):  # list first: the ABC check is slow
+    if isinstance(value, str) or (type(value) is not list and not isinstance(value, Sequence)):  # the ABC check is slow
         raise InvalidInput(f"{field} must be a list of strings")
     if len(value) > config.max_labels:
         raise LimitExceeded(f"{field} has {len(value)} entries, over the limit of {config.max_labels}")

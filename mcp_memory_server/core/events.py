@@ -18,8 +18,9 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import Config
 from ..errors import InvalidInput, StorageError
-from ..ids import new_id, parse_timestamp, utc_now
+from ..ids import new_ids, parse_timestamp, utc_now
 from ..models import Event, EventHit, EventPage, EventSearchPage, ForgetReport, LastValue, Value
 from ..storage.catchup import IdFollower
 from ..storage.engine import Connection, Dialect, Row
@@ -291,72 +292,101 @@ class EventLog:
         )
 
     def record_many(self, items: Sequence[Mapping[str, Any]]) -> list[Event]:
-        """Append many events in one transaction (each item has ``record``'s arguments)."""
+        """Append many events in one transaction (each item has ``record``'s arguments).
+
+        All or nothing: one invalid item refuses the whole batch (naming its index) and writes nothing.
+        """
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
             raise InvalidInput("items must be a list of event objects")
-        rows = []
-        values = []
-        events = []
+        if not items:
+            return []
+        # One pass in Python checks each item and makes its row; the database then gets one
+        # bulk insert per table. Nothing is written until every item has passed.
+        ids = new_ids("evt", len(items))
+        tags_seen: dict[tuple[str, ...], tuple[list[str], str]] = {}
+        events: list[Event] = []
+        rows: list[tuple[Any, ...]] = []
+        values: list[tuple[int, str, str, str | None, str, str | None, str]] = []
         for index, item in enumerate(items):
-            event, data_json = self._build(item, index)
+            event, row = self._build(item, index, ids[index], tags_seen)
             events.append(event)
-            rows.append(_row(event, data_json))
-            # An output's name holds its last value in that event (as the hot window reads it), so
-            # one row per name keeps "the latest" well defined by seq alone, on every engine.
-            for value in {value.name: value for value in event.outputs}.values():
-                values.append((event.event_id, value.name, value.kind, check.canonical_json(value.value),
-                               event.tool, event.ts))  # fmt: skip
+            rows.append(row)
+            if event.outputs:
+                # An output's name holds its last value in that event (as the hot window reads it), so
+                # one row per name keeps "the latest" well defined by seq alone, on every engine.
+                for value in {value.name: value for value in event.outputs}.values():
+                    values.append((index, event.event_id, value.name, value.kind, check.canonical_json(value.value),
+                                   event.tool, event.ts))  # fmt: skip
         insert_rows = self._db.dialect.insert_rows
         with self._db.write() as conn:
             first = self._db.reserve_ids(conn, "events", len(rows))
             insert_rows(conn, "events", _COLUMN_NAMES, [(first + i, *row) for i, row in enumerate(rows)])
             if values:
-                seq_of = {event.event_id: first + i for i, event in enumerate(events)}
                 insert_rows(conn, "event_values", ("seq", "event_id", "name", "kind", "value", "tool", "ts"),
-                            [(seq_of[v[0]], *v) for v in values])  # fmt: skip
+                            [(first + v[0], *v[1:]) for v in values])  # fmt: skip
         return events
 
-    def _build(self, item: Mapping[str, Any], index: int) -> tuple[Event, str | None]:
-        if not isinstance(item, dict | Mapping):  # dict first: the ABC check is slow on this hot path
+    def _build(
+        self,
+        item: Mapping[str, Any],
+        index: int,
+        event_id: str,
+        tags_seen: dict[tuple[str, ...], tuple[list[str], str]],
+    ) -> tuple[Event, tuple[Any, ...]]:
+        """One item's checks, in the order of its fields, and its event and row (without ``seq``)."""
+        if type(item) is not dict and not isinstance(item, Mapping):  # the ABC check is slow on this hot path
             raise InvalidInput(f"event #{index} must be an object")
         config = self._config
         unknown = item.keys() - _EVENT_FIELDS
         if unknown:
             raise InvalidInput(f"event #{index} has unknown field(s) {sorted(unknown)}")
-        kind = item.get("kind")
+        get = item.get
+        kind = get("kind")
         if not isinstance(kind, str) or not kind.strip():
             raise InvalidInput("kind must be a non-empty string, e.g. 'note', 'decision', 'observation'")
         check.short(kind, field="kind", max_chars=128)
-        data = item.get("data")
+        data = get("data")
         data_json = None if data is None else check.json_value(data, field="data", config=config)
-        text = item.get("text")
+        text = get("text")
         if text is None:
             text = data_json
         else:
             check.text(text, field="text", config=config)
-        severity = item.get("severity", 2)
+        severity = get("severity", 2)
         if isinstance(severity, bool) or severity not in (1, 2, 3):
             raise InvalidInput(f"severity must be 1, 2 or 3, got {severity!r}")
-        optional: dict[str, Any] = {}
-        for name in ("topic", "tool", "graph_id", "node_id"):
-            value = item.get(name)
-            optional[name] = None if value is None else check.short(value, field=name, max_chars=256)
-        # Every field was checked above; skipping pydantic's second validation halves the cost per event.
-        event = Event.model_construct(
-            event_id=new_id("evt"),
-            ts=utc_now(),
-            kind=kind,
-            text=text,
-            data=data,
-            tags=check.tags(item.get("tags"), config=config),
-            metrics=check.metrics(item.get("metrics"), config=config),
-            inputs=_values(item.get("inputs"), "inputs", config=self._ctx),
-            outputs=_values(item.get("outputs"), "outputs", config=self._ctx),
-            severity=severity,
-            run_id=self._ctx.run_id,
-            **optional,
-        )
-        return event, data_json
+        topic, tool, graph_id, node_id = get("topic"), get("tool"), get("graph_id"), get("node_id")
+        short = check.short
+        if topic is not None:
+            short(topic, field="topic", max_chars=256)
+        if tool is not None:
+            short(tool, field="tool", max_chars=256)
+        if graph_id is not None:
+            short(graph_id, field="graph_id", max_chars=256)
+        if node_id is not None:
+            short(node_id, field="node_id", max_chars=256)
+        tags, tags_json = _tags(get("tags"), config, tags_seen)
+        metrics = check.metrics(get("metrics"), config=config)
+        inputs = _values(get("inputs"), "inputs", config=self._ctx)
+        outputs = _values(get("outputs"), "outputs", config=self._ctx)
+        ts = utc_now()
+        run_id = self._ctx.run_id
+        # pydantic's own validation (in Rust) is cheaper than model_construct's Python loop here,
+        # and gives the caller the same values a read returns (metrics as floats).
+        event = Event(
+            event_id=event_id, ts=ts, kind=kind, topic=topic, tool=tool, text=text, data=data, tags=tags,
+            metrics=metrics, inputs=inputs, outputs=outputs, severity=severity, run_id=run_id,
+            graph_id=graph_id, node_id=node_id,
+        )  # fmt: skip
+        # Most events have no metrics, inputs or outputs; their JSON is a constant.
+        row = (
+            event_id, ts, kind, topic, tool, text, data_json, tags_json,
+            check.canonical_json(metrics) if metrics else "{}",
+            check.canonical_json([v.model_dump() for v in inputs]) if inputs else "[]",
+            check.canonical_json([v.model_dump() for v in outputs]) if outputs else "[]",
+            severity, run_id, graph_id, node_id,
+        )  # fmt: skip
+        return event, row
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -600,16 +630,18 @@ def _values(items: Any, field: str, *, config: StoreContext) -> list[Value]:
     return out
 
 
-def _row(event: Event, data_json: str | None) -> tuple[Any, ...]:
-    # Most events have no tags, metrics, inputs or outputs; their JSON is a constant.
-    return (
-        event.event_id, event.ts, event.kind, event.topic, event.tool, event.text, data_json,
-        check.canonical_json(event.tags) if event.tags else "[]",
-        check.canonical_json(event.metrics) if event.metrics else "{}",
-        check.canonical_json([v.model_dump() for v in event.inputs]) if event.inputs else "[]",
-        check.canonical_json([v.model_dump() for v in event.outputs]) if event.outputs else "[]",
-        event.severity, event.run_id, event.graph_id, event.node_id,
-    )  # fmt: skip
+def _tags(value: Any, config: Config, seen: dict[tuple[str, ...], tuple[list[str], str]]) -> tuple[list[str], str]:
+    """``check.tags`` and its JSON, once per distinct list in a batch (a bulk load repeats the same few)."""
+    if value is None:
+        return [], "[]"
+    key = tuple(value) if type(value) is list and all(type(tag) is str for tag in value) else None
+    if key is not None and key in seen:
+        return seen[key]
+    tags = check.tags(value, config=config)
+    found = (tags, check.canonical_json(tags) if tags else "[]")
+    if key is not None:
+        seen[key] = found
+    return found
 
 
 def _event(row: Row) -> Event:

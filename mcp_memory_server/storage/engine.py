@@ -221,7 +221,7 @@ class Database(Protocol):
         ...
 
     def reserve_ids(self, conn: Connection, table: str, count: int) -> int:
-        """Inside a write: the first of ``count`` consecutive new ids of ``table``'s key, which the caller inserts.
+        """Inside a write: the first of ``count`` (at least 1) consecutive new ids of ``table``'s key, which the caller inserts.
 
         Ids are never reused, not even after a delete.
         """

@@ -204,10 +204,12 @@ class PostgresDatabase:
 
     def reserve_ids(self, conn: Any, table: str, count: int) -> int:
         # The table's key is an identity column named seq; the write lock makes the block consecutive.
-        first = int(conn.execute("SELECT nextval(pg_get_serial_sequence(?, 'seq'))", (table,)).fetchone()[0])
-        if count > 1:
-            conn.execute("SELECT setval(pg_get_serial_sequence(?, 'seq'), ?)", (table, first + count - 1))
-        return first
+        # One round trip: take the next id and move the sequence past the block in the same statement.
+        row = conn.execute(
+            "SELECT setval(s, nextval(s) + ? - 1) - ? + 1 FROM pg_get_serial_sequence(?, 'seq') AS s",
+            (count, count, table),
+        ).fetchone()
+        return int(row[0])
 
     # -- schema --------------------------------------------------------------------------------
 

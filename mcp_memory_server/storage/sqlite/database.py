@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import sqlite3
 import threading
@@ -28,6 +29,8 @@ from .schema import MIGRATIONS
 __all__ = ["SqliteDatabase", "SqliteDialect"]
 
 _BUSY_TIMEOUT_MS = 60_000
+# Rows per multi-row INSERT in bulk writes: larger statements gain nothing measurable, and cost compile time.
+_ROWS_PER_INSERT = 500
 
 
 class SqliteDialect:
@@ -58,9 +61,24 @@ class SqliteDialect:
         return "BEGIN"
 
     def insert_rows(self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """One prepared INSERT stepped over every row (executemany): SQLite has no faster bulk path."""
-        marks = ", ".join("?" * len(columns))
-        conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        """Multi-row INSERTs of up to ``_ROWS_PER_INSERT`` rows each.
+
+        Not executemany: each of its rows is a statement of its own, and a statement that writes
+        more than one row (an event's search document, written by a trigger) keeps a statement
+        journal of every page it touches, so a row cost its pages twice. One statement per chunk
+        journals each page once: about half the time per event, measured (bench_foundation).
+        """
+        if not rows:
+            return
+        assert isinstance(conn, sqlite3.Connection)
+        width = len(columns)
+        per_insert = max(1, min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        one = "(" + ", ".join("?" * width) + ")"
+        for start in range(0, len(rows), per_insert):
+            chunk = rows[start : start + per_insert]
+            # Full chunks share one SQL text, so the connection's statement cache compiles it once.
+            conn.execute(head + ", ".join([one] * len(chunk)), list(itertools.chain.from_iterable(chunk)))
 
 
 def _json_path(key: str) -> str:
