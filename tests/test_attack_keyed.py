@@ -66,4 +66,3 @@ def test_a_memory_root_inside_the_data_directory_is_refused(
     assert not (data_dir / inside / "agent-1").exists()
     with MemoryStore.open(data_dir, database_url=database_url) as reopened:
         assert reopened.files.list_paths() == []
-

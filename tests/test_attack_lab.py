@@ -54,7 +54,9 @@ async def test_experiment_log_with_a_huge_integer_in_its_summary_is_logged_witho
     ],
     ids=["deep", "too-many-digits", "huge-int"],
 )
-def test_a_hostile_summary_file_is_refused_naming_it_or_read(tmp_path: Path, content: str, expected: str | None) -> None:
+def test_a_hostile_summary_file_is_refused_naming_it_or_read(
+    tmp_path: Path, content: str, expected: str | None
+) -> None:
     """Deep nesting and over-long integers are InvalidInput naming the file (they were RecursionError/ValueError)."""
     summary = tmp_path / "summary.json"
     summary.write_text(content)

@@ -100,9 +100,13 @@ def read_summary_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data = json.loads(raw.decode("utf-8"))
     except ValueError as exc:  # not UTF-8, not JSON, or an integer past Python's digit limit
-        raise InvalidInput(f"the summary file {shown} is not JSON ({exc}); expected an object of final metrics") from None
+        raise InvalidInput(
+            f"the summary file {shown} is not JSON ({exc}); expected an object of final metrics"
+        ) from None
     except RecursionError:
-        raise InvalidInput(f"the summary file {shown} is nested too deeply; expected a flat object of metrics") from None
+        raise InvalidInput(
+            f"the summary file {shown} is nested too deeply; expected a flat object of metrics"
+        ) from None
     summary_metrics(data, source=f"the summary file {shown}")
     return dict(data)
 
