@@ -158,7 +158,7 @@ class EventSearchPage(_Record):
 
 class LastValue(_Record):
     name: str
-    value: Any
+    value: Any = None  # not required: answers omit nulls, and a recorded null (kind "null") is a value
     kind: str
     ts: str
     event_id: str

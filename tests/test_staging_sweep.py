@@ -124,3 +124,15 @@ def test_finished_exports_snapshots_and_materialisations_leave_no_staging_record
     assert list((data_dir / "staging").iterdir()) == []
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
     assert [p.name for p in (data_dir / "materialized").iterdir()] == [record.sha256]
+
+
+def test_a_stray_folder_in_staging_does_not_stop_the_store_from_opening(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """The start-up sweep treated it as a record and crashed with IsADirectoryError; it is left alone."""
+    data_dir = tmp_path / "store"
+    MemoryStore.open(data_dir, database_url=database_url).close()
+    (data_dir / "staging" / "somebody-elses").mkdir(parents=True)
+    with MemoryStore.open(data_dir, database_url=database_url) as store:
+        assert store.files.list_paths() == []
+    assert (data_dir / "staging" / "somebody-elses").is_dir()

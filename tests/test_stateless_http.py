@@ -139,3 +139,24 @@ def test_stateless_applies_to_streamable_http_only(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "--stateless" in done.stderr and "--transport http" in done.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_a_get_stream_on_a_stateless_replica_is_refused_at_once(replicas: tuple[HttpServer, HttpServer, Path]) -> None:
+    """405 with Allow: POST: a stateless server has no session to stream to, and each held GET kept a
+    transport and a descriptor forever (300 of them: +22 MiB, +300 fds); POSTs are served as before."""
+    first, _, _ = replicas
+    status, body = first.request("GET", "/mcp", headers={"Accept": "text/event-stream", "Mcp-Protocol-Version": LEGACY})
+    assert status == 405
+    assert b"stateless" in body and b"POST" in body
+    assert result(call(first, "memory_stats", 300))
+
+
+@pytest.mark.anyio
+async def test_the_sdk_client_works_against_a_stateless_replica(replicas: tuple[HttpServer, HttpServer, Path]) -> None:
+    """The SDK's streamable-HTTP client, which may open a GET stream, still completes calls."""
+    from mcp import Client
+
+    first, _, _ = replicas
+    async with Client(first.url) as client:
+        answer = await client.call_tool("memory_record", {"kind": "note", "text": "via sdk"})
+        assert not answer.is_error, answer.content

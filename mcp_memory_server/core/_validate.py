@@ -108,6 +108,20 @@ def labels(value: Mapping[str, Any] | None, *, config: Config, field: str = "lab
     return out
 
 
+def finite_number(value: object) -> bool:
+    """A real number a float can hold: not a bool, NaN, an infinity, or an int past 1.8e308.
+
+    ``math.isfinite`` raises OverflowError on such an int (JSON allows any length), which
+    would escape every caller as a bare exception instead of a refusal.
+    """
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def metrics(value: Mapping[str, Any] | None, *, config: Config, field: str = "metrics") -> dict[str, float]:
     if value is None:
         return {}
@@ -118,7 +132,7 @@ def metrics(value: Mapping[str, Any] | None, *, config: Config, field: str = "me
     out: dict[str, float] = {}
     for key, item in value.items():
         short(key, field=f"{field} key", max_chars=128)
-        if isinstance(item, bool) or not isinstance(item, _NUMBERS) or not math.isfinite(item):
+        if not finite_number(item):
             raise InvalidInput(f"{field}[{key!r}] must be a finite number, got {item!r}")
         out[key] = item
     return out

@@ -20,10 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import AccessDenied, Conflict, InvalidInput, NotFound
 from ..ids import utc_now
 from ..models import FileHistory, FileMeta
-from ..storage.archives import ArchiveRoot, open_archive_root
+from ..storage.archives import MAX_VERSION, ArchiveRoot, DirectoryArchiveRoot, archive_name, open_archive_root
 from ._context import StoreContext
 from ._paths import normalize_namespace
 from .files import Files
@@ -59,7 +59,16 @@ class KeyedMemories:
                     "keyed memories need a place to be saved: set memory_root (MCP_MEMORY_MEMORY_ROOT or "
                     "MemoryStore.open(..., memory_root=...)) to a directory or s3://bucket/prefix"
                 )
-            self._root = open_archive_root(self._root_url)
+            root = open_archive_root(self._root_url)
+            data_dir = self._ctx.config.resolved_data_dir
+            if isinstance(root, DirectoryArchiveRoot) and root.root.resolve().is_relative_to(data_dir):
+                # Archives among the store's own files: staging/ entries are swept as the store's
+                # records (a folder there stopped the next open), blobs/ and files/ are the store's.
+                raise AccessDenied(
+                    f"memory_root {self._root_url!r} is inside the data directory {data_dir}; the store's own "
+                    "files can never hold keyed memories: set memory_root to a directory outside it"
+                )
+            self._root = root
         return self._root
 
     def exists(self, key: str) -> bool:
@@ -102,6 +111,11 @@ class KeyedMemories:
             self._track(ns, key, 0)
             return KeyedMemory(self, key, ns, 0)
         latest = versions[-1]
+        if latest > MAX_VERSION:  # checked before loading: the namespace must stay empty on refusal
+            raise InvalidInput(
+                f"{self.root.location}/{key}/{archive_name(latest)} has version {latest}, past the largest version "
+                f"a store can track ({MAX_VERSION}); remove or rename it"
+            )
         with tempfile.TemporaryDirectory(prefix="mcp-memory-load-") as scratch:
             archive = Path(scratch) / "memory.tar.gz"
             self.root.fetch(key, latest, archive)
@@ -113,6 +127,11 @@ class KeyedMemories:
 
     def _save(self, memory: KeyedMemory) -> int:
         version = memory.version + 1
+        if version > MAX_VERSION:  # before publishing: a save that fails must leave the root as it was
+            raise InvalidInput(
+                f"memory {memory.key!r} is at the largest version a store can track ({MAX_VERSION}); "
+                "save it under a new key"
+            )
         with tempfile.TemporaryDirectory(prefix="mcp-memory-save-") as scratch:
             archive = Path(scratch) / "memory.tar.gz"
             try:

@@ -414,6 +414,9 @@ class SearchIndex:
             try:
                 # A ranged read: from a bucket, only the indexed head of a big file travels.
                 text = self._blobs.read(sha, 0, _FILE_INDEX_BYTES).decode("utf-8", errors="ignore")
+                # PostgreSQL text cannot hold NUL: one such file failed this insert, and with it
+                # every later search of every source. A NUL separates words, on both engines.
+                text = text.replace("\x00", " ")
             except NotFound:
                 # One lost blob (removed by hand, or by gc of an older version) must not stop
                 # every search: the file stays findable by its path, and the loss is logged.

@@ -18,13 +18,19 @@ from urllib.parse import urlsplit
 
 from ..errors import InvalidInput, StorageError
 
-__all__ = ["ArchiveRoot", "open_archive_root"]
+__all__ = ["MAX_VERSION", "ArchiveRoot", "archive_name", "open_archive_root"]
 
 _VERSION = re.compile(r"v(\d{6,})\.tar\.gz")
+MAX_VERSION = 2**63 - 1
+"""The largest version a store can track (its records hold 64-bit integers)."""
 
 
-def _name(version: int) -> str:
+def archive_name(version: int) -> str:
+    """The file name of ``version`` under a key: ``v000001.tar.gz``."""
     return f"v{version:06d}.tar.gz"
+
+
+_name = archive_name
 
 
 class ArchiveRoot(Protocol):

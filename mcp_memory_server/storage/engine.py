@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from ..errors import InvalidInput
+
 __all__ = [
     "MIGRATIONS_TABLE",
     "Connection",
@@ -28,6 +30,7 @@ __all__ = [
     "Migration",
     "Row",
     "pending_migrations",
+    "unencodable_text",
 ]
 
 Migration = tuple[str, int, str]
@@ -38,6 +41,16 @@ MIGRATIONS_TABLE = (
     " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
     " PRIMARY KEY (component, version))"
 )
+
+
+def unencodable_text() -> InvalidInput:
+    """A str no driver can send (a lone surrogate, which UTF-8 cannot encode) reached a statement.
+
+    The capabilities' validators refuse such text by field; an id or key passed straight to
+    a lookup is not checked there, and the driver's UnicodeEncodeError would escape as is.
+    """
+    return InvalidInput("text contains a lone surrogate (U+D800..U+DFFF alone), which UTF-8 cannot encode; "
+                        "send valid UTF-8 text")  # fmt: skip
 
 
 def pending_migrations(

@@ -73,6 +73,8 @@ class StagingLedger:
 
     @staticmethod
     def _remove(record: Path) -> None:
+        if record.is_symlink() or not record.is_file():
+            return  # not a record this ledger wrote (a folder here made every open fail): leave it
         try:
             staging = Path(record.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):

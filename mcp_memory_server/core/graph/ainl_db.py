@@ -83,6 +83,8 @@ def _nodes(rows: list[tuple[Any, Any, Any]], source: Path, wanted: str | None) -
             node = json.loads(payload)
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"{source}: node {row_id!r} has a payload that is not JSON ({exc})") from None
+        except RecursionError:
+            raise InvalidInput(f"{source}: node {row_id!r} has a payload nested too deeply to be a node") from None
         if not isinstance(node, dict):
             raise InvalidInput(f"{source}: node {row_id!r} has a payload that is not a JSON object")
         node.setdefault("id", row_id)
@@ -101,7 +103,8 @@ def _edge(row: dict[str, Any]) -> dict[str, Any]:
     edge = dict(row)
     metadata = edge.get("metadata")
     if isinstance(metadata, str):
-        with contextlib.suppress(ValueError):  # free-text metadata is kept as written
+        # Free-text metadata is kept as written, and so is text nested too deeply to parse.
+        with contextlib.suppress(ValueError, RecursionError):
             metadata = json.loads(metadata)
         if metadata is None:  # the text "null": no metadata, as a NULL column is
             del edge["metadata"]

@@ -726,24 +726,13 @@ class GraphMemory:
         return GraphSnapshot(agent_id=agent_id, exported_at=utc_now(), schema_version=SNAPSHOT_SCHEMA_VERSION,
                              nodes=nodes, edges=edges)  # fmt: skip
 
-    def import_snapshot(
-        self,
-        snapshot: Mapping[str, Any] | GraphSnapshot | str,
-        *,
-        allow_dangling_edges: bool = False,
-        progress: ProgressFn | None = None,
-    ) -> GraphImportReport:
-        """Load a snapshot (ours or ainl-memory's) in one transaction; nodes in it replace stored ones.
-
-        Strict by default: if any edge's source or target is neither in the snapshot nor in
-        the store, nothing is written. ``allow_dangling_edges`` loads such edges anyway
-        (foreign-key checks are off for this one transaction) for forensic work; the report's
-        ``validation`` then lists them.
+    def _prepare_snapshot(
+        self, snapshot: Mapping[str, Any] | GraphSnapshot | str
+    ) -> tuple[str, list[NodeRow], list[EdgeRow], list[str]]:
+        """A snapshot checked and parsed into the rows :meth:`_apply` writes (nothing is written).
 
         Raises:
-            InvalidInput: malformed snapshot, unknown schema_version, or a node of another agent.
-            NotFound: strict import with a dangling edge.
-            Conflict: a node id belongs to another agent or type in this store.
+            InvalidInput: as :meth:`import_snapshot`.
         """
         if isinstance(snapshot, GraphSnapshot):
             snapshot = snapshot.model_dump()
@@ -752,6 +741,8 @@ class GraphMemory:
                 snapshot = json.loads(snapshot)
             except ValueError as exc:
                 raise InvalidInput(f"snapshot is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise InvalidInput("snapshot nests JSON too deeply to be a graph snapshot") from None
         if not isinstance(snapshot, Mapping):
             raise InvalidInput("snapshot must be an object {agent_id, exported_at, schema_version, nodes, edges}")
         unknown = set(snapshot) - {"agent_id", "exported_at", "schema_version", "nodes", "edges"}
@@ -778,6 +769,28 @@ class GraphMemory:
                     f"snapshot.nodes[{index}].agent_id={row.agent_id!r} differs from snapshot.agent_id="
                     f"{agent_id!r}; a snapshot holds one agent's graph"
                 )
+        return agent_id, nodes, edges, writers
+
+    def import_snapshot(
+        self,
+        snapshot: Mapping[str, Any] | GraphSnapshot | str,
+        *,
+        allow_dangling_edges: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> GraphImportReport:
+        """Load a snapshot (ours or ainl-memory's) in one transaction; nodes in it replace stored ones.
+
+        Strict by default: if any edge's source or target is neither in the snapshot nor in
+        the store, nothing is written. ``allow_dangling_edges`` loads such edges anyway
+        (foreign-key checks are off for this one transaction) for forensic work; the report's
+        ``validation`` then lists them.
+
+        Raises:
+            InvalidInput: malformed snapshot, unknown schema_version, or a node of another agent.
+            NotFound: strict import with a dangling edge.
+            Conflict: a node id belongs to another agent or type in this store.
+        """
+        agent_id, nodes, edges, writers = self._prepare_snapshot(snapshot)
         if progress is not None:
             progress(0, len(nodes) + len(edges))
         hint = "fix the snapshot, or import it with allow_dangling_edges=true for a forensic load"
@@ -818,10 +831,18 @@ class GraphMemory:
                                 "which is neither in the database nor in this store; nothing was imported "
                                 "(import with allow_dangling_edges for a forensic load)"
                             )
+        # Every agent's snapshot is checked before anything is written, then all are written in
+        # one transaction: a bad node in the last agent's graph must not leave the first ones imported.
+        prepared = [self._prepare_snapshot(snap) for _, snap in sorted(db.snapshots.items())]
+        hint = "fix the database, or import it with allow_dangling_edges for a forensic load"
+        with self._db.foreign_keys_off() if allow_dangling_edges else self._db.write() as conn:
+            for _, nodes, edges, writers in prepared:
+                self._apply(conn, nodes, edges, writers, check_endpoints=not allow_dangling_edges, missing_hint=hint)
         reports = [
-            self.import_snapshot(snap, allow_dangling_edges=allow_dangling_edges)
-            for _, snap in sorted(db.snapshots.items())
-        ]
+            GraphImportReport(agent_id=agent, nodes_imported=len(nodes), edges_imported=len(edges),
+                              allow_dangling_edges=allow_dangling_edges, validation=self.validate(agent))
+            for agent, nodes, edges, _ in prepared
+        ]  # fmt: skip
         return AinlDatabaseImportReport(
             source=str(path), legacy_edges=db.legacy_edges, agents=reports,
             dropped_dangling_edges=[AinlEdgeRef(**e) for e in db.dropped_dangling_edges],

@@ -14,7 +14,6 @@ or in ainl-memory's (``node_type: {"type": …, …fields}``, ``importance_score
 from __future__ import annotations
 
 import json
-import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -457,7 +456,7 @@ def parse_edge(raw: object, *, where: str, config: Config, from_id: str | None =
         if values[name] is None:
             raise InvalidInput(f"{where}.{name} is required")
     weight = raw.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
+    if not check.finite_number(weight):
         raise InvalidInput(f"{where}.weight must be a finite number, got {weight!r}")
     metadata = raw.get("metadata")
     metadata_json = None if metadata is None else check.json_value(metadata, field=f"{where}.metadata", config=config)

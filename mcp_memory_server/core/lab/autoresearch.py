@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...errors import InvalidInput
+from ...errors import InvalidInput, LimitExceeded, MemoryServerError, NotFound
+from .. import _validate as check
+from ..local_paths import LocalAccess
 
 __all__ = ["SUMMARY_PATH_VARIABLE", "footer_metrics", "merge_metrics", "read_summary_file", "summary_metrics"]
 
@@ -65,32 +68,46 @@ def summary_metrics(summary: Any, *, source: str = "summary") -> dict[str, float
     metrics: dict[str, float] = {}
     for key, value in summary.items():
         number = _number(value) if isinstance(value, str) else value
-        if isinstance(number, int | float) and not isinstance(number, bool) and math.isfinite(number):
-            metrics[str(key)] = float(number)
+        if check.finite_number(number):
+            metrics[str(key)] = float(number)  # type: ignore[arg-type]
     return metrics
 
 
-def read_summary_file(path: str | Path) -> dict[str, Any]:
-    """The JSON object in a summary sidecar file.
+def read_summary_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON object in a summary sidecar file (the operator's path: any regular file outside the store).
 
     Raises:
-        InvalidInput: the file is missing, too large, not JSON or not an object.
+        InvalidInput: the file is missing, too large, not JSON or not an object, or a directory.
+        AccessDenied: it is a FIFO, socket or device (a FIFO with no writer would block forever,
+            ``/dev/zero`` never ends).
     """
-    file = Path(path).expanduser()
+    shown = Path(path).expanduser()
+    # Through a descriptor that must be a regular file, read at most the bound: stat's size
+    # is 0 for a device or a FIFO, so checking it first bounded nothing.
     try:
-        size = file.stat().st_size
-        if size > _MAX_SUMMARY_BYTES:
-            raise InvalidInput(f"the summary file {file} is {size} bytes; a summary is a small JSON object (≤ 1 MiB)")
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        with LocalAccess.create((Path("/"),), None).open_file(shown, field="the summary file") as opened:
+            raw = opened.read(_MAX_SUMMARY_BYTES, what="the summary file")
+    except NotFound:
         raise InvalidInput(
-            f"the summary file {file} does not exist; pass the path train.py wrote ({SUMMARY_PATH_VARIABLE})"
+            f"the summary file {shown} does not exist; pass the path train.py wrote ({SUMMARY_PATH_VARIABLE})"
         ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except LimitExceeded:
+        raise InvalidInput(f"the summary file {shown} is over 1 MiB; a summary is a small JSON object") from None
+    except MemoryServerError:  # AccessDenied is also an OSError: keep it as it is
+        raise
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the summary file {shown}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, not JSON, or an integer past Python's digit limit
         raise InvalidInput(
-            f"the summary file {file} is not JSON ({exc}); expected an object of final metrics"
+            f"the summary file {shown} is not JSON ({exc}); expected an object of final metrics"
         ) from None
-    summary_metrics(data, source=f"the summary file {file}")
+    except RecursionError:
+        raise InvalidInput(
+            f"the summary file {shown} is nested too deeply; expected a flat object of metrics"
+        ) from None
+    summary_metrics(data, source=f"the summary file {shown}")
     return dict(data)
 
 

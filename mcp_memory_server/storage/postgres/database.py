@@ -31,7 +31,7 @@ from psycopg.pq import TransactionStatus
 
 from ...errors import InvalidInput, StorageError
 from ...ids import utc_now
-from ..engine import MIGRATIONS_TABLE, Migration, pending_migrations
+from ..engine import MIGRATIONS_TABLE, Migration, pending_migrations, unencodable_text
 from .dialect import PostgresDialect
 from .fulltext import PostgresFullText
 from .schema import MIGRATIONS
@@ -285,6 +285,8 @@ class PostgresConnection:
             raise _error(exc) from exc
         except OverflowError as exc:
             raise _too_large() from exc
+        except UnicodeEncodeError as exc:
+            raise unencodable_text() from exc
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cursor = self.raw.cursor()
@@ -294,6 +296,8 @@ class PostgresConnection:
             raise _error(exc) from exc
         except OverflowError as exc:
             raise _too_large() from exc
+        except UnicodeEncodeError as exc:
+            raise unencodable_text() from exc
         return cursor
 
     def close(self) -> None:

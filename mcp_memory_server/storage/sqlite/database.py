@@ -22,7 +22,7 @@ from typing import Any
 
 from ...errors import InvalidInput, StorageError
 from ...ids import utc_now
-from ..engine import MIGRATIONS_TABLE, Connection, Migration, pending_migrations
+from ..engine import MIGRATIONS_TABLE, Connection, Migration, pending_migrations, unencodable_text
 from .fulltext import SqliteFullText
 from .schema import MIGRATIONS
 
@@ -194,6 +194,8 @@ class SqliteDatabase:
                 raise _storage_error(exc) from exc
             if isinstance(exc, OverflowError):
                 raise _too_large() from exc
+            if isinstance(exc, UnicodeEncodeError):
+                raise unencodable_text() from exc
             raise
         finally:
             self._local.depth = 0
@@ -206,6 +208,8 @@ class SqliteDatabase:
             raise _storage_error(exc) from exc
         except OverflowError as exc:
             raise _too_large() from exc
+        except UnicodeEncodeError as exc:
+            raise unencodable_text() from exc
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
