@@ -186,3 +186,16 @@ async def test_artifact_records_carry_preview_uri_only_when_a_preview_exists(
     assert "preview_uri" not in listed
     preview = await client.read_resource(thumb.uri)  # the preview itself is readable by that address
     assert preview.contents[0].mime_type == "image/png"
+
+
+async def test_artifact_save_takes_a_preview_and_refuses_one_that_names_no_artifact(
+    client: Client, store: MemoryStore
+) -> None:
+    """artifact_save(preview_uri=) links the preview; an address of nothing is refused and nothing is saved."""
+    thumb = await call(client, "artifact_save", base64=base64.b64encode(b"\x89PNG t").decode(), kind="thumbnail")
+    saved = await call(client, "artifact_save", text="curve", kind="plot", preview_uri=thumb["uri"])
+    assert saved["preview_uri"] == thumb["uri"]
+    assert store.artifacts.get(saved["artifact_id"]).preview_uri == thumb["uri"]
+    message = await error(client, "artifact_save", text="other", kind="plot", preview_uri="cas://sha256/" + "0" * 64)
+    assert "preview" in message.lower()
+    assert [a.artifact_id for a in store.artifacts.search(kind="plot").items] == [saved["artifact_id"]]

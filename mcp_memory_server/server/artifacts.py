@@ -56,11 +56,12 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
         mime: Annotated[str | None, Field(description="media type; guessed when omitted")] = None,
         graph_id: GraphId = None,
         node_id: NodeId = None,
+        preview_uri: Annotated[str | None, Field(description="cas:// uri of an artifact previewing it")] = None,
     ) -> ArtifactRecord:
         """Keep an output to find and rank later: one of text, json, base64, path."""
         source = exactly_one(text=text, json=json, base64=base64, path=path)
         meta: dict[str, Any] = {"name": name, "labels": labels, "metrics": metrics, "tags": tags, "pin": pin,
-                                "mime": mime, "graph_id": graph_id, "node_id": node_id}  # fmt: skip
+                                "mime": mime, "graph_id": graph_id, "node_id": node_id, "preview_uri": preview_uri}  # fmt: skip
         if source == "text":
             return artifacts.save_text(text or "", kind, **meta)
         if source == "json":
