@@ -68,7 +68,9 @@ def brute_force(vectors: np.ndarray, query: np.ndarray, k: int) -> list[int]:
     return (np.argsort(-(vectors @ query), kind="stable")[:k] + 1).tolist()
 
 
-def test_the_index_is_pgvector_exactly_when_the_server_has_the_extension(db: PostgresDatabase, database_url: str) -> None:
+def test_the_index_is_pgvector_exactly_when_the_server_has_the_extension(
+    db: PostgresDatabase, database_url: str
+) -> None:
     """With pgvector on the server the store's index is pgvector's; without it (Debian's PostgreSQL) the exact matrix."""
     index = db.vector_index("random", DIM)
     try:
@@ -137,7 +139,10 @@ def test_a_large_collection_is_searched_through_its_hnsw_index(
     assert isinstance(index, PgvectorIndex)
     vectors = unit(3000, seed=4)
     fill(index, vectors)
-    definition = pg.query("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?", (f"vectors_hnsw_{index.model}_c",))
+    definition = pg.query(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?",
+        (f"vectors_hnsw_{index.model}_c",),
+    )
     assert "USING hnsw" in definition[0][0] and "vector_cosine_ops" in definition[0][0]
     assert "collection = 'c'" in definition[0][0]
     text = pgvector_module._vector_text(unit(1, seed=5)[0])
@@ -187,10 +192,15 @@ def test_collections_and_chunks_are_kept_apart(pg: PostgresDatabase) -> None:
         index.add(conn, "files", [(21, 0), (21, 1), (21, 2)], vectors[20:23])
     assert {h.item for h in index.search("events", vectors[12], 20)} == set(range(1, 11))
     hits = index.search("files", vectors[21], 20)
-    assert [h.item for h in hits][0] == 21 and len(hits) == 11
+    assert hits[0].item == 21 and len(hits) == 11
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert index.scores("files", vectors[22], [21, 11])[21] == pytest.approx(1.0, abs=1e-5)
-    names = {r[0] for r in pg.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE 'vectors_hnsw_%'")}
+    names = {
+        r[0]
+        for r in pg.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE 'vectors_hnsw_%'"
+        )
+    }
     assert names == {f"vectors_hnsw_{index.model}_events", f"vectors_hnsw_{index.model}_files"}
 
 
@@ -243,9 +253,16 @@ def test_a_model_of_another_dimension_replaces_the_old_vectors_and_their_index(p
     vectors = unit(10, seed=13, dim=2 * DIM)
     fill(new, vectors)
     assert [h.item for h in new.search("c", vectors[4], 1)] == [5]
-    names = [r[0] for r in pg.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE 'vectors_hnsw_%'")]
+    names = [
+        r[0]
+        for r in pg.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE 'vectors_hnsw_%'"
+        )
+    ]
     assert names == [f"vectors_hnsw_{new.model}_c"]
-    definition = pg.query("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?", (names[0],))[0][0]
+    definition = pg.query(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?", (names[0],)
+    )[0][0]
     assert f"vector({2 * DIM})" in definition
 
 

@@ -303,7 +303,6 @@ class SearchIndex:
         with self._vectors_lock:
             if self._vectors is None:
                 from ..embeddings import EmbeddingUnavailable
-                from ..storage.vectors import VectorIndex
 
                 if not self.embedder.wait():
                     raise EmbeddingUnavailable(self.embedder.error or "embedding model unavailable")

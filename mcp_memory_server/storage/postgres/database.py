@@ -37,7 +37,7 @@ from .fulltext import PostgresFullText
 from .schema import MIGRATIONS
 
 if TYPE_CHECKING:
-    from ..vectors import VectorTable
+    from ..vectors import VectorIndex
 
 __all__ = ["PostgresConnection", "PostgresDatabase"]
 
@@ -205,7 +205,7 @@ class PostgresDatabase:
             self._listener = None
             return True
 
-    def vector_index(self, model_id: str, dim: int) -> VectorTable:
+    def vector_index(self, model_id: str, dim: int) -> VectorIndex:
         """pgvector's HNSW index when the database has the extension (or the role may create it), else the exact matrix."""
         from .pgvector import open_vector_index
 

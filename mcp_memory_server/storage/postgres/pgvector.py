@@ -86,13 +86,14 @@ def vector_schema(db: PostgresDatabase) -> str | None:
                 conn.execute("ROLLBACK")
             logger.info("pgvector is available but cannot be created here (%s); using the in-memory matrix", exc)
             return None
-        row = conn.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'vector'")
-        return str(row.fetchone()[0])
+        created = conn.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'vector'")
+        row = created.fetchone()
+        return None if row is None else str(row[0])
     finally:
         conn.close()
 
 
-def open_vector_index(db: PostgresDatabase, model_id: str, dim: int) -> VectorTable:
+def open_vector_index(db: PostgresDatabase, model_id: str, dim: int) -> TableVectorIndex | PgvectorIndex:
     """pgvector's index when the database has the extension (or may create it), else the exact matrix."""
     schema = vector_schema(db)
     if schema is None:
