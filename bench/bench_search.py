@@ -113,7 +113,10 @@ def bench_latency(work: Path, sizes: list[int], queries: int) -> dict[str, Any]:
         store = build(work / f"latency-{size}", size, turns, embedder.dim or 384)
         try:
             store.events.search("warm up", mode="hybrid")
-            items, matrix = store.search.vectors()._snapshot("events")
+            index = store.search.vectors()
+            # The matrix's floor is numpy over its rows; pgvector's (no matrix in memory) its own top-k query.
+            snapshot = getattr(index, "_snapshot", None)
+            items, matrix = snapshot("events") if snapshot is not None else (None, None)
             modes = ("lexical", "semantic", "hybrid")
             samples: dict[str, list[float]] = {mode: [] for mode in modes}
             floor: dict[str, list[float]] = {"encode": [], "numpy_topk": [], "full_text": [], "raw_hybrid": []}
@@ -127,9 +130,12 @@ def bench_latency(work: Path, sizes: list[int], queries: int) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 query = embedder.encode([question])[0]
                 t1 = time.perf_counter()
-                scores = matrix @ query
-                top = np.argpartition(-scores, 10)[:10]
-                items[top[np.argsort(-scores[top])]]
+                if matrix is not None:
+                    scores = matrix @ query
+                    top = np.argpartition(-scores, 10)[:10]
+                    items[top[np.argsort(-scores[top])]]
+                else:
+                    index.search("events", query, 10)
                 t2 = time.perf_counter()
                 # The engine's own word index alone (FTS5 BM25, or PostgreSQL's tsvector ranking).
                 store.db.fulltext.top(query_terms(question), 50)

@@ -3,10 +3,17 @@
 ``python -m tests._postgres start DIR`` prints a URL (used by ``.ci/run``);
 ``stop DIR`` stops it. The test session starts its own when no URL is given. initdb
 refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
+
+The programs are Debian's (``initdb`` on the path, or ``/usr/lib/postgresql/*/bin``) unless
+``$MCP_MEMORY_TEST_PG_BIN`` names a bin folder; ``MCP_MEMORY_TEST_PG_BIN=pgserver`` takes the
+PostgreSQL 16 + pgvector build in the ``pgserver`` wheel (``pip install -e ".[pgvector-tests]"``),
+copied once to a folder the ``postgres`` user can read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -16,7 +23,9 @@ import sys
 import uuid
 from pathlib import Path
 
-__all__ = ["fresh_schema_url", "sibling_schema_url", "start", "stop"]
+__all__ = ["fresh_schema_url", "pgserver_bin", "sibling_schema_url", "start", "stop"]
+
+PG_BIN_ENV = "MCP_MEMORY_TEST_PG_BIN"
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -25,7 +34,46 @@ def _as_postgres(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
+def pgserver_bin() -> Path:
+    """The bin folder of the ``pgserver`` wheel's PostgreSQL (with pgvector), in a copy any user can read and run.
+
+    The wheel sits in a virtual environment the ``postgres`` user may not be able to enter, so
+    its install tree is copied to the temp dir (once per wheel build; 34 MB).
+
+    Raises:
+        RuntimeError: pgserver is not installed.
+    """
+    # Found, not imported: only its files are needed, not its Python side (psutil, fasteners).
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f'{PG_BIN_ENV}=pgserver needs the pgserver wheel: pip install -e ".[pgvector-tests]"')
+    package = Path(next(iter(spec.submodule_search_locations)))
+    stamp = hashlib.blake2b(str(package.resolve()).encode(), digest_size=6).hexdigest()
+    target = Path(os.environ.get("TMPDIR", "/tmp")) / f"mcp-memory-pgserver-{stamp}"
+    # The programs find libpq at $ORIGIN/../../../pgserver.libs (the wheel's layout), kept in the copy.
+    install = target / "pgserver" / "pginstall"
+    if not (install / "bin" / "postgres").is_file():
+        partial = target.with_name(f"{target.name}.{os.getpid()}")
+        shutil.copytree(package / "pginstall", partial / "pgserver" / "pginstall", dirs_exist_ok=True)
+        shutil.copytree(package.parent / "pgserver.libs", partial / "pgserver.libs", dirs_exist_ok=True)
+        for path in [partial, *partial.rglob("*")]:
+            mode = path.stat().st_mode
+            # Readable by everyone; executable by everyone where the owner may execute (the programs, folders).
+            path.chmod(mode | 0o444 | (0o111 if mode & 0o100 else 0))
+        if not target.exists():
+            partial.rename(target)
+        else:  # another session finished first: its copy serves
+            shutil.rmtree(partial, ignore_errors=True)
+    return install / "bin"
+
+
 def _bin(name: str) -> str:
+    chosen = os.environ.get(PG_BIN_ENV)
+    if chosen:
+        folder = pgserver_bin() if chosen == "pgserver" else Path(chosen)
+        if not (folder / name).is_file():
+            raise RuntimeError(f"{name} not found in {folder} (from ${PG_BIN_ENV})")
+        return str(folder / name)
     found = shutil.which(name)
     if found:
         return found

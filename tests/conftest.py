@@ -35,6 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: checks what only the embedded SQLite file has")
     config.addinivalue_line("markers", "postgres_only: needs the shared engine (several hosts on one database)")
     config.addinivalue_line("markers", "engine_free: opens no store (lint, types); runs once, on the SQLite run")
+    config.addinivalue_line(
+        "markers", "pgvector: needs a PostgreSQL server with pgvector (MCP_MEMORY_TEST_PG_BIN=pgserver); else skipped"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -41,7 +41,7 @@ from ._context import StoreContext
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..storage.vectors import SqliteVectorIndex
+    from ..storage.vectors import VectorIndex
 
 __all__ = [
     "FILES_JOIN",
@@ -236,7 +236,7 @@ class SearchIndex:
         self._config = ctx.config
         self.embedder = embedder
         self._poll_seconds = poll_seconds
-        self._vectors: SqliteVectorIndex | None = None
+        self._vectors: VectorIndex | None = None
         self._vectors_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._embedded_upto = 0
@@ -295,8 +295,11 @@ class SearchIndex:
                 progress(round(self.embedder.waited_seconds, 1), None, "loading the embedding model")
         return True
 
-    def vectors(self) -> SqliteVectorIndex:
+    def vectors(self) -> VectorIndex:
         """The vector index of the loaded model (created on first use; waits for the model).
+
+        The engine chooses its kind (``Database.vector_index``): the exact in-memory matrix, or
+        pgvector on a PostgreSQL database that has it.
 
         Raises:
             EmbeddingUnavailable: the model could not be loaded.
@@ -304,11 +307,10 @@ class SearchIndex:
         with self._vectors_lock:
             if self._vectors is None:
                 from ..embeddings import EmbeddingUnavailable
-                from ..storage.vectors import SqliteVectorIndex
 
                 if not self.embedder.wait():
                     raise EmbeddingUnavailable(self.embedder.error or "embedding model unavailable")
-                index = SqliteVectorIndex(self._db, self.embedder.model_id, self.embedder.dim or 0)
+                index = self._db.vector_index(self.embedder.model_id, self.embedder.dim or 0)
                 stale = index.delete_other_models()
                 if stale:
                     logger.info("embedding model changed to %s: re-embedding %d vectors", index.model_id, stale)
@@ -354,7 +356,7 @@ class SearchIndex:
             index.sync()
             return len(pending)
 
-    def _embed(self, index: SqliteVectorIndex, doc_ids: list[int]) -> None:
+    def _embed(self, index: VectorIndex, doc_ids: list[int]) -> None:
         marks = ",".join("?" * len(doc_ids))
         rows = self._db.query(
             f"SELECT doc_id, source, doc_text, doc_meta FROM search_docs WHERE doc_id IN ({marks})", doc_ids

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .vectors import VectorIndex
 
 from ..errors import InvalidInput
 
@@ -231,6 +234,10 @@ class Database(Protocol):
         For background work (the search indexer) that should react to other processes'
         writes without polling the tables.
         """
+        ...
+
+    def vector_index(self, model_id: str, dim: int) -> VectorIndex:
+        """The index of one embedding model's vectors (``storage/vectors.py``): this engine's best kind."""
         ...
 
     def reserve_ids(self, conn: Connection, table: str, count: int) -> int:

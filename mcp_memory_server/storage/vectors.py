@@ -9,8 +9,10 @@ holds, or in a hole below it that a transaction still in flight may fill, see
 trigger on delete, followed the same way), so it follows other processes' writes. The
 engine's data version, asked on a dedicated connection, says when anything changed.
 
-pgvector (an index inside PostgreSQL) would be another :class:`VectorIndex`; it is not
-installable on the machines this was built on, so PostgreSQL stores use this matrix too.
+On a PostgreSQL database with the pgvector extension the same table also holds each
+vector as a ``vector`` column searched by the engine (``storage/postgres/pgvector.py``);
+both follow the models and tombstones through :class:`VectorTable`. Which one a store gets
+is the engine's choice (``Database.vector_index``).
 
 Nothing here knows what an item is; the search layer maps items to records.
 """
@@ -28,7 +30,7 @@ from ..ids import utc_now
 from .catchup import IdFollower
 from .engine import Connection, Database
 
-__all__ = ["SqliteVectorIndex", "TableVectorIndex", "VectorHit", "VectorIndex"]
+__all__ = ["SqliteVectorIndex", "TableVectorIndex", "VectorHit", "VectorIndex", "VectorTable", "top_allowed"]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,11 +65,43 @@ Accept = Callable[[list[int]], set[int]]
 """Given candidate items (best first), return those a query's filters allow."""
 
 
+def top_allowed(
+    k: int, accept: Accept | None, ranked: Callable[[int], tuple[list[tuple[int, float]], bool]]
+) -> list[VectorHit]:
+    """The first ``k`` items ``accept`` allows, in the order ``ranked`` gives them.
+
+    ``ranked(depth)`` returns the best ``depth`` rows as ``(item, score)``, best first (an item
+    may come more than once: its chunks; the first counts), and whether that was every row.
+    Candidates go to ``accept`` in batches; the depth grows fourfold while too few pass.
+    """
+    seen: set[int] = set()
+    hits: list[VectorHit] = []
+    depth = max(4 * k, 64)
+    while True:
+        rows, complete = ranked(depth)
+        fresh: list[tuple[int, float]] = []
+        for item, score in rows:
+            if item not in seen:
+                seen.add(item)
+                fresh.append((item, score))
+        allowed = None if accept is None else accept([item for item, _ in fresh])
+        for item, score in fresh:
+            if allowed is None or item in allowed:
+                hits.append(VectorHit(item, score))
+                if len(hits) == k:
+                    return hits
+        if complete:
+            return hits
+        depth *= 4
+
+
 class VectorIndex(Protocol):
-    """What search needs from a vector store; another backend (pgvector, …) implements this."""
+    """What search needs from a vector store: the in-memory matrix here, pgvector on PostgreSQL."""
 
     model_id: str
     dim: int
+    model: int
+    """The row of ``vector_models`` naming (model_id, dim): the ``model`` column of this index's vectors."""
 
     def sync(self) -> list[int]: ...
 
@@ -78,6 +112,14 @@ class VectorIndex(Protocol):
     def scores(self, collection: str, query: np.ndarray, items: Iterable[int]) -> dict[int, float]: ...
 
     def count(self, collection: str | None = None) -> int: ...
+
+    def delete_other_models(self) -> int: ...
+
+    def delete_all(self) -> int: ...
+
+    def other_model_count(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class _Segment:
@@ -112,8 +154,10 @@ class _Segment:
         return self.items[: self.n], self.matrix[: self.n]
 
 
-class TableVectorIndex:
-    """Vectors of one model in the store's ``vectors`` table (either engine), searched exactly in memory.
+class VectorTable:
+    """The ``vectors`` table for one model (either engine): the model's row, writes, deletes and tombstones.
+
+    Subclasses search it: :class:`TableVectorIndex` in memory, pgvector in PostgreSQL.
 
     Args:
         db: the store's database (with its migrations applied).
@@ -135,11 +179,9 @@ class TableVectorIndex:
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._version = -1
-        self._rows = IdFollower()  # vseq
         self._tombstones = IdFollower()  # tseq
-        self._segments: dict[str, _Segment] = {}
 
-    # -- keeping the cache fresh -------------------------------------------------------------------
+    # -- following other processes -----------------------------------------------------------------
 
     def _watch(self) -> Connection:
         if self._conn is None:
@@ -147,7 +189,7 @@ class TableVectorIndex:
         return self._conn
 
     def sync(self) -> list[int]:
-        """Load rows other connections added and drop rows they deleted; returns the dropped items."""
+        """Take in what other connections changed since the last call; returns the items whose vectors they deleted."""
         with self._lock:
             for attempt in (1, 2):
                 try:
@@ -160,12 +202,112 @@ class TableVectorIndex:
                             self._conn.close()
                     self._conn = None
                     self._version = -1
-                    self._segments.clear()
-                    self._rows.reset()
                     self._tombstones.reset()
+                    self._forget()
                     if attempt == 2 or not isinstance(exc, StorageError):
                         raise
             raise AssertionError("unreachable")
+
+    def _catch_up(self) -> list[int]:
+        raise NotImplementedError
+
+    def _forget(self) -> None:
+        """Drop what the subclass holds, so the next catch-up starts from nothing."""
+
+    def _take_tombstones(self, conn: Connection, restart: bool) -> dict[str, list[int]] | None:
+        """This model's items deleted since the last look, by collection.
+
+        None when the caller must start over (``restart``, or tombstones it never saw were
+        pruned): tombstones are then followed from the newest on, minding holes among them.
+        """
+        oldest, newest = conn.execute("SELECT MIN(tseq), MAX(tseq) FROM vector_tombstones").fetchone()
+        if newest is None:
+            return {}
+        if restart or oldest > self._tombstones.high + 1:
+            self._tombstones.reset(max(0, newest - _TOMBSTONE_TAIL))
+            for (tseq,) in conn.execute("SELECT tseq FROM vector_tombstones WHERE tseq > ? ORDER BY tseq",
+                                        (self._tombstones.high,)):  # fmt: skip
+                self._tombstones.take(tseq)
+            return None
+        where, params = self._tombstones.condition("tseq")
+        rows = conn.execute(
+            f"SELECT tseq, model, collection, item FROM vector_tombstones WHERE {where} ORDER BY tseq", params
+        ).fetchall()
+        removed: dict[str, list[int]] = {}
+        for tseq, model, collection, item in rows:
+            # Every model's tombstones are taken in, so another model's ids leave no holes.
+            if self._tombstones.take(tseq) and model == self.model:
+                removed.setdefault(collection, []).append(item)
+        return removed
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def add(self, conn: Connection, collection: str, keys: Sequence[tuple[int, int]], vectors: np.ndarray) -> None:
+        """Store vectors for ``(item, chunk)`` keys inside the caller's write transaction.
+
+        A key that already has a vector of this model keeps it (another process got there first).
+        """
+        if vectors.shape != (len(keys), self.dim):
+            raise ValueError(f"expected {len(keys)} vectors of dimension {self.dim}, got {vectors.shape}")
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._insert(conn, collection, [(item, chunk, data[i]) for i, (item, chunk) in enumerate(keys)])
+
+    def _insert(self, conn: Connection, collection: str, rows: list[tuple[int, int, np.ndarray]]) -> None:
+        conn.executemany(
+            "INSERT INTO vectors (collection, item, chunk, model, vector) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(collection, item, chunk, self.model, vector.tobytes()) for item, chunk, vector in rows],
+        )
+
+    def delete_other_models(self) -> int:
+        """Remove vectors made by any other model or dimension; returns how many rows went."""
+        with self.db.write() as conn:
+            removed = conn.execute("DELETE FROM vectors WHERE model != ?", (self.model,)).rowcount
+            conn.execute("DELETE FROM vector_models WHERE model != ?", (self.model,))
+            self._prune(conn)
+        return int(removed)
+
+    def delete_all(self) -> int:
+        """Remove every vector (of every model), e.g. before re-embedding everything."""
+        with self.db.write() as conn:
+            removed = conn.execute("DELETE FROM vectors").rowcount
+            self._prune(conn)
+        return int(removed)
+
+    @staticmethod
+    def _prune(conn: Connection) -> None:
+        conn.execute(
+            "DELETE FROM vector_tombstones WHERE tseq <= (SELECT MAX(tseq) FROM vector_tombstones) - ?",
+            (_TOMBSTONES_KEPT,),
+        )
+
+    def other_model_count(self) -> int:
+        return int(self.db.query("SELECT COUNT(*) FROM vectors WHERE model != ?", (self.model,))[0][0])
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class TableVectorIndex(VectorTable):
+    """Vectors of one model in the store's ``vectors`` table (either engine), searched exactly in memory.
+
+    Args:
+        db: the store's database (with its migrations applied).
+        model_id: the embedding model's id; with ``dim`` it names the vectors' space.
+        dim: vector dimension.
+    """
+
+    def __init__(self, db: Database, model_id: str, dim: int) -> None:
+        super().__init__(db, model_id, dim)
+        self._rows = IdFollower()  # vseq
+        self._segments: dict[str, _Segment] = {}
+
+    # -- keeping the cache fresh -------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        self._segments.clear()
+        self._rows.reset()
 
     def _catch_up(self) -> list[int]:
         conn = self._watch()
@@ -184,28 +326,11 @@ class TableVectorIndex:
         return removed
 
     def _apply_tombstones(self, conn: Connection) -> list[int]:
-        oldest, newest = conn.execute("SELECT MIN(tseq), MAX(tseq) FROM vector_tombstones").fetchone()
-        if newest is None:
+        # Nothing loaded yet, or tombstones we never saw were pruned: (re)load the table.
+        removed = self._take_tombstones(conn, restart=self._rows.high == 0)
+        if removed is None:
+            self._forget()
             return []
-        if self._rows.high == 0 or oldest > self._tombstones.high + 1:
-            # Nothing loaded yet, or tombstones we never saw were pruned: (re)load the table, and
-            # follow tombstones from here, minding holes among the newest.
-            self._segments.clear()
-            self._rows.reset()
-            self._tombstones.reset(max(0, newest - _TOMBSTONE_TAIL))
-            for (tseq,) in conn.execute("SELECT tseq FROM vector_tombstones WHERE tseq > ? ORDER BY tseq",
-                                        (self._tombstones.high,)):  # fmt: skip
-                self._tombstones.take(tseq)
-            return []
-        where, params = self._tombstones.condition("tseq")
-        rows = conn.execute(
-            f"SELECT tseq, model, collection, item FROM vector_tombstones WHERE {where} ORDER BY tseq", params
-        ).fetchall()
-        removed: dict[str, list[int]] = {}
-        for tseq, model, collection, item in rows:
-            # Every model's tombstones are taken in, so another model's ids leave no holes.
-            if self._tombstones.take(tseq) and model == self.model:
-                removed.setdefault(collection, []).append(item)
         for collection, items in removed.items():
             segment = self._segments.get(collection)
             if segment is not None:
@@ -236,46 +361,6 @@ class TableVectorIndex:
             if len(rows) < _PAGE:
                 break
 
-    # -- writing -----------------------------------------------------------------------------------
-
-    def add(self, conn: Connection, collection: str, keys: Sequence[tuple[int, int]], vectors: np.ndarray) -> None:
-        """Store vectors for ``(item, chunk)`` keys inside the caller's write transaction.
-
-        A key that already has a vector of this model keeps it (another process got there first).
-        """
-        if vectors.shape != (len(keys), self.dim):
-            raise ValueError(f"expected {len(keys)} vectors of dimension {self.dim}, got {vectors.shape}")
-        data = np.ascontiguousarray(vectors, dtype=np.float32)
-        conn.executemany(
-            "INSERT INTO vectors (collection, item, chunk, model, vector) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(collection, item, chunk, self.model, data[i].tobytes()) for i, (item, chunk) in enumerate(keys)],
-        )
-
-    def delete_other_models(self) -> int:
-        """Remove vectors made by any other model or dimension; returns how many rows went."""
-        with self.db.write() as conn:
-            removed = conn.execute("DELETE FROM vectors WHERE model != ?", (self.model,)).rowcount
-            conn.execute("DELETE FROM vector_models WHERE model != ?", (self.model,))
-            self._prune(conn)
-        return int(removed)
-
-    def delete_all(self) -> int:
-        """Remove every vector (of every model), e.g. before re-embedding everything."""
-        with self.db.write() as conn:
-            removed = conn.execute("DELETE FROM vectors").rowcount
-            self._prune(conn)
-        return int(removed)
-
-    @staticmethod
-    def _prune(conn: Connection) -> None:
-        conn.execute(
-            "DELETE FROM vector_tombstones WHERE tseq <= (SELECT MAX(tseq) FROM vector_tombstones) - ?",
-            (_TOMBSTONES_KEPT,),
-        )
-
-    def other_model_count(self) -> int:
-        return int(self.db.query("SELECT COUNT(*) FROM vectors WHERE model != ?", (self.model,))[0][0])
-
     # -- searching ---------------------------------------------------------------------------------
 
     def _snapshot(self, collection: str) -> tuple[np.ndarray, np.ndarray]:
@@ -296,30 +381,16 @@ class TableVectorIndex:
         if n == 0 or k <= 0:
             return []
         scores = matrix @ np.asarray(query, dtype=np.float32)
-        seen: set[int] = set()
-        hits: list[VectorHit] = []
-        depth = min(n, max(4 * k, 64))
-        while True:
+
+        def ranked(depth: int) -> tuple[list[tuple[int, float]], bool]:
             if depth < n:
                 top = np.argpartition(-scores, depth - 1)[:depth]
                 order = top[np.argsort(-scores[top], kind="stable")]
             else:
                 order = np.argsort(-scores, kind="stable")
-            fresh: list[tuple[int, float]] = []
-            for row in order.tolist():
-                item = int(items[row])
-                if item not in seen:
-                    seen.add(item)
-                    fresh.append((item, float(scores[row])))
-            allowed = None if accept is None else accept([item for item, _ in fresh])
-            for item, score in fresh:
-                if allowed is None or item in allowed:
-                    hits.append(VectorHit(item, score))
-                    if len(hits) == k:
-                        return hits
-            if depth >= n:
-                return hits
-            depth = min(n, depth * 4)
+            return [(int(items[row]), float(scores[row])) for row in order.tolist()], depth >= n
+
+        return top_allowed(k, accept, ranked)
 
     def scores(self, collection: str, query: np.ndarray, items: Iterable[int]) -> dict[int, float]:
         """Cosine of ``query`` with each given item that has a vector (its best chunk)."""
@@ -341,11 +412,6 @@ class TableVectorIndex:
                 segment = self._segments.get(collection)
                 return 0 if segment is None else segment.n
             return sum(s.n for s in self._segments.values())
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
 
 SqliteVectorIndex = TableVectorIndex

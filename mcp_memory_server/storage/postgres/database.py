@@ -22,7 +22,7 @@ import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -35,6 +35,9 @@ from ..engine import MIGRATIONS_TABLE, Migration, pending_migrations, unencodabl
 from .dialect import PostgresDialect
 from .fulltext import PostgresFullText
 from .schema import MIGRATIONS
+
+if TYPE_CHECKING:
+    from ..vectors import VectorIndex
 
 __all__ = ["PostgresConnection", "PostgresDatabase"]
 
@@ -201,6 +204,12 @@ class PostgresDatabase:
         except psycopg.Error:
             self._listener = None
             return True
+
+    def vector_index(self, model_id: str, dim: int) -> VectorIndex:
+        """pgvector's HNSW index when the database has the extension (or the role may create it), else the exact matrix."""
+        from .pgvector import open_vector_index
+
+        return open_vector_index(self, model_id, dim)
 
     def reserve_ids(self, conn: Any, table: str, count: int) -> int:
         # The table's key is an identity column named seq; the write lock makes the block consecutive.

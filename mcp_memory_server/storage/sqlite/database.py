@@ -18,13 +18,16 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidInput, StorageError
 from ...ids import utc_now
 from ..engine import MIGRATIONS_TABLE, Connection, Migration, pending_migrations, unencodable_text
 from .fulltext import SqliteFullText
 from .schema import MIGRATIONS
+
+if TYPE_CHECKING:
+    from ..vectors import TableVectorIndex
 
 __all__ = ["SqliteDatabase", "SqliteDialect"]
 
@@ -227,6 +230,12 @@ class SqliteDatabase:
     def watcher(self) -> sqlite3.Connection:
         """A connection of the caller's own (not this thread's), closed with the database."""
         return self._connect()
+
+    def vector_index(self, model_id: str, dim: int) -> TableVectorIndex:
+        """The exact in-memory matrix over the ``vectors`` table."""
+        from ..vectors import TableVectorIndex
+
+        return TableVectorIndex(self, model_id, dim)
 
     def data_version(self, conn: Connection) -> int:
         """``PRAGMA data_version``: changes whenever another connection commits."""
