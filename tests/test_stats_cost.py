@@ -123,7 +123,9 @@ def fill_everything(store: MemoryStore, n: int) -> None:
     for i in range(n // 10):
         store.files.write(f"notes/{i}.md", f"file {i}")
     ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"stats:{i}")) for i in range(n)]
-    nodes = [{"id": node_id, "node_type": "semantic", "payload": {"fact": f"fact {i}"}} for i, node_id in enumerate(ids)]
+    nodes = [
+        {"id": node_id, "node_type": "semantic", "payload": {"fact": f"fact {i}"}} for i, node_id in enumerate(ids)
+    ]
     store.graph.write(nodes, [{"from_id": a, "to_id": b, "label": "NEXT"} for a, b in itertools.pairwise(ids)])
 
 
@@ -337,7 +339,9 @@ def _forget_counters(store: MemoryStore) -> None:
         conn.execute("DROP TABLE blob_refs")
         conn.execute("DROP TABLE store_counters")
         conn.execute("DELETE FROM blob_sizes")
-        conn.execute("DELETE FROM schema_migrations WHERE component = 'stats' OR (component = 'vectors' AND version = 2)")
+        conn.execute(
+            "DELETE FROM schema_migrations WHERE component = 'stats' OR (component = 'vectors' AND version = 2)"
+        )
 
 
 def test_writers_at_once_on_one_store_leave_the_counters_exact(
