@@ -38,6 +38,9 @@ __all__ = ["MemoryStore"]
 # Each capability names the blobs its records reference (its tables live in storage/<engine>/schema).
 BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES, files_module.BLOB_REFERENCES]
 
+# What stats() counts, in its answer's order: the counters named so in store_counters.
+_COUNTED = ("artifacts", "events", "files", "file_versions", "graph_nodes", "graph_edges", "lab_runs", "blobs")
+
 # A blob younger than this is left alone. Not what keeps referenced blobs safe (that is the
 # check under the write lock, see gc), but it spares a writer the work of restoring a blob it
 # just stored, and protects writes by an older version of this program during an upgrade.
@@ -212,6 +215,7 @@ class MemoryStore:
                         continue
                     size = self._size(digest)
                     self.blobs.delete(digest)
+                    conn.execute("DELETE FROM blob_sizes WHERE sha256 = ?", (digest,))  # keep it to blobs that exist
                     removed += 1
                     freed += size
         return GcReport(
@@ -232,43 +236,40 @@ class MemoryStore:
             return 0
 
     def stats(self) -> Stats:
-        """Counts, sizes, schema versions and model status of this store."""
-        blobs, blob_bytes = self._blob_totals()
+        """Counts, sizes, schema versions and model status of this store.
+
+        Counts and sizes are counters the engine keeps inside every writing transaction
+        (``storage/<engine>/schema/stats.py``): one read of a table of a dozen rows, the same
+        at ten records as at a million, and no filesystem call.
+        """
+        counters = self._counters()
         return Stats(
             version=__version__,
             data_dir=str(self.data_dir),
             run_id=self.run_id,
-            counts={
-                "artifacts": self.artifacts.count(),
-                "events": self.events.count(),
-                **self.files.counts(),
-                **self.graph.count(),
-                "lab_runs": self.lab.count(),
-                "blobs": blobs,
-            },
-            sizes={"database_bytes": self.db.size_bytes(), "blob_bytes": blob_bytes},
+            counts={name: counters.get(name, 0) for name in _COUNTED},
+            sizes={"database_bytes": self.db.size_bytes(), "blob_bytes": counters.get("blob_bytes", 0)},
             schema_versions=dict(sorted(self.db.schema_versions().items())),  # one order on every engine
-            model=self.search.status(),
+            model=self.search.status(counters),
             groups=list(self.config.groups),
         )
 
-    def _blob_totals(self) -> tuple[int, int]:
-        """Count and bytes of the distinct blobs records reference (unreferenced ones are gc's to report).
+    def _counters(self) -> dict[str, int]:
+        """Every counter, read in one statement (so one consistent moment of the store).
 
-        SQL over the reference tables and ``blob_sizes``; only a blob not seen before is
-        stat'ed, once, so the cost does not grow with the number of blobs.
+        A referenced blob whose size no writer recorded (referenced by an older version of
+        this program, before the counters) is stat'ed here once and its size stored; after
+        that, and for every blob written since, nothing is stat'ed.
         """
-        referenced = " UNION ".join(BLOB_REFERENCES)
-        totals = (f"SELECT COUNT(*), coalesce(SUM(s.size), 0), COUNT(s.size) FROM ({referenced}) AS r"
-                  " LEFT JOIN blob_sizes AS s ON s.sha256 = r.sha256")  # fmt: skip
-        count, size, known = self.db.query(totals)[0]
-        if known == count:
-            return int(count), int(size)
-        unseen = self.db.query(
-            f"SELECT r.sha256 FROM ({referenced}) AS r WHERE NOT EXISTS (SELECT 1 FROM blob_sizes WHERE sha256 = r.sha256)"
-        )
+        counters = {row[0]: int(row[1]) for row in self.db.query("SELECT name, value FROM store_counters")}
+        if counters.get("blobs_unsized", 0) > 0:
+            counters["blob_bytes"] = counters.get("blob_bytes", 0) + self._size_unsized()
+        return counters
+
+    def _size_unsized(self) -> int:
+        """Stat the referenced blobs of unknown size, record the sizes; returns the bytes found."""
         sizes = []
-        for (digest,) in unseen:
+        for (digest,) in self.db.query("SELECT sha256 FROM blob_refs WHERE size IS NULL"):
             try:
                 sizes.append((digest, self.blobs.size(digest)))
             except (NotFound, StorageError):  # a referenced blob missing on disk: counted, no size to add
@@ -276,6 +277,8 @@ class MemoryStore:
         try:
             with self.db.write() as conn:
                 conn.executemany("INSERT INTO blob_sizes (sha256, size) VALUES (?, ?) ON CONFLICT DO NOTHING", sizes)
+                conn.executemany("UPDATE blob_refs SET size = ? WHERE sha256 = ? AND size IS NULL",
+                                 [(size, digest) for digest, size in sizes])  # fmt: skip
         except StorageError:
-            pass  # only a cache: stats must still answer on a full or read-only disk (sizes are counted below)
-        return int(count), int(size) + sum(blob_size for _, blob_size in sizes)
+            pass  # stats must still answer on a full or read-only disk (the sizes are added below)
+        return sum(size for _, size in sizes)

@@ -313,9 +313,18 @@ class Artifacts:
             if fields["pin"] and not row["pinned"]:
                 conn.execute("UPDATE artifacts SET pinned = 1 WHERE seq = ?", (row["seq"],))
                 row = conn.execute("SELECT * FROM artifacts WHERE seq = ?", (row["seq"],)).fetchone()
+            digests = {sha256, *extra_blobs}
+            # Each blob's size for the reference counters (storage/*/schema/stats.py), so they need no stat.
+            sizes = {digest: pending.size(digest) for digest in digests}
+            if not is_dir:
+                sizes[sha256] = size
+            conn.executemany(
+                "INSERT INTO blob_sizes (sha256, size) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [(digest, known) for digest, known in sizes.items() if known is not None],
+            )
             conn.executemany(
                 "INSERT INTO artifact_blobs (artifact_id, sha256) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(row["artifact_id"], digest) for digest in {sha256, *extra_blobs}],
+                [(row["artifact_id"], digest) for digest in digests],
             )
         return _record(row)
 

@@ -678,10 +678,16 @@ class SearchIndex:
 
     # -- reporting ---------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """The model's state plus how many documents and vectors the index holds."""
+    def status(self, counters: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """The model's state plus how many documents and vectors the index holds.
+
+        The counts are the engine's counters (``storage/*/schema/stats.py``), not COUNT(*):
+        pass ``counters`` when they were just read (``MemoryStore.stats`` does).
+        """
+        if counters is None:
+            counters = {row[0]: int(row[1]) for row in self._db.query("SELECT name, value FROM store_counters")}
         status = self.embedder.status()
-        documents = self._db.query("SELECT COUNT(*) FROM search_docs")[0][0]
+        documents = counters.get("search_docs", 0)
         status["documents"] = documents
         # A model not loaded yet has no dimension: any of its id's vectors count.
         dim, dim_params = (" AND dim = ?", [self.embedder.dim]) if self.embedder.dim is not None else ("", [])
@@ -689,9 +695,7 @@ class SearchIndex:
             f"SELECT model FROM vector_models WHERE model_id = ?{dim}", (self.embedder.model_id, *dim_params)
         )
         if model:
-            embedded = self._db.query("SELECT COUNT(*) FROM vectors WHERE model = ? AND chunk = 0", (model[0][0],))[0][
-                0
-            ]
+            embedded = counters.get(f"vectors:{model[0][0]}", 0)
             status["embedded_documents"] = embedded
             status["pending_documents"] = max(0, documents - embedded)
         else:

@@ -249,6 +249,13 @@ class PendingBlobs:
         except OSError as exc:
             raise _os_error(exc) from exc
 
+    def size(self, digest: str) -> int | None:
+        """The size of a blob staged or held here; None for one this write did not put."""
+        if digest in self._held:
+            return len(self._held[digest])
+        staged = self._staged.get(digest)
+        return None if staged is None else staged.size
+
     def confirm(self, conn: Connection, digests: Iterable[str]) -> None:
         """Inside the write transaction that references ``digests``: make sure each blob exists.
 

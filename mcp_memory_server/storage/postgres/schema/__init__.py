@@ -7,7 +7,7 @@ version means the same on both engines.
 from __future__ import annotations
 
 from ...engine import Migration
-from . import artifacts, events, files, graph, keyed, lab, search, vectors
+from . import artifacts, events, files, graph, keyed, lab, search, stats, vectors
 
 MIGRATIONS: list[Migration] = [
     *artifacts.MIGRATIONS,
@@ -19,4 +19,7 @@ MIGRATIONS: list[Migration] = [
     *search.MIGRATIONS,
     *vectors.MIGRATIONS,
     ("blob_sizes", 1, "CREATE TABLE blob_sizes (sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL)"),
+    # The counts and sizes memory_stats reads, kept by triggers (see stats.py).
+    *stats.MIGRATIONS,
+    stats.VECTOR_COUNTERS,
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...engine import Migration
-from . import artifacts, events, files, graph, keyed, lab, search, vectors
+from . import artifacts, events, files, graph, keyed, lab, search, stats, vectors
 
 MIGRATIONS: list[Migration] = [
     *artifacts.MIGRATIONS,
@@ -14,8 +14,11 @@ MIGRATIONS: list[Migration] = [
     *lab.MIGRATIONS,
     *search.MIGRATIONS,
     *vectors.MIGRATIONS,
-    # The size of each blob stats has seen, so stats never walks the blob folder. A digest names
-    # its content, so a cached size can never go stale; gc may leave rows for deleted blobs, and
-    # they are harmless because stats only counts digests that a record references.
+    # The size of each blob the artifact writer stored (or stats once had to stat), so the
+    # counters' triggers (stats.py) never need the blob folder. A digest names its content, so
+    # a cached size can never go stale; gc removes the rows of the blobs it deletes.
     ("blob_sizes", 1, "CREATE TABLE blob_sizes (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID"),
+    # The counts and sizes memory_stats reads, kept by triggers (see stats.py).
+    *stats.MIGRATIONS,
+    stats.VECTOR_COUNTERS,
 ]
