@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -35,7 +36,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, machine, open_bench_store, print_table, write_results
+from common import RESULTS, add_database_url_option, machine, open_bench_store, print_table, write_results
 
 from mcp_memory_server import MemoryStore
 
@@ -114,7 +115,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for embedding")
     parser.add_argument("--work", type=Path, default=RESULTS / "agent-memory-store")
     parser.add_argument("--fresh", action="store_true", help="delete the cached store first")
+    add_database_url_option(parser)
     args = parser.parse_args()
+    if args.database_url:  # open_bench_store puts each corpus in a schema of its own on that database
+        os.environ["MCP_MEMORY_DATABASE_URL"] = args.database_url
     if args.fresh and args.work.exists():
         shutil.rmtree(args.work)
     args.work.parent.mkdir(parents=True, exist_ok=True)

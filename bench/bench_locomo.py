@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -31,7 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from common import machine, open_bench_store, print_table, write_results
+from common import add_database_url_option, machine, open_bench_store, print_table, write_results
 
 from mcp_memory_server import MemoryStore
 
@@ -162,7 +163,10 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="delete cached stores first")
     parser.add_argument("--variants", action="store_true", help="also rank with every fusion variant of fusion_lab.py")
     parser.add_argument("--modes", default=",".join(MODES), help="the shipped modes to measure (default all three)")
+    add_database_url_option(parser)
     args = parser.parse_args()
+    if args.database_url:  # open_bench_store puts each corpus in a schema of its own on that database
+        os.environ["MCP_MEMORY_DATABASE_URL"] = args.database_url
     if args.fresh and args.work.exists():
         shutil.rmtree(args.work)
     args.work.mkdir(parents=True, exist_ok=True)
