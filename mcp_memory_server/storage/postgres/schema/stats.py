@@ -29,9 +29,14 @@ _COUNTED: list[tuple[str, str, str]] = [
 ]
 
 # Tables whose rows reference a blob, and the SQL for that blob's size (over {row}; NULL if unknown).
+# File contents are referenced by a version written with keep_versions on, and by each live
+# path's current content (its ``files`` row), which is what gc keeps (files.BLOB_REFERENCES): a
+# version written with keep_versions off stops holding its content once it is replaced, and the
+# ``files`` row moving on is the only write that says so. A blob named by both counts once.
 _REFERENCES: list[tuple[str, str, str]] = [
     ("artifact_blobs", "(SELECT s.size FROM blob_sizes AS s WHERE s.sha256 = {row}.sha256)", "TRUE"),
-    ("file_versions", "max({row}.bytes)", "{row}.sha256 IS NOT NULL"),
+    ("file_versions", "max({row}.bytes)", "{row}.sha256 IS NOT NULL AND {row}.keep_content = 1"),
+    ("files", "max({row}.bytes)", "{row}.sha256 IS NOT NULL"),
 ]
 
 

@@ -11,7 +11,7 @@ union of every blob reference, so its cost does not grow with the store.
   trigger, SQLite lets the outer statement's conflict policy, such as the files upsert's,
   override the trigger's own).
 - ``blob_refs (sha256, refs, size)``: each referenced blob once, with how many reference
-  rows (``artifact_blobs``, ``file_versions``) name it and its size. The first reference
+  rows (``artifact_blobs``, kept ``file_versions``, live ``files``) name it and its size. The first reference
   inserts the row, the last one's delete removes it, and triggers on ``blob_refs`` keep
   ``blobs`` and ``blob_bytes``. The size comes from the referencing row where it is
   there (``file_versions.bytes``) or from ``blob_sizes``, which the artifact writer fills
@@ -41,9 +41,14 @@ _COUNTED: list[tuple[str, str, str]] = [
 ]
 
 # Tables whose rows reference a blob, and the SQL for that blob's size (over {row}; NULL if unknown).
+# File contents are referenced by a version written with keep_versions on, and by each live
+# path's current content (its ``files`` row), which is what gc keeps (files.BLOB_REFERENCES): a
+# version written with keep_versions off stops holding its content once it is replaced, and the
+# ``files`` row moving on is the only write that says so. A blob named by both counts once.
 _REFERENCES: list[tuple[str, str, str]] = [
     ("artifact_blobs", "(SELECT size FROM blob_sizes WHERE sha256 = {row}.sha256)", ""),
-    ("file_versions", "{row}.bytes", "{row}.sha256 IS NOT NULL"),
+    ("file_versions", "{row}.bytes", "{row}.sha256 IS NOT NULL AND {row}.keep_content = 1"),
+    ("files", "{row}.bytes", "{row}.sha256 IS NOT NULL"),
 ]
 
 
@@ -75,33 +80,37 @@ def _counted(table: str, counter: str, where: str) -> str:
 
 
 def _references(table: str, size: str, where: str) -> str:
+    def holds(row: str) -> str:
+        return f"({where.format(row=row)})" if where else "1"
+
     def add(row: str) -> str:
         # No upsert: inside a trigger the outer statement's conflict policy would apply to it.
         return f"""
             INSERT INTO blob_refs (sha256, refs, size) SELECT {row}.sha256, 0, {size.format(row=row)}
-            WHERE {row}.sha256 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = {row}.sha256);
+            WHERE {row}.sha256 IS NOT NULL AND {holds(row)}
+              AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = {row}.sha256);
             UPDATE blob_refs SET refs = refs + 1, size = coalesce(size, {size.format(row=row)})
-            WHERE sha256 = {row}.sha256;
+            WHERE sha256 = {row}.sha256 AND {holds(row)};
         """
 
     def remove(row: str) -> str:
         return f"""
-            UPDATE blob_refs SET refs = refs - 1 WHERE sha256 = {row}.sha256;
+            UPDATE blob_refs SET refs = refs - 1 WHERE sha256 = {row}.sha256 AND {holds(row)};
             DELETE FROM blob_refs WHERE sha256 = {row}.sha256 AND refs <= 0;
         """
 
-    when_new = f" WHEN {where.format(row='new')}" if where else ""
-    when_old = f" WHEN {where.format(row='old')}" if where else ""
-    # Nothing updates a reference's digest today; should something, the old blob loses a reference
-    # and the new one gains it (added first, so a digest that stays keeps its row).
+    # An update can change the digest or whether the row holds it (a file's content replaced or
+    # deleted): the new state gains a reference and the old one loses it (added first, so a
+    # digest that stays keeps its row).
     return f"""
-        CREATE TRIGGER blob_refs_{table}_ai AFTER INSERT ON {table}{when_new} BEGIN
+        CREATE TRIGGER blob_refs_{table}_ai AFTER INSERT ON {table} BEGIN
             {add("new")}
         END;
-        CREATE TRIGGER blob_refs_{table}_ad AFTER DELETE ON {table}{when_old} BEGIN
+        CREATE TRIGGER blob_refs_{table}_ad AFTER DELETE ON {table} BEGIN
             {remove("old")}
         END;
-        CREATE TRIGGER blob_refs_{table}_au AFTER UPDATE OF sha256 ON {table} WHEN new.sha256 IS NOT old.sha256 BEGIN
+        CREATE TRIGGER blob_refs_{table}_au AFTER UPDATE ON {table}
+        WHEN new.sha256 IS NOT old.sha256 OR {holds("new")} IS NOT {holds("old")} BEGIN
             {add("new")}
             {remove("old")}
         END;
