@@ -509,3 +509,10 @@ def test_the_morning_report_is_previewed_by_its_chart(store: MemoryStore) -> Non
     report = store.lab.report()
     assert report.report_artifact_id is not None and report.chart_uri is not None
     assert store.artifacts.get(report.report_artifact_id).preview_uri == report.chart_uri
+
+
+def test_text_with_a_nul_is_kept_byte_for_byte_and_previewed_on_every_engine(store: MemoryStore) -> None:
+    """A NUL in saved text (PostgreSQL's text cannot hold one) is in the blob as given; the preview shows U+FFFD."""
+    record = store.artifacts.save_text("before\x00after", "note")
+    assert record.preview == "before\ufffdafter"
+    assert store.artifacts.read(record.artifact_id, encoding="text").content == "before\x00after"

@@ -172,6 +172,19 @@ def test_experiment_log_summary_over_the_library(store: MemoryStore) -> None:
     assert store.lab.count() == 1
 
 
+def test_a_crash_log_ending_in_binary_noise_is_logged_and_searchable_on_every_engine(store: MemoryStore) -> None:
+    """NUL bytes in a crashed run's log tail (PostgreSQL text cannot hold NUL) show as U+FFFD; the run is logged."""
+    noisy = "step 12 | loss 3.1\nRuntimeError: CUDA error: an illegal memory access\n\x00\x07\x00garbage"
+    run = store.lab.log("fused attention kernel", "crash", log_text=noisy)
+    assert run.error is not None and "\x00" not in run.error.tail and "\ufffd" in run.error.tail
+    assert "illegal memory access" in run.error.tail
+    assert store.lab.get(run.run_id).error == run.error
+    hits = store.events.search("illegal memory access", sources=["lab"], mode="lexical")
+    assert [hit.id for hit in hits.hits] == [run.run_id]
+    run2 = store.lab.log("again", "crash", error={"summary": "bad\x00byte", "tail": "x\x00y"})
+    assert run2.error is not None and run2.error.summary == "bad\ufffdbyte" and run2.error.tail == "x\ufffdy"
+
+
 def test_report_written_to_files_links_the_chart_file(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`lab report -o report.md --chart chart.png`: the Markdown links chart.png (a viewer opens it), not cas://."""
     log = tmp_path / "run.log"

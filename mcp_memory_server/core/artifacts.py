@@ -861,6 +861,9 @@ def _preview(head: bytes, mime: str, size: int) -> str:
     if _is_textual(mime) or mime == "application/octet-stream":
         text, _ = check.utf8_prefix(head, final=len(head) >= size)
         if text is not None and (_is_textual(mime) or text.isprintable() or "\n" in text):
+            # A preview is for people: a NUL (which PostgreSQL's text cannot hold) shows as
+            # U+FFFD on both engines; the content itself is the blob, byte for byte.
+            text = text.replace("\x00", "\ufffd")
             return text[:_PREVIEW_CHARS] + ("…" if len(text) > _PREVIEW_CHARS or size > len(head) else "")
     return f"binary, {size} bytes ({mime})"
 

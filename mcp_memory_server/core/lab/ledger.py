@@ -681,7 +681,7 @@ class Lab:
                 raise InvalidInput("error.summary and error.tail must be strings")
         else:
             raise InvalidInput("error must be a string or an object {summary, tail}")
-        summary = check.text(summary, field="error.summary", config=self._config).strip()
+        summary = check.text(summary, field="error.summary", config=self._config).replace("\x00", "\ufffd").strip()
         if not summary:
             raise InvalidInput("error.summary must not be empty")
         tail = _tail(given_tail) if given_tail else tail
@@ -1097,7 +1097,10 @@ def _round(delta: float) -> float:
 
 
 def _tail(text: str) -> str:
-    lines = text.rstrip().splitlines()[-_TAIL_LINES:]
+    # A crashed run's log can end in binary noise; NUL is the one character PostgreSQL's text and
+    # jsonb cannot hold, so the excerpt shows it as U+FFFD on both engines (the log itself is
+    # archived byte for byte).
+    lines = text.replace("\x00", "\ufffd").rstrip().splitlines()[-_TAIL_LINES:]
     joined = "\n".join(lines)
     return joined[-_TAIL_CHARS:]
 
