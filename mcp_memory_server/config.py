@@ -99,6 +99,14 @@ class Config:
     allowed_origins: list[str] = _setting(
         [], "extra Origin header the HTTP transports accept, e.g. https://app.example (repeatable)", sep=","
     )
+    # The SDK's own defaults (10,000 sessions, 30 minutes idle) let one client hold ~10,000
+    # server sessions in memory; a memory server has a handful of clients.
+    max_sessions: int = _setting(
+        100, "most open streamable HTTP sessions at once (then 503 until one closes or idles out)"
+    )
+    max_session_idle_seconds: int = _setting(
+        1800, "close a streamable HTTP session after this many seconds without a request"
+    )
     stateless_http: bool = _setting(
         False,
         "serve streamable HTTP without server-side sessions, so any replica can answer any request "

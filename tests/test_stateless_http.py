@@ -160,3 +160,19 @@ async def test_the_sdk_client_works_against_a_stateless_replica(replicas: tuple[
     async with Client(first.url) as client:
         answer = await client.call_tool("memory_record", {"kind": "note", "text": "via sdk"})
         assert not answer.is_error, answer.content
+
+
+def test_sessions_beyond_max_sessions_are_refused_until_one_closes(tmp_path: Path) -> None:
+    """A session-ful server opens at most --max-sessions sessions; the next initialize gets 503, and a DELETE frees one."""
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+    with http_server(tmp_path / "store", "http", "--max-sessions", "2", env=engine_env(), log_dir=tmp_path) as server:
+        sessions = [post(server, init).headers.get("mcp-session-id") for _ in range(2)]
+        assert all(sessions) and len(set(sessions)) == 2
+        refused = post(server, init)
+        assert refused.status_code == 503, refused.text
+        assert "mcp-session-id" not in refused.headers
+        headers = {**HEADERS, "Mcp-Protocol-Version": LEGACY, "Mcp-Session-Id": str(sessions[0])}
+        assert httpx2.delete(f"http://127.0.0.1:{server.port}/mcp", headers=headers, timeout=30).status_code == 200
+        again = post(server, init)
+        assert again.status_code == 200 and again.headers.get("mcp-session-id")

@@ -258,6 +258,8 @@ def build_app(server: MCPServer, config: Config, transport: str, host: str, port
             transport_security=settings,
             host=host,
             stateless_http=config.stateless_http,
+            max_sessions=config.max_sessions,
+            session_idle_timeout=config.max_session_idle_seconds,
         )
         if config.stateless_http:
             app = NoStatelessStreams(app)
