@@ -26,30 +26,16 @@ the tables as they are (once, O(store size)).
 
 from __future__ import annotations
 
+from ...counted import BLOB_REFERENCES, COUNTED
 from ...engine import Migration
 
-# Tables counted row for row, and the counter each keeps; a condition (over {row}) counts only matching rows.
-_COUNTED: list[tuple[str, str, str]] = [
-    ("artifacts", "artifacts", ""),
-    ("events", "events", ""),
-    ("files", "files", "{row}.sha256 IS NOT NULL"),  # live paths; a deleted one keeps its row with sha256 NULL
-    ("file_versions", "file_versions", ""),
-    ("graph_nodes", "graph_nodes", ""),
-    ("graph_edges", "graph_edges", ""),
-    ("lab_runs", "lab_runs", ""),
-    ("search_docs", "search_docs", ""),
-]
-
-# Tables whose rows reference a blob, and the SQL for that blob's size (over {row}; NULL if unknown).
-# File contents are referenced by a version written with keep_versions on, and by each live
-# path's current content (its ``files`` row), which is what gc keeps (files.BLOB_REFERENCES): a
-# version written with keep_versions off stops holding its content once it is replaced, and the
-# ``files`` row moving on is the only write that says so. A blob named by both counts once.
-_REFERENCES: list[tuple[str, str, str]] = [
-    ("artifact_blobs", "(SELECT size FROM blob_sizes WHERE sha256 = {row}.sha256)", ""),
-    ("file_versions", "{row}.bytes", "{row}.sha256 IS NOT NULL AND {row}.keep_content = 1"),
-    ("files", "{row}.bytes", "{row}.sha256 IS NOT NULL"),
-]
+# The SQL for a referenced blob's size (over {row}; NULL if unknown), per referencing table.
+_SIZES = {
+    "artifact_blobs": "(SELECT size FROM blob_sizes WHERE sha256 = {row}.sha256)",
+    "file_versions": "{row}.bytes",
+    "files": "{row}.bytes",
+}
+_REFERENCES: list[tuple[str, str, str]] = [(table, _SIZES[table], where) for table, where in BLOB_REFERENCES]
 
 
 def _bump(counter: str, delta: str) -> str:
@@ -161,7 +147,7 @@ MIGRATIONS: list[Migration] = [
         "stats",
         1,
         "CREATE TABLE store_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-        + "".join(_counted(*counted) for counted in _COUNTED)
+        + "".join(_counted(*counted) for counted in COUNTED)
         + _blob_refs()
         + "".join(_references(*reference) for reference in _REFERENCES),
     ),
