@@ -65,6 +65,26 @@ def test_sigint_stops_the_stdio_server_at_once_without_a_traceback(tmp_path: Pat
         assert store.stats().counts["events"] == 0
 
 
+def test_requests_piped_before_end_of_input_are_all_answered(tmp_path: Path) -> None:
+    """A client that writes its requests and closes stdin at once (a shell pipe) still gets every answer, then exit 0."""
+    lines = [
+        INITIALIZE,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+         "params": {"name": "memory_record", "arguments": {"kind": "note", "text": "piped, then end of input"}}},
+    ]  # fmt: skip
+    done = subprocess.run([*SERVER, "--data-dir", str(tmp_path / "store")], input=b"".join(
+        json.dumps(line).encode() + b"\n" for line in lines), capture_output=True, env=clean_env(),
+        timeout=READY_TIMEOUT_S)  # fmt: skip
+    answers = {message["id"]: message for message in map(json.loads, done.stdout.splitlines())}
+    assert sorted(answers) == [1, 2, 3], done.stderr.decode()
+    assert len(answers[2]["result"]["tools"]) == 26
+    recorded = answers[3]["result"]["structuredContent"]
+    assert recorded["event_id"].startswith("evt_") and not answers[3]["result"].get("isError")
+    assert done.returncode == 0
+
+
 def test_the_stdio_server_says_on_stderr_that_it_waits_for_a_client_and_where_the_store_is(
     tmp_path: Path, engine: str
 ) -> None:

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import anyio
 import anyio.from_thread
@@ -114,6 +114,10 @@ def _claim_std_streams() -> tuple[BinaryIO, BinaryIO, Callable[[bool], None]]:
     return reader, writer, restore
 
 
+_ANSWERS_AFTER_EOF_S = 30.0
+"""How long requests still running at end of input may take to be answered before the session closes."""
+
+
 async def serve_stdio(server: MCPServer, config: Config) -> None:
     """Serve ``server`` over this process's stdin/stdout until the client closes stdin."""
     limits = MessageLimits.from_config(config)
@@ -151,21 +155,47 @@ async def serve_stdio(server: MCPServer, config: Config) -> None:
     pump_thread = threading.Thread(target=pump, name="mcp-stdio-reader", daemon=True)
     pump_thread.start()
 
+    # Requests forwarded and not yet answered. A client may write its requests and close stdin
+    # at once (a shell pipe): closing the session then would cancel the calls still running,
+    # whose writes commit but whose answers were lost, so end of input waits for them first.
+    unanswered: set[Any] = set()
+    all_answered = anyio.Event()
+    all_answered.set()
+
     async def read_requests() -> None:
+        nonlocal all_answered
         async with inbound_send, raw_lines:
             async for line in raw_lines:
                 if line is None:
+                    # Bounded: a request the SDK drops without an answer must not keep the
+                    # process alive after its client has gone.
+                    with anyio.move_on_after(_ANSWERS_AFTER_EOF_S):
+                        await all_answered.wait()
                     return
                 item = too_large(None, limits, line.prefix) if isinstance(line, _Oversize) else parse_line(line, limits)
                 if isinstance(item, Rejection):
                     await emit(item.body())
                 elif item is not None:
+                    message = item.message
+                    if isinstance(message, types.JSONRPCRequest):
+                        unanswered.add(message.id)
+                        if all_answered.is_set():
+                            all_answered = anyio.Event()
+                    elif isinstance(message, types.JSONRPCNotification) and message.method == "notifications/cancelled":
+                        answered(message.params.get("requestId") if isinstance(message.params, dict) else None)
                     await inbound_send.send(item)
 
     async def write_responses() -> None:
         async with outbound_receive:
             async for message in outbound_receive:
                 await emit(message.message.model_dump_json(by_alias=True, exclude_unset=True).encode())
+                if isinstance(message.message, types.JSONRPCResponse | types.JSONRPCError):
+                    answered(message.message.id)
+
+    def answered(request: Any) -> None:  # a request cancelled by its client needs no answer
+        unanswered.discard(request)
+        if not unanswered:
+            all_answered.set()
 
     # MCPServer.run_stdio_async runs this same loop on the SDK's reader; there is no public way to give it ours.
     lowlevel = server._lowlevel_server
