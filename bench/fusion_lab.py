@@ -384,3 +384,72 @@ VARIANTS.update(
         "gated 0.5, ramp 0.2-0.4, floor 0.2": gated_floor(0.5, 0.2, 0.4, 0.2),
     }
 )
+
+
+def reserve(base: Variant, sem_top: int, at: int = 5) -> Variant:
+    """``base``'s ranking, except that the first ``sem_top`` of the cosine list are moved up to
+    rank ``at`` when ``base`` puts them below: the best hits by meaning are never crowded out
+    of the first ``at`` by hits that only share words."""
+
+    def run(c: Candidates) -> list[int]:
+        ranked = base(c)
+        for doc, _ in c.semantic[:sem_top]:
+            if doc in ranked[:at]:
+                continue
+            ranked.remove(doc)
+            ranked.insert(at - 1, doc)
+        return ranked
+
+    return run
+
+
+def agreeing(alpha_scale: float, power: float) -> Variant:
+    """The shipped fusion, each hit's lexical credit scaled by (its cosine / the best cosine)^power."""
+
+    def run(c: Candidates) -> list[int]:
+        top_sim = max((s for _, s in c.semantic), default=1.0) or 1.0
+        top = max((s for _, s in c.lexical), default=0.0) or 1.0
+        best = max((c.coverage.get(d, 0.0) for d, _ in c.lexical), default=0.0)
+        ramp = min(1.0, max(0.0, (best - S.COVERAGE_NONE) / (S.COVERAGE_FULL - S.COVERAGE_NONE)))
+        a = S.LEXICAL_SHARE * alpha_scale * (S.LEXICAL_FLOOR + (1 - S.LEXICAL_FLOOR) * ramp)
+        lexical = dict(c.lexical)
+        scores = {}
+        for doc in {*lexical, *(d for d, _ in c.semantic)}:
+            sim = c.similarity.get(doc, 0.0)
+            ln = c.coverage.get(doc, 0.0) * lexical[doc] / top if doc in lexical else 0.0
+            ln *= max(0.0, sim / top_sim) ** power
+            scores[doc] = a * ln + (1 - a) * sim
+        return _rank(scores)
+
+    return run
+
+
+VARIANTS.update({
+    "shipped, cosine top 1 kept in the first 5": reserve(shipped, 1),
+    "shipped, cosine top 2 kept in the first 5": reserve(shipped, 2),
+    "shipped, cosine top 3 kept in the first 5": reserve(shipped, 3),
+    "shipped, lexical credit x (cos/best cos)": agreeing(1.0, 1.0),
+    "shipped, lexical credit x (cos/best cos)^0.5": agreeing(1.0, 0.5),
+    "shipped x1.2, lexical credit x (cos/best cos)": agreeing(1.2, 1.0),
+})  # fmt: skip
+
+
+def weak_hits_uncredited(c: Candidates) -> list[int]:
+    """The shipped fusion, except that a hit matching under COVERAGE_NONE of the query gets no lexical credit."""
+    weak = {d for d, _ in c.lexical if c.coverage.get(d, 0.0) < S.COVERAGE_NONE}
+    hits = S.fuse(
+        [(d, str(d), s) for d, s in c.lexical if d not in weak],
+        [(d, str(d), s) for d, s in c.semantic],
+        c.similarity,
+        c.coverage,
+    )
+    ranked = [int(h.item_id) for h in hits]
+    return ranked + [d for d, _ in c.lexical if d in weak and d not in set(ranked)]
+
+
+VARIANTS.update(
+    {
+        "shipped, hits under COVERAGE_NONE get no lexical credit": weak_hits_uncredited,
+        "the same, cosine top 2 kept in the first 5": reserve(weak_hits_uncredited, 2),
+    }
+)
