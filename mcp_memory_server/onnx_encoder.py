@@ -27,6 +27,7 @@ import shutil
 import struct
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,10 @@ OPSET = 17
 # the loaded model while GEMMs of 2,048 rows stay as fast per token.
 _MAX_RUN_TOKENS = 2048
 _MAX_RUN_SEQ2 = 200_000
+# A bulk encode (a backlog, a reindex) runs up to this many runs at once, one per core:
+# a run is single-threaded GEMMs near one core's peak (~100 LoCoMo turns/s), so a second
+# core halves a backlog while a lone query keeps its one thread and its latency.
+_MAX_BULK_WORKERS = 4
 GRAPH, WEIGHTS, WORDS, MANIFEST = "model.onnx", "weights.bin", "words.bin", "manifest.json"
 _FILES = ("model.safetensors", "config.json", "modules.json", "tokenizer.json", "sentence_bert_config.json")
 
@@ -334,7 +339,8 @@ class OnnxEncoder:
 
     Args:
         folder: a sentence-transformers folder this module supports (see module docstring).
-        threads: ONNX Runtime intra-op threads (the ``embed_threads`` setting).
+        threads: ONNX Runtime intra-op threads (the ``embed_threads`` setting). A bulk
+            encode also runs up to ``cores // threads`` runs at once (at most 4).
         cache_root: where exports are cached; default the user cache folder.
 
     Raises:
@@ -371,6 +377,7 @@ class OnnxEncoder:
         tokenizer.no_padding()
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
+        self.bulk_workers = max(1, min(_MAX_BULK_WORKERS, _cores()) // max(1, threads))
 
     def _open(self, ort: Any, options: Any) -> tuple[Any, int]:
         """The session and an open descriptor of its word table."""
@@ -418,26 +425,54 @@ class OnnxEncoder:
             return out
         with self._lock:  # a tokenizer used from two threads at once fails ("Already borrowed")
             encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
-            # Longest first, like sentence-transformers, so each batch pads little.
-            order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
-            start = 0
-            while start < len(order):
-                longest = len(encodings[order[start]].ids)
-                size = max(1, min(batch_size, _MAX_RUN_TOKENS // longest, _MAX_RUN_SEQ2 // (longest * longest)))
-                chunk = order[start : start + size]
-                ids = np.zeros((len(chunk), longest), dtype=np.int64)
-                mask = np.zeros((len(chunk), longest), dtype=np.int64)
-                for row, i in enumerate(chunk):
-                    n = len(encodings[i].ids)
-                    ids[row, :n] = encodings[i].ids
-                    mask[row, :n] = 1
-                feed = {"word_emb": self._word_vectors(ids), "attention_mask": mask}
-                (vectors,) = self._session.run(["sentence_embedding"], feed)
-                out[chunk] = vectors
-                start += size
-            if sum(len(e.ids) for e in encodings) > _MAX_RUN_TOKENS:
-                _release_freed_memory()
+        # Longest first, like sentence-transformers, so each run pads little.
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        # With several workers, runs small enough that each gets several and none waits
+        # long for the last (a 200-turn backlog is only ~4 runs of the full size).
+        total = sum(len(e.ids) for e in encodings)
+        run_tokens = (
+            _MAX_RUN_TOKENS
+            if self.bulk_workers == 1
+            else max(256, min(_MAX_RUN_TOKENS, total // (4 * self.bulk_workers)))
+        )
+        runs: list[list[int]] = []
+        start = 0
+        while start < len(order):
+            longest = len(encodings[order[start]].ids)
+            size = max(1, min(batch_size, run_tokens // longest, _MAX_RUN_SEQ2 // (longest * longest)))
+            runs.append(order[start : start + size])
+            start += size
+
+        def run(chunk: list[int]) -> None:
+            longest = len(encodings[chunk[0]].ids)
+            ids = np.zeros((len(chunk), longest), dtype=np.int64)
+            mask = np.zeros((len(chunk), longest), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            feed = {"word_emb": self._word_vectors(ids), "attention_mask": mask}
+            (vectors,) = self._session.run(["sentence_embedding"], feed)  # ONNX Runtime allows concurrent runs
+            out[chunk] = vectors
+
+        workers = min(self.bulk_workers, len(runs))
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed-run") as pool:
+                list(pool.map(run, runs))
+        else:
+            for chunk in runs:
+                run(chunk)
+        if len(runs) > 1:
+            _release_freed_memory()
         return out
+
+
+def _cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _release_freed_memory() -> None:

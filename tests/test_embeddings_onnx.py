@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,10 +147,25 @@ def test_the_word_table_is_read_never_mapped(tmp_path: Path) -> None:
     assert str(encoder.export_dir / WEIGHTS) in maps and WORDS not in maps
 
 
+def test_a_bulk_encode_on_several_workers_gives_each_text_its_own_vector() -> None:
+    """Runs of a bulk encode on two workers at once: every row is its own text's vector,
+    as one worker computes it, and as the text alone gets it."""
+    texts = [f"{TEXTS[i % len(TEXTS)]} number {i}" + " more words" * (i % 23) for i in range(300)]
+    encoder = OnnxEncoder(BUNDLED)
+    encoder.bulk_workers = 2
+    together = encoder.encode(texts)
+    encoder.bulk_workers = 1
+    one_worker = encoder.encode(texts)
+    assert np.allclose(together, one_worker, atol=1e-5)
+    for i in (0, 7, 150, 299):
+        assert float(together[i] @ encoder.encode([texts[i]])[0]) > 1 - 1e-5
+
+
 def test_embed_threads_sets_onnx_runtime_intra_op_threads() -> None:
     """The embed_threads setting reaches the ONNX Runtime session."""
     encoder = OnnxEncoder(BUNDLED, threads=2)
     assert encoder._session.get_session_options().intra_op_num_threads == 2
+    assert encoder.bulk_workers == max(1, min(4, len(os.sched_getaffinity(0))) // 2)
 
 
 def test_a_folder_the_lean_runtime_cannot_reproduce_is_refused(tmp_path: Path) -> None:
