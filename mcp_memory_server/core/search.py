@@ -128,7 +128,7 @@ _STOPWORD_TEXT = """a about above after again against all am an and any are as a
     my myself no nor not now of off on once only or other our ours ourselves out over own same she should
     so some such than that the their theirs them themselves then there these they this those through to
     too under until up very was we were what when where which while who whom why will with would you your
-    yours yourself yourselves"""
+    yours yourself yourselves whose whoever whatever whichever might must shall also within without upon onto"""
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
