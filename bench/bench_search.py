@@ -7,7 +7,7 @@
 
 Sections:
 
-- ``latency``: ``events.search`` p50/p99 per mode (query embedding included: every query is
+- ``latency``: ``events.search`` p50/p99 per mode (numpy's BLAS on ``--blas-threads``, 1 as in a server) (query embedding included: every query is
   new), next to the floor on the same data: ``model.encode`` of the query + numpy top-k on
   the same matrix + the engine's own full-text query on the same index. Event texts are LoCoMo turns
   (cycled, numbered); their vectors are random unit vectors written through the vector
@@ -50,6 +50,7 @@ from common import (
 from mcp import Client, StdioServerParameters
 
 from mcp_memory_server import MemoryStore
+from mcp_memory_server._cpu import limit_blas_threads
 from mcp_memory_server.core.search import query_terms
 from mcp_memory_server.embeddings import Embedder
 from mcp_memory_server.storage.sqlite.fulltext import match_expression
@@ -270,12 +271,16 @@ def main() -> None:
     parser.add_argument("--index-docs", type=int, default=1000, help="documents for the indexing section")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench-search",
                         help="stores are kept here and reused by later runs")  # fmt: skip
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="numpy BLAS threads, as a server sets them (embed_threads, default 1); 0: numpy's default")  # fmt: skip
     add_database_url_option(parser)
     args = parser.parse_args()
     use_database_url(args.database_url)
     args.work.mkdir(parents=True, exist_ok=True)
     sections = args.only.split(",")
-    results: dict[str, Any] = {"machine": machine()}
+    if args.blas_threads > 0:
+        limit_blas_threads(args.blas_threads)
+    results: dict[str, Any] = {"machine": {**machine(), "blas_threads": args.blas_threads or "numpy default"}}
     if "latency" in sections:
         results["latency"] = bench_latency(args.work, [int(s) for s in args.sizes.split(",")], args.queries)
     if "indexing" in sections:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._cpu import limit_blas_threads
 from .config import Config, env_var
 from .errors import InvalidInput, MemoryServerError
 
@@ -471,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = _config(args)
+        limit_blas_threads(config.embed_threads)  # before numpy loads; see _cpu.py for why
         return _COMMANDS[args.command or "serve"](args, config)
     except MemoryServerError as exc:
         print(f"mcp-memory-server: error: {cli_wording(str(exc))}", file=sys.stderr)

@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._cpu import available_cores
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -377,7 +379,7 @@ class OnnxEncoder:
         tokenizer.no_padding()
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
-        self.bulk_workers = max(1, min(_MAX_BULK_WORKERS, _cores()) // max(1, threads))
+        self.bulk_workers = max(1, min(_MAX_BULK_WORKERS, available_cores()) // max(1, threads))
 
     def _open(self, ort: Any, options: Any) -> tuple[Any, int]:
         """The session and an open descriptor of its word table."""
@@ -465,14 +467,6 @@ class OnnxEncoder:
         if len(runs) > 1:
             _release_freed_memory()
         return out
-
-
-def _cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _release_freed_memory() -> None:
