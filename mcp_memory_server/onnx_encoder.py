@@ -27,6 +27,7 @@ import shutil
 import struct
 import tempfile
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -371,7 +372,9 @@ class OnnxEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # ORT warnings go to stderr, which is the client's log
         self._session, self._words = self._open(ort, options)
+        weakref.finalize(self, os.close, self._words)
         self._row_bytes = self.dim * 4
+        self._vocab = os.fstat(self._words).st_size // self._row_bytes
         tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         # tokenizer.json of MiniLM ships "truncate at 128, pad to 128"; sentence-transformers
         # truncates at max_seq_length (256) and pads to the longest text of the batch.
@@ -412,6 +415,11 @@ class OnnxEncoder:
         import numpy as np
 
         distinct, where = np.unique(ids, return_inverse=True)
+        if len(distinct) and not 0 <= int(distinct[0]) <= int(distinct[-1]) < self._vocab:
+            raise ValueError(
+                f"token id {int(distinct[-1])} is outside the word table of {self._vocab} rows:"
+                f" {self.folder}'s tokenizer.json and its weights disagree"
+            )
         size = self._row_bytes
         raw = b"".join(os.pread(self._words, size, int(token) * size) for token in distinct)
         if len(raw) != len(distinct) * size:

@@ -161,6 +161,13 @@ def test_a_bulk_encode_on_several_workers_gives_each_text_its_own_vector() -> No
         assert float(together[i] @ encoder.encode([texts[i]])[0]) > 1 - 1e-5
 
 
+def test_a_token_id_outside_the_word_table_is_refused_by_name() -> None:
+    """A tokenizer that disagrees with the weights gets an error naming both, not rows of nothing."""
+    encoder = OnnxEncoder(BUNDLED)
+    with pytest.raises(ValueError, match=r"token id 99999 is outside the word table of 30522 rows"):
+        encoder._word_vectors(np.array([[101, 99999, 102]], dtype=np.int64))
+
+
 def test_embed_threads_sets_onnx_runtime_intra_op_threads() -> None:
     """The embed_threads setting reaches the ONNX Runtime session."""
     encoder = OnnxEncoder(BUNDLED, threads=2)
