@@ -139,7 +139,9 @@ class Config:
     )
     max_body_seconds: int = _setting(30, "longest wait for the rest of an HTTP request body, in seconds (then 408)")
     embed_model: str | None = _setting(None, "sentence-transformers model name or path for search")
-    embed_threads: int = _setting(1, "torch threads for embedding (1 keeps single queries fast under load)")
+    embed_threads: int = _setting(
+        1, "threads for embedding (ONNX Runtime or torch) and numpy's BLAS; 1 keeps single queries fast under load"
+    )
     lab_metric: str = _setting("val_bpb", "the lab's primary metric (a metrics key of each run)")
     lab_direction: str = _setting("min", "whether the lab metric is better lower (min) or higher (max)")
 
