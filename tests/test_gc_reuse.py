@@ -16,6 +16,7 @@ from _gc_race import race
 
 from mcp_memory_server import MemoryStore
 from mcp_memory_server.errors import StorageError
+from mcp_memory_server.storage.blobs import LocalBlobStore
 
 
 def _age(store: MemoryStore, digest: str) -> None:
@@ -64,6 +65,30 @@ def test_a_streamed_blob_removed_before_its_reference_commits_comes_back_from_th
             pending.confirm(conn, [staged.sha256])
         assert store.blobs.read(staged.sha256) == b"streamed " * 1000
     assert not staged.path.exists()  # the staged copy goes once the write is done
+
+
+def test_a_blob_gc_deletes_right_after_the_save_published_it_is_no_error_and_comes_back(
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc's delete landing between the save's hard link and its chmod (CI caught it: "the staged
+    copy of blob … is gone") is a race the save wins: the staged copy is intact, and the
+    save's transaction publishes the blob again."""
+    assert isinstance(store.blobs, LocalBlobStore)  # a bucket publishes by upload-if-absent: no such window
+    real_link = os.link
+    collected: list[str] = []
+
+    def link_then_collect(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        real_link(source, target)
+        if Path(target).parent.parent.parent.name == "sha256" and not collected:
+            collected.append(Path(target).name)
+            store.blobs.delete(Path(target).name)  # what gc does at that instant
+
+    monkeypatch.setattr(os, "link", link_then_collect)
+    saved = store.artifacts.save_text("collected at the worst moment " * 100)
+    monkeypatch.undo()
+    assert collected == [saved.sha256]
+    assert store.artifacts.read(saved.artifact_id).content == "collected at the worst moment " * 100
+    assert store.gc(dry_run=False).blobs_removed == 0
 
 
 def test_confirm_refuses_a_digest_that_is_neither_stored_nor_staged(store: MemoryStore) -> None:

@@ -330,7 +330,12 @@ class LocalBlobStore:
                 if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK, errno.EOPNOTSUPP):
                     raise
                 self._publish_copy(staged, final)  # a filesystem without hard links
-            os.chmod(final, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # gc's delete made the inode writable
+            try:
+                os.chmod(final, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # gc's delete made the inode writable
+            except FileNotFoundError:
+                # gc took it between the link and here (nothing references it yet). Not an
+                # error: confirm() publishes it again inside the transaction that references it.
+                return True
             fsync_dir(final.parent)
             return True
         except FileNotFoundError as exc:
