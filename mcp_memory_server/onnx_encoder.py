@@ -128,9 +128,9 @@ def _build(folder: Path, out: Path) -> None:
     ``out/words.bin`` (the word-embedding table, float32 rows, which the graph does not hold).
 
     The weights live outside the graph, each at a 64 KiB-aligned offset, because ONNX
-    Runtime then maps them from the file instead of copying them: the 47 MB word-embedding
-    table stays on disk except the rows a text touches, and several server processes share
-    one page cache (measured: 102 MiB RSS after a query vs 171 with the weights embedded).
+    Runtime then maps them from the file instead of copying them, and several server
+    processes share one page cache (measured: 102 MiB RSS after a query vs 171 with the
+    weights embedded in the graph).
 
     The word-embedding table is not mapped at all: :class:`OnnxEncoder` reads the rows a
     batch needs with ``pread``. Mapped, each row touched faulted in its 64 KiB neighbourhood
