@@ -7,12 +7,13 @@
 
 Sections:
 
-- ``latency``: ``events.search`` p50/p99 per mode (numpy's BLAS on ``--blas-threads``, 1 as in a server) (query embedding included: every query is
+- ``latency``: ``events.search`` p50/p99 per mode (query embedding included: every query is
   new), next to the floor on the same data: ``model.encode`` of the query + numpy top-k on
   the same matrix + the engine's own full-text query on the same index. Event texts are LoCoMo turns
   (cycled, numbered); their vectors are random unit vectors written through the vector
   index (embedding 100k texts would take the benchmark's whole budget, and exact search
-  costs the same whatever the vectors are).
+  costs the same whatever the vectors are). numpy's BLAS runs on ``--blas-threads`` (1, as
+  in a server).
 - ``indexing``: documents embedded per second by the store (read, chunk, encode, write)
   next to ``model.encode`` alone on the same texts.
 - ``threads``: one-query latency and batch throughput of the model with 1 and 2 torch threads.

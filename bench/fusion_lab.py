@@ -347,18 +347,25 @@ VARIANTS.update(
 )
 
 
-def gated_floor(alpha: float, lo: float, hi: float, floor: float) -> Variant:
-    """As :func:`gated`, but the lexical share never falls below ``floor`` of ``alpha``."""
+def gated_floor(alpha: float, lo: float, hi: float, floor: float, agreement: float = 0.0) -> Variant:
+    """As :func:`gated`, but the lexical share never falls below ``floor`` of ``alpha``.
+
+    ``agreement`` > 0 scales each hit's lexical credit by (its cosine / the best cosine)^agreement.
+    """
 
     def run(c: Candidates) -> list[int]:
         top = max((s for _, s in c.lexical), default=0.0) or 1.0
+        top_sim = max((s for _, s in c.semantic), default=1.0) or 1.0
         best = max((c.coverage.get(d, 0.0) for d, _ in c.lexical), default=0.0)
         a = alpha * (floor + (1 - floor) * min(1.0, max(0.0, (best - lo) / (hi - lo))))
         lexical = dict(c.lexical)
         scores = {}
         for doc in {*lexical, *(d for d, _ in c.semantic)}:
+            sim = c.similarity.get(doc, 0.0)
             ln = c.coverage.get(doc, 0.0) * lexical[doc] / top if doc in lexical else 0.0
-            scores[doc] = a * ln + (1 - a) * c.similarity.get(doc, 0.0)
+            if agreement:
+                ln *= max(0.0, sim / top_sim) ** agreement
+            scores[doc] = a * ln + (1 - a) * sim
         return _rank(scores)
 
     return run
@@ -403,34 +410,18 @@ def reserve(base: Variant, sem_top: int, at: int = 5) -> Variant:
     return run
 
 
-def agreeing(alpha_scale: float, power: float) -> Variant:
-    """The shipped fusion, each hit's lexical credit scaled by (its cosine / the best cosine)^power."""
-
-    def run(c: Candidates) -> list[int]:
-        top_sim = max((s for _, s in c.semantic), default=1.0) or 1.0
-        top = max((s for _, s in c.lexical), default=0.0) or 1.0
-        best = max((c.coverage.get(d, 0.0) for d, _ in c.lexical), default=0.0)
-        ramp = min(1.0, max(0.0, (best - S.COVERAGE_NONE) / (S.COVERAGE_FULL - S.COVERAGE_NONE)))
-        a = S.LEXICAL_SHARE * alpha_scale * (S.LEXICAL_FLOOR + (1 - S.LEXICAL_FLOOR) * ramp)
-        lexical = dict(c.lexical)
-        scores = {}
-        for doc in {*lexical, *(d for d, _ in c.semantic)}:
-            sim = c.similarity.get(doc, 0.0)
-            ln = c.coverage.get(doc, 0.0) * lexical[doc] / top if doc in lexical else 0.0
-            ln *= max(0.0, sim / top_sim) ** power
-            scores[doc] = a * ln + (1 - a) * sim
-        return _rank(scores)
-
-    return run
+def _shipped_gate(scale: float, agreement: float) -> Variant:
+    """:func:`gated_floor` with the shipped constants, its lexical share times ``scale``."""
+    return gated_floor(S.LEXICAL_SHARE * scale, S.COVERAGE_NONE, S.COVERAGE_FULL, S.LEXICAL_FLOOR, agreement)
 
 
 VARIANTS.update({
     "shipped, cosine top 1 kept in the first 5": reserve(shipped, 1),
     "shipped, cosine top 2 kept in the first 5": reserve(shipped, 2),
     "shipped, cosine top 3 kept in the first 5": reserve(shipped, 3),
-    "shipped, lexical credit x (cos/best cos)": agreeing(1.0, 1.0),
-    "shipped, lexical credit x (cos/best cos)^0.5": agreeing(1.0, 0.5),
-    "shipped x1.2, lexical credit x (cos/best cos)": agreeing(1.2, 1.0),
+    "shipped, lexical credit x (cos/best cos)": _shipped_gate(1.0, agreement=1.0),
+    "shipped, lexical credit x (cos/best cos)^0.5": _shipped_gate(1.0, agreement=0.5),
+    "shipped x1.2, lexical credit x (cos/best cos)": _shipped_gate(1.2, agreement=1.0),
 })  # fmt: skip
 
 
@@ -444,7 +435,8 @@ def weak_hits_uncredited(c: Candidates) -> list[int]:
         c.coverage,
     )
     ranked = [int(h.item_id) for h in hits]
-    return ranked + [d for d, _ in c.lexical if d in weak and d not in set(ranked)]
+    seen = set(ranked)
+    return ranked + [d for d, _ in c.lexical if d in weak and d not in seen]
 
 
 VARIANTS.update(
