@@ -16,9 +16,18 @@ of 120 queries each, 30 per style:
 
 ``agent_queries_dev.json`` is where fusion settings were chosen; ``agent_queries_heldout.json``
 was written before any tuning, asks about other memories, and was never used to choose
-anything. Protocol: one store, one event per memory (kind = the memory's kind); recall@k =
-share of the query's relevant memories among the top k, averaged per style. The store
-(and so its vectors) is kept in ``--work`` (default ``bench/results/agent-memory-store``)
+anything.
+
+Two more held-out corpora were written by other hands: separate helper sessions that saw
+neither the product nor these files, after every fusion setting was chosen (stop 21), each
+200 memories of another team and 120 queries, 30 per style: ``delivery`` (a food-delivery
+app: Go, Kafka, React Native, an ETA model) and ``recsys`` (a recommender: Spark, Airflow,
+A/B tests, a two-tower model). They are recorded as ``memory_record`` calls to one server
+record them: one run, no topic, so each memory's preceding one is its search context.
+
+Protocol: one store per corpus, one event per memory (kind = the memory's kind); recall@k =
+share of the query's relevant memories among the top k, averaged per style. The stores
+(and so their vectors) are kept in ``--work`` (default ``bench/results/agent-memory-store``)
 so reruns skip the embedding; ``--fresh`` starts over. Prints tables (stderr) and the
 JSON (stdout), and writes ``bench/results/agent-memory-<time>.json``.
 """
@@ -43,7 +52,14 @@ from mcp_memory_server import MemoryStore
 DATA = Path(__file__).resolve().parent / "data"
 STYLES = ("paraphrase", "keyword", "question", "abstract")
 MODES = ("lexical", "semantic", "hybrid")
-SPLITS = ("dev", "heldout")
+SPLITS = ("dev", "heldout", "delivery", "recsys")
+# Each split's memories: (corpus file, a topic per memory?).
+CORPUS = {
+    "dev": ("agent_memories.json", True),
+    "heldout": ("agent_memories.json", True),
+    "delivery": ("agent_memories_delivery.json", False),
+    "recsys": ("agent_memories_recsys.json", False),
+}
 K = 5
 
 
@@ -52,19 +68,28 @@ def load_queries(split: str) -> list[dict[str, Any]]:
     return queries
 
 
-def open_store(folder: Path, threads: int) -> tuple[MemoryStore, dict[str, str]]:
-    """The store holding every memory (reused when ``folder`` has them all), and event id → memory id."""
-    memories = json.loads((DATA / "agent_memories.json").read_text())["memories"]
+def open_store(folder: Path, threads: int, corpus: str = "agent_memories.json",
+               topics: bool = True) -> tuple[MemoryStore, dict[str, str]]:  # fmt: skip
+    """The store holding every memory of ``corpus`` (reused when ``folder`` has them all), and event id → memory id."""
+    memories = json.loads((DATA / corpus).read_text())["memories"]
     store = open_bench_store(folder, sync="normal", embed_threads=threads)
     if store.events.count() != len(memories):
         store.close()
         store = open_bench_store(folder, fresh=True, sync="normal", embed_threads=threads)
-        # A topic per memory: the context column (the preceding event in the same run and
-        # topic) belongs to conversations, and these memories are independent notes.
-        store.events.record_many([{"kind": m["kind"], "text": m["text"], "topic": m["id"]} for m in memories])
+        # topics: a topic per memory, so the context column (the preceding event in the same
+        # run and topic) stays empty, as for independent notes. Without: as memory_record
+        # calls through one server record them.
+        store.events.record_many(
+            [{"kind": m["kind"], "text": m["text"], **({"topic": m["id"]} if topics else {})} for m in memories]
+        )
     ids = [row[0] for row in store.db.query("SELECT event_id FROM events ORDER BY seq")]
     store.search.refresh()
     return store, {event_id: memory["id"] for event_id, memory in zip(ids, memories, strict=True)}
+
+
+def store_folder(work: Path, split: str) -> Path:
+    """dev and heldout share the first corpus's store; every other corpus has its own."""
+    return work if CORPUS[split][0] == CORPUS["dev"][0] else work.with_name(f"{work.name}-{split}")
 
 
 def score(per_query: list[tuple[str, float]]) -> dict[str, float]:
@@ -119,16 +144,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.database_url:  # open_bench_store puts each corpus in a schema of its own on that database
         os.environ["MCP_MEMORY_DATABASE_URL"] = args.database_url
-    if args.fresh and args.work.exists():
-        shutil.rmtree(args.work)
+    if args.fresh:
+        for split in SPLITS:
+            shutil.rmtree(store_folder(args.work, split), ignore_errors=True)
     args.work.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    store, memory_of = open_store(args.work, args.threads)
-    results: dict[str, Any] = {"machine": machine(), "memories": len(memory_of), "k": K}
-    try:
-        for split in args.splits.split(","):
+    results: dict[str, Any] = {"machine": machine(), "k": K}
+    for split in args.splits.split(","):
+        corpus, topics = CORPUS[split]
+        store, memory_of = open_store(store_folder(args.work, split), args.threads, corpus, topics)
+        try:
             queries = load_queries(split)
-            results[split] = {"queries": len(queries), "modes": evaluate_modes(store, memory_of, queries)}
+            results[split] = {"memories": len(memory_of), "queries": len(queries),
+                              "modes": evaluate_modes(store, memory_of, queries)}  # fmt: skip
             rows = [[mode, *(r.get(s) for s in (*STYLES, "all"))] for mode, r in results[split]["modes"].items()]
             print_table(f"agent memory, {split} ({len(queries)} queries): recall@{K} %",
                         ["mode", *STYLES, "all"], rows)  # fmt: skip
@@ -137,8 +165,8 @@ def main() -> None:
                 results[split]["variants"] = variants
                 rows = [[name, *(r.get(s) for s in (*STYLES, "all"))] for name, r in variants.items()]
                 print_table(f"fusion variants, {split}: recall@{K} %", ["variant", *STYLES, "all"], rows)
-    finally:
-        store.close()
+        finally:
+            store.close()
     results["seconds"] = round(time.perf_counter() - started, 1)
     path = write_results("agent-memory", results)
     print(json.dumps(results, indent=2))
