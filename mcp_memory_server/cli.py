@@ -204,6 +204,7 @@ def _graph_parsers(sub: Any, settings: argparse.ArgumentParser) -> None:
     export = actions.add_parser("export", parents=[settings], help="write an agent's graph snapshot as JSON")
     export.add_argument("--agent-id", default="", help='the agent to export (default: "", the global graph)')
     export.add_argument("--output", "-o", default=None, help="file to write (default: standard output)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     load = actions.add_parser("import", parents=[settings], help="load a graph snapshot (strict by default)")
     load.add_argument("src", help="a snapshot JSON file, or - for standard input")
     load.add_argument(
@@ -232,7 +233,7 @@ def _graph(args: argparse.Namespace, config: Config) -> int:
             if args.output is None:
                 print(store.graph.export(args.agent_id).model_dump_json(indent=1))
             else:
-                _print_json(store.graph.export_to_file(args.agent_id, args.output))
+                _print_json(store.graph.export_to_file(args.agent_id, args.output, overwrite=args.overwrite))
             return 0
         if args.graph_command == "import":
             source = sys.stdin.read() if args.src == "-" else store.graph.read_snapshot_file(args.src)

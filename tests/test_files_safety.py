@@ -313,7 +313,7 @@ def hostile_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
         "a delete of nothing": (build_archive(tmp / "del.tar.gz", [version("gone.md", 1, "delete", None)], []),
                                 "does not exist at that point"),
         "a bad transcript line at the very end": (build_archive(
-            tmp / "tr.tar.gz", GOOD, GOOD_BLOBS, transcript=b'{"ts": "t", "message": "ok"}\n[1, 2]\n'),
+            tmp / "tr.tar.gz", GOOD, GOOD_BLOBS, transcript=b'{"ts": "2026-01-01T00:00:00.000000Z", "message": "ok"}\n[1, 2]\n'),
             "must be an object {ts, message}"),
         "a line over the cap": (build_archive(tmp / "line.tar.gz", b'{"path": "' + b"a" * (1 << 20), []),
                                 "versions.jsonl line 1"),
@@ -341,7 +341,12 @@ def test_a_hostile_archive_is_refused_whole_and_the_import_can_then_be_retried(
         store.files.import_(archive)
     assert message in str(refused.value)
     assert_empty(store)
-    good = build_archive(tmp_path / "good.tar.gz", GOOD, GOOD_BLOBS, transcript=b'{"ts": "t", "message": "hi"}\n')
+    good = build_archive(
+        tmp_path / "good.tar.gz",
+        GOOD,
+        GOOD_BLOBS,
+        transcript=b'{"ts": "2026-01-01T00:00:00.000000Z", "message": "hi"}\n',
+    )
     report = store.files.import_(good)
     assert (report.files, report.versions, report.blobs, report.transcript_messages) == (1, 2, 2, 1)
     assert store.files.read("notes/a.md").content == "hello again\n"

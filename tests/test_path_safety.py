@@ -191,7 +191,7 @@ async def test_an_export_whose_folder_or_file_is_swapped_for_a_link_never_writes
 
     with swapping(layout.real, layout.link) as swaps:
         folder = await race(client, "graph_export", 150, written, agent_id="alice",
-                            path=str(layout.real / "victim.json"))  # fmt: skip
+                            path=str(layout.real / "victim.json"), overwrite=True)  # fmt: skip
     assert swaps[0] > 100 and folder["ok"] > 0 and folder["refused"] > 0, folder
     layout.outside_untouched()
 
@@ -199,7 +199,7 @@ async def test_an_export_whose_folder_or_file_is_swapped_for_a_link_never_writes
     leaf_link.symlink_to(layout.outside / "victim.json")
     with swapping(layout.real / "victim.json", leaf_link) as swaps:
         leaf = await race(client, "graph_export", 150, written, agent_id="alice",
-                          path=str(layout.real / "victim.json"))  # fmt: skip
+                          path=str(layout.real / "victim.json"), overwrite=True)  # fmt: skip
     assert swaps[0] > 100 and leaf["ok"] > 0, leaf
     layout.outside_untouched()
     ours = [p for p in (layout.real / "victim.json", leaf_link) if not p.is_symlink()]

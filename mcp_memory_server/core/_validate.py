@@ -67,6 +67,15 @@ _MAY_FAIL = (dict, list, float)
 _NUMBERS = (int, float)
 
 
+def json_shape(value: Any, *, field: str, config: Config) -> None:
+    """Refuse a value nested deeper than max_json_depth or holding NaN/Infinity.
+
+    For values a pydantic model validates first: its JSON mode would silently write a
+    non-finite float as null, so the check must see the value as the caller gave it.
+    """
+    _check_depth(value, field=field, limit=config.max_json_depth)
+
+
 def _check_depth(value: Any, *, field: str, limit: int) -> None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -195,9 +204,10 @@ def decode_cursor(cursor: str | None) -> int | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("p"):
+        position = int(raw[1:]) if raw.startswith("p") and raw[1:].isdigit() else -1
+        if not 0 <= position < 2**62:  # every position this server issues is a row offset
             raise ValueError
-        return int(raw[1:])
+        return position
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise InvalidInput(
             f"cursor {cursor[:40]!r} is not a cursor this server issued; pass next_cursor from the last page"

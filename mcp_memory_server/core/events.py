@@ -571,7 +571,9 @@ class EventLog:
         """
         if not (before or kinds or tags):
             raise InvalidInput("give before, kinds or tags; to forget everything pass before=<now>")
-        flt = self._filter(kinds=kinds, tags=tags, until=before)
+        # Parsed here so that a bad value is named as the caller's parameter, not the filter's.
+        cutoff = parse_timestamp(before, field="before") if before else None
+        flt = self._filter(kinds=kinds, tags=tags, until=cutoff)
         where, params = flt.sql(self._db.dialect)
         with self._db.write() as conn:
             ids = [r[0] for r in conn.execute(f"SELECT event_id FROM events{where} ORDER BY seq", params)]

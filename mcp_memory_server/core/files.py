@@ -50,7 +50,7 @@ from typing import Any, Literal
 
 from ..config import Config
 from ..errors import Conflict, InvalidInput, LimitExceeded, MemoryServerError, NotFound
-from ..ids import utc_now
+from ..ids import parse_timestamp, utc_now
 from ..models import FileArchiveReport, FileAuditEntry, FileContent, FileHistory, FileList, FileMeta, FileVersion
 from ..storage.blobs import PendingBlobs, check_digest
 from ..storage.engine import Connection, Row
@@ -838,7 +838,7 @@ class Files(FlyteFileNames):
             record = _load_json(line, where)
             if not isinstance(record, dict) or set(record) != {"ts", "message"}:
                 raise InvalidInput(f"{where} in {source.location} must be an object {{ts, message}}")
-            ts = check.short(record["ts"], field=f"{where} ts", max_chars=64)
+            ts = parse_timestamp(check.short(record["ts"], field=f"{where} ts", max_chars=64), field=f"{where} ts")
             yield ts, _message_text(record["message"], self._config)
 
     def _import_version_blob(
@@ -913,7 +913,7 @@ class Files(FlyteFileNames):
                 "op": record["op"],
                 "sha256": None if record["sha256"] is None else check_digest(record["sha256"]),
                 "bytes": record["bytes"],
-                "ts": check.short(record["ts"], field="ts", max_chars=64),
+                "ts": parse_timestamp(check.short(record["ts"], field="ts", max_chars=64), field="ts"),
                 "actor": _actor(actor) if flags["audited"] or actor != "" else "",
                 "reason": check.short(record["reason"], field="reason", max_chars=2000),
             }
@@ -939,6 +939,10 @@ class Files(FlyteFileNames):
         if not isinstance(prefix, str):
             raise InvalidInput(f"prefix must be a string, got {type(prefix).__name__}")
         if not prefix.strip("/."):
+            if ".." in prefix:
+                raise InvalidInput(
+                    f"prefix={prefix!r} climbs out of the namespace; give a folder in it, such as 'notes/', or '' for every file"
+                )
             return ""
         rel = normalize_path(prefix, max_bytes=self._config.max_path_bytes, field="prefix")
         return rel + "/" if prefix.endswith("/") else rel

@@ -120,11 +120,12 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
     @register(server, read_only=True, idempotent=True, title="Export an agent's graph")
     def graph_export(
         agent_id: AgentId = "",
-        path: Annotated[str | None, Field(description="write to this server-local file instead")] = None,
+        path: Annotated[str | None, Field(description="write to this server-local file")] = None,
+        overwrite: Annotated[bool, Field(description="replace an existing file")] = False,
     ) -> GraphExportResult:
-        """Back up or move an agent's graph as a snapshot for graph_import."""
+        """Back up or move an agent's graph as a graph_import snapshot."""
         if path is not None:
-            return graph.export_to_file(agent_id, path, roots=config.allowed_roots)
+            return graph.export_to_file(agent_id, path, roots=config.allowed_roots, overwrite=overwrite)
         snapshot = graph.export(agent_id)
         size = len(snapshot.model_dump_json())
         if size > config.max_response_bytes:

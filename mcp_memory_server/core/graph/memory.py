@@ -750,6 +750,9 @@ class GraphMemory:
             raise InvalidInput(f"snapshot has unknown field(s) {sorted(unknown)}; a snapshot has agent_id, "
                                "exported_at, schema_version, nodes and edges")  # fmt: skip
         version = snapshot.get("schema_version")
+        if "schema_version" not in snapshot:
+            raise InvalidInput(f"snapshot.schema_version is required ({SNAPSHOT_SCHEMA_VERSION!r}); graph_export "
+                               "writes it, with agent_id, exported_at, nodes and edges")  # fmt: skip
         if version != SNAPSHOT_SCHEMA_VERSION:
             raise InvalidInput(f"snapshot schema_version {version!r} is not supported; this server reads "
                                f"{SNAPSHOT_SCHEMA_VERSION!r} (export the graph again with a matching version)")  # fmt: skip
@@ -850,9 +853,13 @@ class GraphMemory:
         )  # fmt: skip
 
     def export_to_file(
-        self, agent_id: str, path: str | os.PathLike[str], *, roots: Sequence[Path] | None = None
-    ) -> GraphExportResult:
+        self, agent_id: str, path: str | os.PathLike[str], *, roots: Sequence[Path] | None = None,
+        overwrite: bool = False,
+    ) -> GraphExportResult:  # fmt: skip
         """Write ``agent_id``'s snapshot as JSON to ``path`` (atomically; under ``roots`` when given).
+
+        An existing file at ``path`` is replaced only with ``overwrite``: a mistyped path must
+        not silently destroy a user's file (artifact and files exports refuse one too).
 
         The file is written as a temp entry of the target's directory, opened without
         following symlinks, and renamed onto the target there: a symlink swapped in at the
@@ -860,6 +867,7 @@ class GraphMemory:
 
         Raises:
             AccessDenied: ``path`` is outside ``roots``, in the data directory, or is a directory.
+            InvalidInput: a file exists at ``path`` and ``overwrite`` is False.
             StorageError: the file cannot be written (name too long, disk full, read-only).
         """
         access = self._access(roots)
@@ -870,7 +878,7 @@ class GraphMemory:
                 raise AccessDenied(f"{target} is a directory; give a file path such as {target / 'snapshot.json'}")
             parent, name = access.open_parent(path)
             # The ledger records the temp first: a killed export's is swept at the next start-up.
-            with FileWriter(parent, name, replace=True, ledger=StagingLedger(self._ctx.data_dir)) as out:
+            with FileWriter(parent, name, replace=overwrite, ledger=StagingLedger(self._ctx.data_dir)) as out:
                 out.write(snapshot.model_dump_json(indent=1).encode("utf-8"))
         except OSError as exc:
             raise StorageError(f"cannot write the snapshot to {str(target)[:200]!r}: {exc.strerror or exc}") from None

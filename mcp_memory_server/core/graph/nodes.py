@@ -369,6 +369,7 @@ def parse_node(raw: object, *, where: str, default_agent: str, config: Config) -
         payload.setdefault("agent_id", agent_id)
     elif node_type == "persona":
         payload.setdefault("agent_id", agent_id)
+    check.json_shape(payload, field=f"{where}.payload", config=config)
     try:
         model = PAYLOAD_MODELS[node_type].model_validate(payload)
     except ValidationError as exc:

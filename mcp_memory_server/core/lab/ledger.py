@@ -528,6 +528,12 @@ class Lab:
         clean_metrics = check.metrics(merge_metrics(check.metrics(metrics, config=config), summary, log_tail),
                                       config=config)  # fmt: skip
         if status == "keep" and self.metric not in clean_metrics:
+            given = summary.get(self.metric) if isinstance(summary, Mapping) else None
+            if given is not None:  # there, but merge_metrics dropped it: not a finite number
+                raise InvalidInput(
+                    f"a kept run needs metrics[{self.metric!r}] as a finite number; summary[{self.metric!r}]="
+                    f"{repr(given)[:40]} is not one: fix it, or log the run as discard or crash"
+                )
             raise InvalidInput(
                 f"a kept run needs metrics[{self.metric!r}] (the primary metric, lab_metric): pass it, a summary "
                 f"with it, or a log whose final '---' footer has '{self.metric}: …'; or log the run as discard or crash"
