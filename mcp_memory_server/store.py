@@ -22,6 +22,7 @@ from .core.files import Files
 from .core.graph import GraphMemory
 from .core.keyed import KeyedMemories
 from .core.lab import Lab
+from .core.lab.ledger import run_artifact_ids
 from .core.search import SearchIndex
 from .embeddings import Embedder
 from .errors import InvalidInput, NotFound, StorageError
@@ -172,7 +173,8 @@ class MemoryStore:
         """Delete unpinned artifact records older than the retention, then unreferenced blobs.
 
         With ``older_than_days=None`` no record is removed; only unreferenced blobs are.
-        Pinned records are never removed. ``dry_run`` (the default) only reports.
+        Pinned records, and the artifacts a lab run references, are never removed.
+        ``dry_run`` (the default) only reports.
         """
         if older_than_days is not None and (
             isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float) or older_than_days < 0
@@ -183,6 +185,9 @@ class MemoryStore:
             cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
             expired = self.artifacts.expired(cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
         with self.db.write() as conn:
+            if expired:
+                held = run_artifact_ids(conn)
+                expired = [artifact_id for artifact_id in expired if artifact_id not in held]
             # A dry run deletes inside a savepoint and rolls back, so it sees exactly what a real run would.
             conn.execute("SAVEPOINT gc")
             self.artifacts.delete_many(conn, expired)

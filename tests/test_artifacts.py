@@ -516,3 +516,24 @@ def test_text_with_a_nul_is_kept_byte_for_byte_and_previewed_on_every_engine(sto
     record = store.artifacts.save_text("before\x00after", "note")
     assert record.preview == "before\ufffdafter"
     assert store.artifacts.read(record.artifact_id, encoding="text").content == "before\x00after"
+
+
+def test_gc_keeps_a_lab_runs_log_patch_summary_and_attachments(store: MemoryStore) -> None:
+    """A run references its artifacts and gc never removes a run, so a retention keeps them too;
+    an unrelated old record still goes (an outside attack found gc deleting a run's patch)."""
+    attached = store.artifacts.save_text("eval table", kind="table")
+    run = store.lab.log("lr 0.04", "keep", {"val_bpb": 0.99}, log_text="step 1\nval_bpb: 0.99\n",
+                        patch="+lr=0.04\n", summary={"val_bpb": 0.99}, artifact_ids=[attached.artifact_id])  # fmt: skip
+    assert {a.role for a in run.artifacts} == {"log", "patch", "summary", "attached"}
+    loose = store.artifacts.save_text("scratch", kind="k")
+    for path in blob_files(store):
+        os.utime(path, (0, 0))
+    assert store.gc(older_than_days=0).records_removed == 1  # the dry run counts the same
+    report = store.gc(older_than_days=0, dry_run=False)
+    assert (report.records_removed, report.blobs_removed) == (1, 1)
+    with pytest.raises(NotFound):
+        store.artifacts.get(loose.artifact_id)
+    content = {a.role: store.artifacts.read_bytes(a.uri) for a in store.lab.get(run.run_id).artifacts}
+    assert (content["log"], content["patch"], content["attached"]) == (b"step 1\nval_bpb: 0.99\n", b"+lr=0.04\n",
+                                                                      b"eval table")  # fmt: skip
+    assert json.loads(content["summary"])["run_id"] == run.run_id

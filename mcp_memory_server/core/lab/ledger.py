@@ -1093,6 +1093,19 @@ class Lab:
             return self._index.ensure_vectors()
 
 
+def run_artifact_ids(conn: Connection) -> set[str]:
+    """Ids of the artifacts some run references (its log, patch, summary and attachments).
+
+    They are part of the run's record, which gc never removes, so gc's retention keeps them
+    too: a discarded run's patch is often the only copy of what it tried.
+    """
+    return {
+        entry["artifact_id"]
+        for (text,) in conn.execute("SELECT artifacts FROM lab_runs WHERE artifacts <> '[]'")
+        for entry in json.loads(text)
+    }
+
+
 def _artifact(role: Literal["log", "patch", "summary", "attached"], record: Any) -> RunArtifact:
     return RunArtifact(role=role, artifact_id=record.artifact_id, uri=record.uri, name=record.name)
 
