@@ -51,6 +51,7 @@ class ArchiveSource(Protocol):
     location: str
 
     def open(self, name: str, *, max_bytes: int) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+    def in_archive_order(self, names: list[str]) -> list[str]: ...
     def close(self) -> None: ...
 
 
@@ -289,6 +290,9 @@ class _DirSource:
         self._root = root
         self.location = str(root.path)
 
+    def in_archive_order(self, names: list[str]) -> list[str]:
+        return list(names)  # a folder's files are read in any order at the same cost
+
     @contextlib.contextmanager
     def open(self, name: str, *, max_bytes: int) -> Iterator[IO[bytes]]:
         try:
@@ -382,6 +386,11 @@ class _TarSource:
         if name in ("manifest.json", "versions.jsonl", "transcript.jsonl") or name.startswith("blobs/"):
             self._members[name] = (member.offset_data, member.size)  # files/… are rebuilt from blobs/
 
+    def in_archive_order(self, names: list[str]) -> list[str]:
+        """``names`` by their place in the stream, so reading them never seeks backwards
+        (missing ones first: their error comes without decompressing anything)."""
+        return sorted(names, key=lambda name: self._members.get(name, (-1, 0))[0])
+
     @contextlib.contextmanager
     def open(self, name: str, *, max_bytes: int) -> Iterator[IO[bytes]]:
         found = self._members.get(name)
@@ -412,6 +421,9 @@ class _FsspecDirSource:
         self._fs = fs
         self._root = root.rstrip("/")
         self.location = location
+
+    def in_archive_order(self, names: list[str]) -> list[str]:
+        return list(names)  # a folder's files are read in any order at the same cost
 
     @contextlib.contextmanager
     def open(self, name: str, *, max_bytes: int) -> Iterator[IO[bytes]]:

@@ -771,16 +771,24 @@ class Files(FlyteFileNames):
             with self._db.write() as conn:
                 _refuse_filled(conn, ns)
             # Pass 1, outside the write lock: check every record and store each content it names once.
-            sizes: dict[str, int] = {}
+            needed: list[tuple[str, dict[str, Any]]] = []  # versions whose content is stored
             # Each path's last version: its content is needed even if its writer kept no versions.
             last: dict[str, tuple[str, dict[str, Any]]] = {}
             for where, v in self._archive_versions(source):
                 self._read_only.check(ns, v["path"], action="import")
                 last[v["path"]] = (where, v)
                 if v["keep_content"]:
-                    self._import_version_blob(pending, source, sizes, where, v)
-            for where, v in last.values():
-                self._import_version_blob(pending, source, sizes, where, v)
+                    needed.append((where, v))
+            needed += last.values()
+            # In the archive's order: a .tar.gz stream seeks backwards only by decompressing again
+            # from its start (in versions order, 5,000 files took 3 minutes to import).
+            digests = {v["sha256"] for _, v in needed if v["sha256"] is not None}
+            sizes = {
+                name.removeprefix("blobs/"): self._import_blob(pending, source, name.removeprefix("blobs/"))
+                for name in source.in_archive_order([f"blobs/{digest}" for digest in sorted(digests)])
+            }
+            for where, v in needed:
+                self._check_version_size(sizes, where, v)
             # Pass 2: replay the versions in order, as writes would have made them, in one transaction.
             counts = {"versions": 0, "messages": 0}
             with self._db.write() as conn:
@@ -841,16 +849,11 @@ class Files(FlyteFileNames):
             ts = parse_timestamp(check.short(record["ts"], field=f"{where} ts", max_chars=64), field=f"{where} ts")
             yield ts, _message_text(record["message"], self._config)
 
-    def _import_version_blob(
-        self, pending: PendingBlobs, source: ArchiveSource, sizes: dict[str, int], where: str, v: dict[str, Any]
-    ) -> None:
-        """Store a version's content once (``sizes``: what is stored so far) after checking its size."""
+    @staticmethod
+    def _check_version_size(sizes: dict[str, int], where: str, v: dict[str, Any]) -> None:
+        """A version's size is its stored content's (``sizes``: digest → bytes)."""
         digest = v["sha256"]
-        if digest is None:
-            return
-        if digest not in sizes:
-            sizes[digest] = self._import_blob(pending, source, digest)
-        if v["bytes"] != sizes[digest]:
+        if digest is not None and v["bytes"] != sizes[digest]:
             raise InvalidInput(
                 f"{where} says {v['path']!r} version {v['version']} is {v['bytes']} bytes, but its content "
                 f"blobs/{digest} is {sizes[digest]}; the archive is corrupt"
