@@ -327,6 +327,8 @@ def _lab(args: argparse.Namespace, config: Config) -> int:
         action = args.lab_command
         if action == "init":
             imported = lab.import_tsv(path=args.from_tsv) if args.from_tsv else None
+            if imported is not None and imported.imported:
+                _embed_imported_runs(lab, imported.imported)
             _print_json({
                 "data_dir": str(store.data_dir), "metric": lab.metric, "direction": lab.direction,
                 "runs": lab.count(), "imported": imported.imported if imported else 0,
@@ -385,6 +387,8 @@ def _lab(args: argparse.Namespace, config: Config) -> int:
             else:
                 imported = lab.import_tsv(path=args.src, branch=args.branch, family=args.family,
                                           parent_commit=args.parent_commit)  # fmt: skip
+            if imported.imported:
+                _embed_imported_runs(lab, imported.imported)
             _print_json(imported)
             return 0
         text = lab.export_tsv(branch=args.branch, extra_metrics=args.extra_metrics)
@@ -393,6 +397,26 @@ def _lab(args: argparse.Namespace, config: Config) -> int:
         else:
             sys.stdout.write(text)
         return 0
+
+
+def _embed_imported_runs(lab: Any, count: int) -> None:
+    """Embed the imported runs now, with progress: else the loop's first ``lab check`` embeds
+    them all before answering (measured: 26 s for 10,000 rows, 5 min for 100,000)."""
+    from tqdm import tqdm
+
+    from .embeddings import EmbeddingUnavailable
+
+    print(f"embedding {count} imported runs for novelty checks …", file=sys.stderr)
+    with tqdm(desc="embedding", unit="run", file=sys.stderr, disable=None) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            lab.embed_missing(progress)
+        except EmbeddingUnavailable as exc:  # the import stands; checks fall back as they always do
+            print(f"note: the runs are imported but not embedded: {exc}", file=sys.stderr)
 
 
 def _append_results_row(path: Path, table: str) -> None:

@@ -141,3 +141,31 @@ def test_the_installed_command_blocks_a_duplicate_with_exit_2_using_the_real_mod
     assert checked.returncode == 2, (checked.stdout, checked.stderr[-2000:])
     verdict = json.loads(checked.stdout)
     assert verdict["similarity"] == "embedding" and verdict["classification"] == "duplicate_run"
+
+
+def test_import_tsv_embeds_the_runs_so_the_loops_first_check_does_not(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the real model the import leaves a vector per run (the first check used to embed a
+    whole imported ledger inline); importing again adds and embeds nothing."""
+    from mcp_memory_server import MemoryStore
+
+    source = tmp_path / "results.tsv"
+    source.write_text(RESULTS_TSV)
+    assert main(["lab", "import-tsv", str(source), "--data-dir", str(data_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["imported"] == 4 and "embedding 4 imported runs" in err
+    with MemoryStore.open(data_dir) as store:
+        vectors = store.db.query("SELECT COUNT(*) FROM lab_run_vectors")[0][0]
+    assert vectors == 4
+    assert main(["lab", "import-tsv", str(source), "--data-dir", str(data_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert (json.loads(out)["imported"], json.loads(out)["skipped"]) == (0, 4) and "embedding" not in err
+
+
+def test_import_tsv_without_a_model_imports_and_says_the_runs_are_not_embedded(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "results.tsv"
+    source.write_text(RESULTS_TSV)
+    code, out, err = lab("import-tsv", str(source))
+    assert code == 0 and json.loads(out)["imported"] == 4
+    assert "the runs are imported but not embedded" in err

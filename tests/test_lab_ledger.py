@@ -341,6 +341,34 @@ def test_an_imported_results_tsv_becomes_a_linked_ledger(store: MemoryStore) -> 
     assert [s.commit for s in store.lab.lineages()[0].steps] == ["a1b2c3d", "b2c3d4e", "e5f6a7b"]
 
 
+def test_importing_a_results_tsv_again_adds_only_the_rows_appended_since(store: MemoryStore) -> None:
+    """A retried or repeated import must not double the ledger (duplicates would look like repeats)."""
+    assert store.lab.import_tsv(RESULTS_TSV).imported == 5
+    again = store.lab.import_tsv(RESULTS_TSV)
+    assert (again.imported, again.skipped, again.run_ids) == (0, 5, [])
+    grown = RESULTS_TSV + "f6a7b8c\t0.989000\t44.3\tkeep\tbatch 2x\ng7b8c9d\t0.995000\t44.0\tdiscard\tdepth 10\n"
+    more = store.lab.import_tsv(grown)
+    assert (more.imported, more.skipped) == (2, 5)
+    runs = store.lab.runs()
+    assert [r.commit for r in runs] == ["a1b2c3d", "b2c3d4e", "c3d4e5f", "d4e5f6g", "e5f6a7b", "f6a7b8c", "g7b8c9d"]
+    assert [r.parent_commit for r in runs[5:]] == ["e5f6a7b", "f6a7b8c"]
+    assert more.champion is not None and more.champion.commit == "f6a7b8c"
+    assert store.lab.export_tsv() == grown
+
+
+def test_a_results_tsv_with_a_bom_or_a_line_separator_in_a_description_imports(store: MemoryStore) -> None:
+    """Excel writes a BOM; only \\n and \\r\\n end a line, so U+2028 or a form feed stays in its description."""
+    text = (
+        "\ufeffcommit\tval_bpb\tmemory_gb\tstatus\tdescription\r\n"
+        "a1\t0.99\t44.0\tkeep\tsee\u2028notes\r\nb2\t0.98\t44.0\tkeep\tpage\x0cbreak\r\n"
+    )
+    imported = store.lab.import_tsv(text)
+    assert imported.imported == 2
+    assert [r.commit for r in store.lab.runs()] == ["a1", "b2"]
+    with pytest.raises(InvalidInput, match=r"line 2: 4 fields, expected 5"):
+        store.lab.import_tsv("commit\tval_bpb\tmemory_gb\tstatus\tdescription\na3\t0.99\tkeep\tno memory cell\n")
+
+
 def test_logged_runs_export_in_autoresearch_format(store: MemoryStore) -> None:
     """Runs logged through the API export with 6-decimal metrics, 1-decimal memory, zeros for a crash."""
     store.lab.log("baseline", "keep", {"val_bpb": 0.9979, "memory_gb": 44}, commit="a1b2c3d")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -181,8 +181,10 @@ class _RunIndex:
         self._vectors[index] = vector
         self._has_vector[index] = True
 
-    def ensure_vectors(self, batch: int = 256) -> int:
+    def ensure_vectors(self, batch: int = 256, progress: Callable[[int, int], None] | None = None) -> int:
         """Embed every loaded run that has no vector for the current model; returns how many were added.
+
+        ``progress`` is called with (done, total) after each batch.
 
         Raises:
             EmbeddingUnavailable: the model cannot be loaded.
@@ -206,6 +208,8 @@ class _RunIndex:
                 for i, vector in zip(chunk, vectors, strict=True):
                     self._put(i, vector)
                 self._save(chunk, vectors)
+                if progress is not None:
+                    progress(start + len(chunk), len(missing))
             return len(missing)
 
     def _save(self, indices: Sequence[int], vectors: np.ndarray) -> None:
@@ -1000,7 +1004,9 @@ class Lab:
         """Bootstrap the ledger from an autoresearch ``results.tsv`` (all rows or none).
 
         Each row's parent is the last kept commit before it (autoresearch resets discarded
-        commits), starting from ``parent_commit``.
+        commits), starting from ``parent_commit``. A row already in the ledger (same commit,
+        status and description) is skipped, so importing the file again, or after the loop
+        appended to it, adds only the new rows.
 
         Raises:
             InvalidInput: a malformed line (all are listed), or neither/both of text and path.
@@ -1023,12 +1029,19 @@ class Lab:
         header, rows = parse_results_tsv(text, metric=self.metric)
         stamp = utc_now()
         run_ids: list[str] = []
+        skipped = 0
         with self._db.write() as conn:
             champion = self._champion(conn)
             best = dict(champion) if champion else None
             values_by_commit: dict[str, dict[str, Any]] = {}
             batch: list[tuple[Any, ...]] = []
+            known = {tuple(r) for r in conn.execute("SELECT commit_sha, status, description FROM lab_runs")}
             for row in rows:
+                if (row.commit, row.status, row.description) in known:
+                    skipped += 1
+                    if row.status == "keep":  # still the parent of the rows after it
+                        parent = row.commit
+                    continue
                 run_id = new_id("run")
                 run_ids.append(run_id)
                 value = row.metrics.get(self.metric)
@@ -1056,7 +1069,8 @@ class Lab:
             with self._index.lock:
                 self._index.refresh()
                 self._index.ensure_vectors()
-        return TsvImport(imported=len(rows), run_ids=run_ids[:100], metric=self.metric, champion=self.board().champion)
+        return TsvImport(imported=len(run_ids), skipped=skipped, run_ids=run_ids[:100], metric=self.metric,
+                         champion=self.board().champion)  # fmt: skip
 
     def export_tsv(self, *, branch: str | None = None, extra_metrics: bool = False) -> str:
         """The ledger (or one branch) as autoresearch's five-column ``results.tsv`` (``extra_metrics``: every metric)."""
@@ -1082,15 +1096,17 @@ class Lab:
         row = {"commit": run.commit, "status": run.status, "description": run.description, "metrics": run.metrics or {}}
         return format_results_tsv([row], metric=self.metric)
 
-    def embed_missing(self) -> int:
-        """Embed every run without a vector for the current model (e.g. after a model change).
+    def embed_missing(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Embed every run without a vector for the current model (after an import, a model change).
+
+        ``progress`` is called with (done, total) as batches finish.
 
         Raises:
             EmbeddingUnavailable: the model cannot be loaded.
         """
         with self._index.lock:
             self._index.refresh()
-            return self._index.ensure_vectors()
+            return self._index.ensure_vectors(progress=progress)
 
 
 def run_artifact_ids(conn: Connection) -> set[str]:

@@ -236,6 +236,7 @@ class ExperimentReport(_Record):
 
 class TsvImport(_Record):
     imported: int
+    skipped: int = Field(0, description="rows already in the ledger (same commit, status and description)")
     run_ids: list[str] = Field([], description="up to 100 of the new run ids, in file order")
     metric: str
     champion: BoardEntry | None = None

@@ -1,12 +1,14 @@
 """autoresearch's ``results.tsv``: ``commit, val_bpb, memory_gb, status, description``, tab-separated.
 
 Parsing checks the whole file before anything is stored, and names every bad line.
-Numeric cells are remembered as written so an imported file exports back byte for byte.
+Numeric cells are remembered as written so an imported file exports back as it was, except
+that lines end in \n and statuses are written in lower case.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +39,9 @@ def parse_results_tsv(text: str, *, metric: str) -> tuple[list[str], list[TsvRow
     Raises:
         InvalidInput: the header lacks a required column, or any line is malformed (all are listed).
     """
-    lines = text.splitlines()
+    # Only \n and \r\n end a line: splitlines() would also split a description at U+2028, NEL or
+    # a form feed, and blame the wrong line for "tabs". A BOM (Excel, Notepad) is not a column.
+    lines = re.split(r"\r?\n", text.removeprefix("\ufeff"))
     header_index = next((i for i, line in enumerate(lines) if line.strip()), None)
     if header_index is None:
         raise InvalidInput("results.tsv is empty; expected a header line: commit<TAB>val_bpb<TAB>…<TAB>description")
