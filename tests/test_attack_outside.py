@@ -87,3 +87,22 @@ async def test_bad_arguments_are_named_as_the_caller_gave_them(client: Client, s
         message = await error(client, "experiment_log", description="lr 1", status="keep", summary={"val_bpb": value})
         assert f"needs metrics['val_bpb'] as a finite number; summary['val_bpb']={value!r} is not one" in message
     assert store.lab.count() == 0
+
+
+async def test_a_cursor_continues_only_the_call_that_issued_it(client: Client) -> None:
+    """Reused with another namespace, query or tool, a cursor silently skipped hits or listed nothing."""
+    for namespace in ("default", "other"):
+        for name in ("a.md", "b.md", "c.md"):
+            await call(client, "file_write", path=name, text=f"{name} alpha beta", namespace=namespace)
+    first = await call(client, "file_list", limit=1)
+    cursor = first["next_cursor"]
+    rest = await call(client, "file_list", cursor=cursor, limit=5)  # only limit may change
+    assert [f["path"] for f in (*first["items"], *rest["items"])] == ["a.md", "b.md", "c.md"]
+    assert "another file_list call" in await error(client, "file_list", cursor=cursor, namespace="other")
+    assert "another file_history call or another tool" in await error(client, "file_history", cursor=cursor)
+    for text in ("alpha one", "alpha two", "beta three"):
+        await call(client, "memory_record", kind="note", text=text)
+    page = await call(client, "memory_search", query="alpha", mode="lexical", limit=1)
+    assert "another memory_search call" in await error(client, "memory_search", query="beta", mode="lexical",
+                                                       cursor=page["next_cursor"])  # fmt: skip
+    assert (await call(client, "memory_search", query="alpha", mode="lexical", cursor=page["next_cursor"]))["hits"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import inspect
 import json
 from collections.abc import Callable, Mapping
@@ -127,6 +128,7 @@ class ToolServer(MCPServer):
         if spec is None:
             raise ToolError(f"there is no tool {name!r}; the tools are: {', '.join(sorted(self._specs))}")
         kwargs = _validate(spec, arguments)
+        binding = _bind_cursor(name, kwargs) if "cursor" in spec.parameters else None
         if spec.context_kwarg is not None:
             kwargs[spec.context_kwarg] = (
                 context if context is not None else Context(mcp_server=self, subscriptions=self._subscriptions)
@@ -144,8 +146,36 @@ class ToolServer(MCPServer):
             # A crash: its text (maybe the caller's data) stays in the server log.
             raise UnexpectedToolError(f"Error executing tool {name}") from exc
         structured = lean_dump(result)
+        if binding is not None and structured.get("next_cursor"):
+            structured["next_cursor"] = f"{structured['next_cursor']}.{binding}"
         text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+def _bind_cursor(name: str, kwargs: dict[str, Any]) -> str:
+    """Tie a tool's cursors to the call that issued them; unwrap ``kwargs["cursor"]`` in place.
+
+    A cursor is a position in one listing: given to another tool, or with another query,
+    namespace or filter, it would silently skip or return nothing. So each ``next_cursor``
+    carries a tag of the tool and its arguments (all but ``cursor`` and ``limit``), and a
+    cursor whose tag differs is refused. Returns the tag.
+    """
+    same = {key: value for key, value in kwargs.items() if key not in ("cursor", "limit")}
+    fingerprint = json.dumps([name, same], sort_keys=True, default=str, ensure_ascii=False)
+    tag = hashlib.sha256(fingerprint.encode()).hexdigest()[:10]
+    cursor = kwargs.get("cursor")
+    if cursor:
+        position, _, given = str(cursor).rpartition(".")
+        if not position:
+            raise ToolError(f"cursor {str(cursor)[:40]!r} is not a cursor this server issued; pass next_cursor "
+                            "from the last page")  # fmt: skip
+        if given != tag:
+            raise ToolError(
+                f"this cursor came from another {name} call or another tool: a cursor continues the call "
+                "that returned it, with the same arguments (only limit may change); omit cursor to start over"
+            )
+        kwargs["cursor"] = position
+    return tag
 
 
 def register(
