@@ -78,6 +78,10 @@ async def test_bad_arguments_are_named_as_the_caller_gave_them(client: Client, s
     for prefix in ("..", "../", "./.."):
         assert "climbs out of the namespace" in await error(client, "file_list", prefix=prefix)
     assert [f["path"] for f in (await call(client, "file_list", prefix="./"))["items"]] == ["notes/a.md"]
+    for length in (0, -3):  # 0 returned the whole file while artifact_read refused it
+        assert "length must be a positive integer" in await error(client, "file_read", path="notes/a.md",
+                                                                  length=length)  # fmt: skip
+    assert (await call(client, "file_read", path="notes/a.md", length=2))["content"] == "he"
     for cursor in ("cC0x", "cDk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"):  # "p-1", "p999…" (over 2**62)
         assert "is not a cursor this server issued" in await error(client, "file_history", path="notes/a.md",
                                                                      cursor=cursor)  # fmt: skip

@@ -67,7 +67,9 @@ def register_tools(server: MCPServer, store: MemoryStore) -> None:
     ) -> FileContent:
         """Read a memory file's text, sha256 and version; long files come in chunks (offset=next_offset)."""
         limit = config.max_response_bytes
-        return files.read(path, version, offset=offset, length=min(length or limit, limit), namespace=namespace)
+        # length=0 is refused by the core, like artifact_read's; only an absent length means "all that fits".
+        size = limit if length is None else min(length, limit)
+        return files.read(path, version, offset=offset, length=size, namespace=namespace)
 
     @register(server, read_only=True, idempotent=True, title="List memory files")
     def file_list(
