@@ -7,6 +7,7 @@ through the SDK client) and ``serve --transport http|sse`` on a loopback address
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -236,8 +237,12 @@ def test_a_body_that_trickles_in_gets_408_after_the_deadline(web: HttpServer) ->
         for _ in range(150):  # 30 s at most; a body of 4096 bytes at this pace would take 13 minutes
             ready, _, _ = select.select([sock], [], [], 0.2)
             if ready:
-                while chunk := sock.recv(4096):  # the server closes the connection after its answer
-                    answer += chunk
+                # The server closes the connection after its answer. Bytes of ours it never read
+                # make that close a reset, which can arrive after the answer instead of an end of
+                # stream (CI, once): the answer read before it is what the asserts check.
+                with contextlib.suppress(ConnectionResetError):
+                    while chunk := sock.recv(4096):
+                        answer += chunk
                 break
             sock.sendall(b" ")
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
