@@ -76,14 +76,14 @@ def test_export_then_import_into_a_fresh_store_is_lossless(
 
 
 def test_a_tar_gz_import_reads_the_stream_forwards_whatever_the_version_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_database_url: Callable[[], str | None]
 ) -> None:
     """Each backward seek in a gzip stream decompresses it again from the start: reading blobs in
     versions order made 5,000 files take 3 minutes. The count of backward seeks is deterministic
     and must not grow with the files."""
     import gzip
 
-    with MemoryStore.open(tmp_path / "many") as store:
+    with MemoryStore.open(tmp_path / "many", database_url=fresh_database_url()) as store:
         # Written in an order unrelated to the digests the export sorts its blobs by.
         for i in range(120):
             store.files.write(f"notes/{i:03}.md", f"note {i} " * (i + 1))
@@ -98,7 +98,7 @@ def test_a_tar_gz_import_reads_the_stream_forwards_whatever_the_version_order(
         return real_seek(self, offset, whence)
 
     monkeypatch.setattr(gzip.GzipFile, "seek", counting_seek)
-    with MemoryStore.open(tmp_path / "target") as target:
+    with MemoryStore.open(tmp_path / "target", database_url=fresh_database_url()) as target:
         report = target.files.import_(tmp_path / "many.tar.gz")
         assert (report.files, report.versions) == (120, 121)
         assert target.files.read("notes/119.md").content == "note 119 " * 120
