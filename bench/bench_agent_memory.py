@@ -150,10 +150,13 @@ def main() -> None:
     args.work.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(), "k": K}
-    for split in args.splits.split(","):
-        corpus, topics = CORPUS[split]
-        store, memory_of = open_store(store_folder(args.work, split), args.threads, corpus, topics)
-        try:
+    stores: dict[Path, tuple[MemoryStore, dict[str, str]]] = {}  # dev and heldout share one
+    try:
+        for split in args.splits.split(","):
+            folder = store_folder(args.work, split)
+            if folder not in stores:
+                stores[folder] = open_store(folder, args.threads, *CORPUS[split])
+            store, memory_of = stores[folder]
             queries = load_queries(split)
             results[split] = {"memories": len(memory_of), "queries": len(queries),
                               "modes": evaluate_modes(store, memory_of, queries)}  # fmt: skip
@@ -165,7 +168,8 @@ def main() -> None:
                 results[split]["variants"] = variants
                 rows = [[name, *(r.get(s) for s in (*STYLES, "all"))] for name, r in variants.items()]
                 print_table(f"fusion variants, {split}: recall@{K} %", ["variant", *STYLES, "all"], rows)
-        finally:
+    finally:
+        for store, _ in stores.values():
             store.close()
     results["seconds"] = round(time.perf_counter() - started, 1)
     path = write_results("agent-memory", results)

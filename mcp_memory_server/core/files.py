@@ -782,11 +782,11 @@ class Files(FlyteFileNames):
             needed += last.values()
             # In the archive's order: a .tar.gz stream seeks backwards only by decompressing again
             # from its start (in versions order, 5,000 files took 3 minutes to import).
-            digests = {v["sha256"] for _, v in needed if v["sha256"] is not None}
-            sizes = {
-                name.removeprefix("blobs/"): self._import_blob(pending, source, name.removeprefix("blobs/"))
-                for name in source.in_archive_order([f"blobs/{digest}" for digest in sorted(digests)])
-            }
+            digests = sorted({v["sha256"] for _, v in needed if v["sha256"] is not None})
+            sizes: dict[str, int] = {}
+            for name in source.in_archive_order([f"blobs/{digest}" for digest in digests]):
+                digest = name.removeprefix("blobs/")
+                sizes[digest] = self._import_blob(pending, source, digest)
             for where, v in needed:
                 self._check_version_size(sizes, where, v)
             # Pass 2: replay the versions in order, as writes would have made them, in one transaction.
