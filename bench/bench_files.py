@@ -1,11 +1,15 @@
-"""Memory-file benchmarks: file_write/file_read latency over stdio, and storage used by many edits.
+"""Memory-file benchmarks: file_write/file_read latency over stdio, storage used by many edits,
+and importing an exported namespace.
 
-    python bench/bench_files.py                         # both sections, about a minute
+    python bench/bench_files.py                         # every section, about a minute
     python bench/bench_files.py --calls 1000 --edits 5000 --sync normal
+    python bench/bench_files.py --only archive --archive-files 5000
 
 Prints a short table per section (stderr) and the JSON (stdout), and writes the JSON to
 ``bench/results/files-<time>.json``. Latency sits next to its floor, a trivial tool on the
-same SDK; storage sits next to the size of the document and of all its versions unshared.
+same SDK; storage sits next to the size of the document and of all its versions unshared;
+a ``.tar.gz`` import sits next to importing the same export as a folder (its floor: the same
+checks and writes, no decompression).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from common import call, machine, print_table, summary, trivial_server, write_re
 from mcp import Client, StdioServerParameters
 
 BENCH = Path(__file__).resolve().parent
-SECTIONS = ("latency", "storage")
+SECTIONS = ("latency", "storage", "archive")
 
 
 def memory_server(data_dir: Path, sync: str) -> StdioServerParameters:
@@ -182,12 +186,46 @@ def bench_storage(work: Path, edits: int, doc_kib: int, sync: str) -> dict[str, 
     return result
 
 
+def bench_archive(work: Path, files: int, sync: str) -> dict[str, Any]:
+    """Import ``files`` notes exported as a ``.tar.gz`` and as a folder, each into a fresh store."""
+    from mcp_memory_server import MemoryStore
+
+    source = work / "archive-source"
+    with MemoryStore.open(source, sync=sync) as store:
+        for i in range(files):  # written in path order, exported in digest order: the two differ
+            store.files.write(f"notes/{i:05}.md", document(1, i))
+        for kind in ("folder", "tar.gz"):
+            store.files.export("default", work / f"export.{kind}")
+    seconds: dict[str, float] = {}
+    for kind in ("folder", "tar.gz"):
+        with MemoryStore.open(work / f"archive-{kind}", sync=sync) as target:
+            started = time.perf_counter()
+            report = target.files.import_(work / f"export.{kind}")
+            seconds[kind] = time.perf_counter() - started
+            assert report.files == files, report
+    result = {
+        "files": files,
+        "folder_seconds": round(seconds["folder"], 2),
+        "tar_gz_seconds": round(seconds["tar.gz"], 2),
+        "tar_gz_to_folder": round(seconds["tar.gz"] / seconds["folder"], 2),
+        "sync": sync,
+    }
+    print_table(
+        f"importing an export of {files:,} notes of 1 KiB",
+        ["export", "seconds", "ratio to the folder"],
+        [["folder (floor)", result["folder_seconds"], 1.0],
+         [".tar.gz", result["tar_gz_seconds"], result["tar_gz_to_folder"]]],
+    )  # fmt: skip
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
     parser.add_argument("--calls", type=int, default=300, help="sequential calls per tool (latency)")
     parser.add_argument("--edits", type=int, default=1000, help="edits of the document (storage)")
     parser.add_argument("--doc-kib", type=int, default=10, help="document size in KiB")
+    parser.add_argument("--archive-files", type=int, default=2000, help="notes in the exported namespace (archive)")
     parser.add_argument("--sync", choices=["full", "normal"], default="full", help="the store's sync setting")
     args = parser.parse_args()
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -198,6 +236,8 @@ def main() -> int:
             results["latency"] = anyio.run(bench_latency_async, work, args.calls, args.sync, args.doc_kib)
         if "storage" in chosen:
             results["storage"] = bench_storage(work, args.edits, args.doc_kib, args.sync)
+        if "archive" in chosen:
+            results["archive"] = bench_archive(work, args.archive_files, args.sync)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     path = write_results("files", results)
