@@ -93,6 +93,22 @@ async def test_bad_arguments_are_named_as_the_caller_gave_them(client: Client, s
     assert store.lab.count() == 0
 
 
+async def test_true_or_false_where_a_number_is_asked_for_is_refused(client: Client, store: MemoryStore) -> None:
+    """pydantic reads true as 1: limit=true meant one hit, {"loss": true} a metric of 1.0."""
+    await call(client, "memory_record", kind="note", text="first note")
+    await call(client, "memory_record", kind="note", text="second note")
+    message = await error(client, "memory_recent", limit=True)
+    assert message == "invalid arguments for memory_recent: limit must be a number, got true"
+    message = await error(client, "memory_record", kind="note", text="a run", metrics={"loss": 0.3, "ok": False})
+    assert message == "invalid arguments for memory_record: metrics.ok must be a number, got false"
+    assert "summary['val_bpb']=True is not one" in await error(  # summary is free-form: the lab says it
+        client, "experiment_log", description="lr 1", status="keep", summary={"val_bpb": True}
+    )
+    assert store.events.count() == 2 and store.lab.count() == 0
+    assert len((await call(client, "memory_recent", limit=2))["events"]) == 2  # numbers still pass
+    assert (await call(client, "memory_record", kind="note", text="ok", metrics={"loss": 1}))["event_id"]
+
+
 async def test_a_cursor_continues_only_the_call_that_issued_it(client: Client) -> None:
     """Reused with another namespace, query or tool, a cursor silently skipped hits or listed nothing."""
     for namespace in ("default", "other"):

@@ -400,11 +400,59 @@ def _validate(spec: _Spec, arguments: dict[str, Any]) -> dict[str, Any]:
             f"{spec.name} has no parameter {', '.join(hints)}; "
             f"its parameters are: {', '.join(spec.parameters) or 'none'}"
         )
+    parsed = spec.meta.pre_parse_json(arguments)
+    properties = spec.input_schema.get("properties", {})
+    for name, value in parsed.items():
+        flagged = _bool_as_number(value, properties.get(name, {}), name)
+        if flagged is not None:
+            where, given = flagged
+            raise ToolError(f"invalid arguments for {spec.name}: {where} must be a number, got {_show(given)}")
     try:
-        model = spec.meta.arg_model.model_validate(spec.meta.pre_parse_json(arguments))
+        model = spec.meta.arg_model.model_validate(parsed)
     except ValidationError as exc:
         raise ToolError(_explain(spec, exc)) from None
     return model.model_dump_one_level()
+
+
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    found = {kind} if isinstance(kind, str) else set(kind or ())
+    for branch in (*schema.get("anyOf", ()), *schema.get("oneOf", ())):
+        found |= _types(branch)
+    return found
+
+
+def _branch(schema: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    """The part of ``schema`` (itself or one of its union's branches) that describes values of JSON type ``kind``."""
+    for branch in (schema, *schema.get("anyOf", ()), *schema.get("oneOf", ())):
+        if kind in _types(branch) and "anyOf" not in branch and "oneOf" not in branch:
+            found: Mapping[str, Any] = branch
+            return found
+    return {}
+
+
+def _bool_as_number(value: Any, schema: Mapping[str, Any], where: str) -> tuple[str, Any] | None:
+    """Where ``value`` holds true/false in a place whose schema asks for a number (and the value), if anywhere.
+
+    pydantic's lax mode reads true as 1, so ``limit=true`` would quietly mean one hit and
+    ``{"loss": true}`` a metric of 1.0: refuse it as the wrong type it is.
+    """
+    if isinstance(value, bool):
+        types = _types(schema)
+        return (where, value) if types & {"integer", "number"} and "boolean" not in types else None
+    if isinstance(value, dict):
+        shape = _branch(schema, "object")
+        fields, extra = shape.get("properties", {}), shape.get("additionalProperties")
+        for key, item in value.items():
+            sub = fields.get(key, extra if isinstance(extra, dict) else {})
+            if (found := _bool_as_number(item, sub, f"{where}.{key}")) is not None:
+                return found
+    elif isinstance(value, list):
+        items = _branch(schema, "array").get("items", {})
+        for i, item in enumerate(value):
+            if (found := _bool_as_number(item, items if isinstance(items, dict) else {}, f"{where}[{i}]")) is not None:
+                return found
+    return None
 
 
 _EXPECTED = {
