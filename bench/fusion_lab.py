@@ -233,7 +233,7 @@ VARIANTS: dict[str, Variant] = {
     "cos + 0.2 coverage^2 + 4 coverage^2/(10 + BM25 rank)": boosted(0.2, 2, 4.0),
     "cos + 0.3 coverage^3 + 2 coverage^3/(10 + BM25 rank)": boosted(0.3, 3, 2.0),
     "RRF 2:1 k=10, lexical weight x hit coverage^3": rrf(2, 1, 10, "doc", 3),
-    "shipped (= gated 0.55, ramp 0.2-0.45, floor 0.2)": shipped,
+    "shipped (= gated 0.55, ramp 0.2-0.45, floor 0.2, semantic-confidence 0.22-0.4 keep 0.5)": shipped,
 }
 
 
@@ -443,5 +443,55 @@ VARIANTS.update(
     {
         "shipped, hits under COVERAGE_NONE get no lexical credit": weak_hits_uncredited,
         "the same, cosine top 2 kept in the first 5": reserve(weak_hits_uncredited, 2),
+    }
+)
+
+
+def confident(g0: float, g1: float, keep: float, alpha: float = S.LEXICAL_SHARE) -> Variant:
+    """:func:`gated_floor` with the shipped ramp, its lexical share scaled down to ``keep`` of itself as the
+    cosine list's lead (best cosine minus the tenth) goes from ``g0`` to ``g1``: a query that clearly means one
+    note ranks mostly by meaning."""
+
+    def run(c: Candidates) -> list[int]:
+        top = max((s for _, s in c.lexical), default=0.0) or 1.0
+        best = max((c.coverage.get(d, 0.0) for d, _ in c.lexical), default=0.0)
+        ramp = min(1.0, max(0.0, (best - S.COVERAGE_NONE) / (S.COVERAGE_FULL - S.COVERAGE_NONE)))
+        a = alpha * (S.LEXICAL_FLOOR + (1 - S.LEXICAL_FLOOR) * ramp)
+        if c.semantic:
+            lead = c.semantic[0][1] - c.semantic[min(10, len(c.semantic)) - 1][1]
+            a *= 1 - (1 - keep) * min(1.0, max(0.0, (lead - g0) / (g1 - g0)))
+        lexical = dict(c.lexical)
+        scores = {}
+        for doc in {*lexical, *(d for d, _ in c.semantic)}:
+            ln = c.coverage.get(doc, 0.0) * lexical[doc] / top if doc in lexical else 0.0
+            scores[doc] = a * ln + (1 - a) * c.similarity.get(doc, 0.0)
+        return _rank(scores)
+
+    return run
+
+
+def reserve_when_confident(sem_top: int, lead: float, at: int = 5) -> Variant:
+    """The stop 21 fusion, with the cosine list's first ``sem_top`` moved up to rank ``at`` when its lead is ``lead``+."""
+    base = reserve(gated_floor(0.55, 0.2, 0.45, 0.2), sem_top, at)
+    before = gated_floor(0.55, 0.2, 0.45, 0.2)
+
+    def run(c: Candidates) -> list[int]:
+        sure = c.semantic and c.semantic[0][1] - c.semantic[min(10, len(c.semantic)) - 1][1] >= lead
+        return base(c) if sure else before(c)
+
+    return run
+
+
+VARIANTS.update(
+    {
+        "stop 21 shipped (no semantic-confidence scaling)": gated_floor(0.55, 0.2, 0.45, 0.2),
+        "shipped; semantic-confidence 0.15-0.3 keep 0.5": confident(0.15, 0.3, 0.5),
+        "shipped; semantic-confidence 0.2-0.35 keep 0.5": confident(0.2, 0.35, 0.5),
+        "shipped; semantic-confidence 0.25-0.35 keep 0.5": confident(0.25, 0.35, 0.5),
+        "shipped; semantic-confidence 0.2-0.4 keep 0.6": confident(0.2, 0.4, 0.6),
+        "shipped; semantic-confidence 0.2-0.35 keep 0.3": confident(0.2, 0.35, 0.3),
+        "shipped; semantic-confidence 0.2-0.35 keep 0": confident(0.2, 0.35, 0.0),
+        "shipped; semantic-confidence 0.25-0.4 keep 0": confident(0.25, 0.4, 0.0),
+        "shipped, cosine top 2 kept in the first 5 when its lead is 0.2 or more": reserve_when_confident(2, 0.2),
     }
 )

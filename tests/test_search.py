@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcp_memory_server import InvalidInput, MemoryStore
+from mcp_memory_server.core import search as S
 from mcp_memory_server.core.search import chunks, query_terms
 from mcp_memory_server.embeddings import Embedder
 from mcp_memory_server.storage.sqlite.fulltext import match_expression
@@ -101,6 +102,37 @@ def test_the_step_size_paraphrase_beats_the_notes_that_share_its_words(store: Me
     assert lexical[0] in (AGENT_NOTES[1], AGENT_NOTES[2]) and AGENT_NOTES[0] not in lexical
     hybrid = texts(store.events.search(query, limit=3))
     assert hybrid[0] == AGENT_NOTES[0]
+
+
+# Seven notes share "the user wants" with the question below; the one that answers it shares
+# only "user" (issue 14: the dev question hybrid search lost to semantic search until stop 22).
+PREFERENCES = [
+    "When unsure, the user prefers a quick question over a long guess.",
+    "The user wants experiment summaries as a short table, not prose.",
+    "The user wants pull requests small enough to review in fifteen minutes.",
+    "The user wants answers to start with the conclusion, then the reasoning.",
+    "The user wants plots saved as PNG with the run ids in the legend.",
+    "The user wants secrets kept in the password manager, never in .env files committed to git.",
+    "The user wants weekly progress notes every Friday at 16:00.",
+    "The user wants every discarded idea recorded with the reason it failed.",
+    "CUDA out of memory at step 1200 on the A100 with a batch of 64.",
+    "Deploy of billing-api v2.14 failed: the schema migration errored halfway and we rolled back.",
+    "Checkpoints are saved every 1,000 steps and only the three newest are kept.",
+    "The staging database is reset every Sunday night.",
+]
+
+
+def test_a_question_that_clearly_means_one_note_ranks_it_above_notes_sharing_its_phrasing(
+    store: MemoryStore,
+) -> None:
+    """The cosine list's best hit stands well clear of its tenth, so its lexical share shrinks (CONFIDENT_*)."""
+    store.events.record_many([{"kind": "note", "text": t, "topic": f"note-{i}"} for i, t in enumerate(PREFERENCES)])
+    query = "What should the assistant do when it is not sure what the user wants?"
+    semantic = store.events.search(query, mode="semantic", limit=10)
+    assert texts(semantic)[0] == PREFERENCES[0]
+    assert semantic.hits[0].similarity - semantic.hits[9].similarity > S.CONFIDENT_FROM  # type: ignore[operator]
+    assert PREFERENCES[0] not in texts(store.events.search(query, mode="lexical", limit=1))
+    assert texts(store.events.search(query, limit=3))[0] == PREFERENCES[0]
 
 
 @pytest.mark.parametrize(
