@@ -437,6 +437,8 @@ def _bool_as_number(value: Any, schema: Mapping[str, Any], where: str) -> tuple[
     pydantic's lax mode reads true as 1, so ``limit=true`` would quietly mean one hit and
     ``{"loss": true}`` a metric of 1.0: refuse it as the wrong type it is.
     """
+    if not schema:
+        return None  # free-form below here (a payload, data): nothing asks for a number
     if isinstance(value, bool):
         types = _types(schema)
         return (where, value) if types & {"integer", "number"} and "boolean" not in types else None
