@@ -447,37 +447,25 @@ VARIANTS.update(
 )
 
 
-def confident(g0: float, g1: float, keep: float, alpha: float = S.LEXICAL_SHARE) -> Variant:
-    """:func:`gated_floor` with the shipped ramp, its lexical share scaled down to ``keep`` of itself as the
-    cosine list's lead (best cosine minus the tenth) goes from ``g0`` to ``g1``: a query that clearly means one
-    note ranks mostly by meaning."""
+def confident(g0: float, g1: float, keep: float) -> Variant:
+    """The shipped fusion at other settings of its semantic-confidence scaling: the lexical share of
+    :func:`gated_floor` (shipped ramp and floor) scaled down to ``keep`` of itself as the cosine list's
+    lead (best cosine minus the tenth) goes from ``g0`` to ``g1``."""
 
     def run(c: Candidates) -> list[int]:
-        top = max((s for _, s in c.lexical), default=0.0) or 1.0
-        best = max((c.coverage.get(d, 0.0) for d, _ in c.lexical), default=0.0)
-        ramp = min(1.0, max(0.0, (best - S.COVERAGE_NONE) / (S.COVERAGE_FULL - S.COVERAGE_NONE)))
-        a = alpha * (S.LEXICAL_FLOOR + (1 - S.LEXICAL_FLOOR) * ramp)
-        if c.semantic:
-            lead = c.semantic[0][1] - c.semantic[min(10, len(c.semantic)) - 1][1]
-            a *= 1 - (1 - keep) * min(1.0, max(0.0, (lead - g0) / (g1 - g0)))
-        lexical = dict(c.lexical)
-        scores = {}
-        for doc in {*lexical, *(d for d, _ in c.semantic)}:
-            ln = c.coverage.get(doc, 0.0) * lexical[doc] / top if doc in lexical else 0.0
-            scores[doc] = a * ln + (1 - a) * c.similarity.get(doc, 0.0)
-        return _rank(scores)
+        scale = 1 - (1 - keep) * S.ramp(S.lead([s for _, s in c.semantic]), g0, g1)
+        return _shipped_gate(scale, agreement=0.0)(c)
 
     return run
 
 
 def reserve_when_confident(sem_top: int, lead: float, at: int = 5) -> Variant:
     """The stop 21 fusion, with the cosine list's first ``sem_top`` moved up to rank ``at`` when its lead is ``lead``+."""
-    base = reserve(gated_floor(0.55, 0.2, 0.45, 0.2), sem_top, at)
     before = gated_floor(0.55, 0.2, 0.45, 0.2)
+    kept = reserve(before, sem_top, at)
 
     def run(c: Candidates) -> list[int]:
-        sure = c.semantic and c.semantic[0][1] - c.semantic[min(10, len(c.semantic)) - 1][1] >= lead
-        return base(c) if sure else before(c)
+        return kept(c) if S.lead([s for _, s in c.semantic]) >= lead else before(c)
 
     return run
 

@@ -713,6 +713,16 @@ class SearchIndex:
         return status
 
 
+def ramp(value: float, low: float, high: float) -> float:
+    """0 at ``low`` or below, 1 at ``high`` or above, linear between."""
+    return min(1.0, max(0.0, (value - low) / (high - low)))
+
+
+def lead(cosines: Sequence[float]) -> float:
+    """How far the best of a cosine list (best first) stands above its tenth (or its last): its confidence."""
+    return cosines[0] - cosines[min(10, len(cosines)) - 1] if cosines else 0.0
+
+
 def fuse(
     lexical: list[tuple[int, str, float]],
     semantic: list[tuple[int, str, float]],
@@ -738,12 +748,10 @@ def fuse(
     items = {doc: item for doc, item, _ in (*lexical, *semantic)}
     top = max(bm25.values(), default=0.0)
     best = max((coverage.get(doc, 0.0) for doc in bm25), default=0.0)
-    ramp = min(1.0, max(0.0, (best - COVERAGE_NONE) / (COVERAGE_FULL - COVERAGE_NONE)))
-    share = LEXICAL_SHARE * (LEXICAL_FLOOR + (1.0 - LEXICAL_FLOOR) * ramp)
-    if semantic:
-        lead = semantic[0][2] - semantic[min(10, len(semantic)) - 1][2]
-        sure = min(1.0, max(0.0, (lead - CONFIDENT_FROM) / (CONFIDENT_AT - CONFIDENT_FROM)))
-        share *= 1.0 - (1.0 - CONFIDENT_KEEP) * sure
+    share = LEXICAL_SHARE * (LEXICAL_FLOOR + (1.0 - LEXICAL_FLOOR) * ramp(best, COVERAGE_NONE, COVERAGE_FULL))
+    share *= 1.0 - (1.0 - CONFIDENT_KEEP) * ramp(
+        lead([score for _, _, score in semantic]), CONFIDENT_FROM, CONFIDENT_AT
+    )
     fused = []
     for doc, item in items.items():
         words = coverage.get(doc, 0.0) * bm25[doc] / top if doc in bm25 and top > 0 else 0.0
