@@ -1,6 +1,6 @@
 """Agent-memory retrieval: recall@5 per query style for lexical, semantic and hybrid, on dev and held-out.
 
-    python bench/bench_agent_memory.py              # both splits, the shipped modes (about a minute)
+    python bench/bench_agent_memory.py              # every split, the shipped modes (about a minute)
     python bench/bench_agent_memory.py --ablation   # also every fusion variant of bench/fusion_lab.py
 
 Data (``bench/data/``): 250 memories of one fictional team over eight weeks, in several
@@ -24,6 +24,10 @@ neither the product nor these files, after every fusion setting was chosen (stop
 app: Go, Kafka, React Native, an ETA model) and ``recsys`` (a recommender: Spark, Airflow,
 A/B tests, a two-tower model). They are recorded as ``memory_record`` calls to one server
 record them: one run, no topic, so each memory's preceding one is its search context.
+
+Two more, by two more helper sessions on 3 Dec (stop 23), measured once with the shipped
+fusion and never used to choose anything: ``water`` (a municipal-water IoT platform) and
+``pretrain`` (an autonomous research agent's small-LM pretraining runs), recorded the same way.
 
 Protocol: one store per corpus, one event per memory (kind = the memory's kind); recall@k =
 share of the query's relevant memories among the top k, averaged per style. The stores
@@ -52,13 +56,15 @@ from mcp_memory_server import MemoryStore
 DATA = Path(__file__).resolve().parent / "data"
 STYLES = ("paraphrase", "keyword", "question", "abstract")
 MODES = ("lexical", "semantic", "hybrid")
-SPLITS = ("dev", "heldout", "delivery", "recsys")
+SPLITS = ("dev", "heldout", "delivery", "recsys", "water", "pretrain")
 # Each split's memories: (corpus file, a topic per memory?).
 CORPUS = {
     "dev": ("agent_memories.json", True),
     "heldout": ("agent_memories.json", True),
     "delivery": ("agent_memories_delivery.json", False),
     "recsys": ("agent_memories_recsys.json", False),
+    "water": ("agent_memories_water.json", False),
+    "pretrain": ("agent_memories_pretrain.json", False),
 }
 K = 5
 
@@ -135,7 +141,9 @@ def evaluate_variants(store: MemoryStore, memory_of: dict[str, str], queries: li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--splits", default=",".join(SPLITS), help="dev, heldout or both (default both)")
+    parser.add_argument(
+        "--splits", default=",".join(SPLITS), help=f"comma-separated, of {', '.join(SPLITS)} (default all)"
+    )
     parser.add_argument("--ablation", action="store_true", help="also rank with every fusion variant")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for embedding")
     parser.add_argument("--work", type=Path, default=RESULTS / "agent-memory-store")
