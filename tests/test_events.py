@@ -338,3 +338,17 @@ def test_a_batch_the_database_refuses_midway_writes_nothing(store: MemoryStore, 
     ]
     assert counts == [0, 0, 0]
     assert store.events.recent() == [] and store.events.last_by_name("i") is None
+
+
+@pytest.mark.parametrize("read_before_close", [False, True])
+def test_reads_of_a_closed_store_say_it_is_closed(data_dir: Path, read_before_close: bool) -> None:
+    """recent() and last_by_name() of a closed store raise StorageError, whether the hot window had
+    a connection (closed by close()) or not (it must not open a new one that outlives close())."""
+    store = MemoryStore.open(data_dir)
+    store.events.record("note", outputs=[{"name": "x", "value": 1}])
+    if read_before_close:
+        assert len(store.events.recent()) == 1 and store.events.last_by_name("x") is not None
+    store.close()
+    for read in (store.events.recent, lambda: store.events.last_by_name("x")):
+        with pytest.raises(StorageError, match="the store is closed"):
+            read()

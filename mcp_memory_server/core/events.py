@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
-from ..errors import InvalidInput, StorageError
+from ..errors import InvalidInput
 from ..ids import new_ids, parse_timestamp, utc_now
 from ..models import Event, EventHit, EventPage, EventSearchPage, ForgetReport, LastValue, Value
 from ..storage.catchup import IdFollower
@@ -132,14 +132,16 @@ class _HotWindow:
                     self._catch_up()
                     return
                 except BaseException as exc:
-                    # A failed look (a dropped connection, a restarted server): a fresh connection and
-                    # a full reload, since what changed meanwhile is unknown; once at once, then the caller's.
+                    # A failed look (a dropped connection, a restarted server, a connection the
+                    # store's close() closed): a fresh connection and a full reload, since what
+                    # changed meanwhile is unknown; once at once, then the caller's. The fresh one
+                    # of a closed store raises "the store is closed".
                     if self._conn is not None:
                         with suppress(Exception):
                             self._conn.close()
                     self._conn = None
                     self._version = self._epoch = -1
-                    if attempt == 2 or not isinstance(exc, StorageError):
+                    if attempt == 2 or not isinstance(exc, Exception):
                         raise
 
     def _catch_up(self) -> None:

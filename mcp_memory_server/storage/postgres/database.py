@@ -182,6 +182,8 @@ class PostgresDatabase:
         return self.conn.execute(sql, params).fetchall()
 
     def watcher(self) -> PostgresConnection:
+        if self._closed:  # a new one would outlive close() and read a store the caller closed
+            raise StorageError("the store is closed; open it again")
         return self._connect()
 
     def data_version(self, conn: Any) -> int:

@@ -229,6 +229,8 @@ class SqliteDatabase:
 
     def watcher(self) -> sqlite3.Connection:
         """A connection of the caller's own (not this thread's), closed with the database."""
+        if self._closed:  # a new one would outlive close() and read a store the caller closed
+            raise StorageError("the store is closed; open it again")
         return self._connect()
 
     def vector_index(self, model_id: str, dim: int) -> TableVectorIndex:
@@ -246,7 +248,7 @@ class SqliteDatabase:
         # (it reads a counter in the shared WAL index, no disk I/O).
         watcher = self._change_watcher
         if watcher is None:
-            watcher = self._change_watcher = self._connect()
+            watcher = self._change_watcher = self.watcher()
             self._change_seen = self.data_version(watcher)
         deadline = time.monotonic() + timeout
         while True:
