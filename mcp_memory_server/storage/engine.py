@@ -228,14 +228,6 @@ class Database(Protocol):
         """A number that changes whenever anything committed since ``conn`` last asked."""
         ...
 
-    def wait_for_change(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds for a commit by anyone; True when one came (or may have).
-
-        For background work (the search indexer) that should react to other processes'
-        writes without polling the tables.
-        """
-        ...
-
     def vector_index(self, model_id: str, dim: int) -> VectorIndex:
         """The index of one embedding model's vectors (``storage/vectors.py``): this engine's best kind."""
         ...

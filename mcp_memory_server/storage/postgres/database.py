@@ -8,11 +8,10 @@ lock per store first, which gives every write the same guarantee as SQLite's
 parent check) is atomic across every process on every host, and ids are drawn in commit
 order. Writes by different stores (schemas) in one database do not wait for each other.
 
-Freshness: every write bumps ``store_version`` in its own transaction and sends
-``NOTIFY``. Caches ask :meth:`data_version` (one indexed read) before they answer, so a
-write acknowledged by any process is seen by the next read on any other; NOTIFY alone is
-delivered asynchronously and could arrive after that read. Waiting for a change
-(:meth:`wait_for_change`) uses LISTEN, and re-checks everything after a reconnect.
+Freshness: every write bumps ``store_version`` in its own transaction. Caches ask
+:meth:`data_version` (one indexed read) before they answer, so a write acknowledged by any
+process is seen by the next read on any other (a NOTIFY, delivered asynchronously, could
+arrive after that read).
 """
 
 from __future__ import annotations
@@ -64,7 +63,6 @@ class PostgresDatabase:
         self._closed = False
         self._schema: str | None = None
         self._lock_key = 0
-        self._listener: psycopg.Connection[Any] | None = None
 
     @functools.cached_property
     def fulltext(self) -> PostgresFullText:
@@ -143,7 +141,6 @@ class PostgresDatabase:
         try:
             yield conn
             raw.execute("UPDATE store_version SET version = version + 1")
-            raw.execute("SELECT pg_notify(%s, '')", (self._channel,))
             raw.execute("COMMIT")
         except BaseException as exc:
             _rollback(raw)
@@ -188,24 +185,6 @@ class PostgresDatabase:
 
     def data_version(self, conn: Any) -> int:
         return int(conn.execute("SELECT version FROM store_version").fetchone()[0])
-
-    @property
-    def _channel(self) -> str:
-        return f"mcp_memory_{self._lock_key & 0xFFFFFFFF:08x}"
-
-    def wait_for_change(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds for another process's commit; True when one (or a reconnect) came."""
-        try:
-            if self._listener is None or self._listener.closed:
-                self._listener = self._raw_connect()
-                self._listener.execute(f'LISTEN "{self._channel}"')
-                return True  # after a (re)connect anything may have changed: re-check everything
-            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                return True
-            return False
-        except psycopg.Error:
-            self._listener = None
-            return True
 
     def vector_index(self, model_id: str, dim: int) -> VectorIndex:
         """pgvector's HNSW index when the database has the extension (or the role may create it), else the exact matrix."""

@@ -105,8 +105,6 @@ class SqliteDatabase:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
-        self._change_watcher: sqlite3.Connection | None = None
-        self._change_seen = -1
 
     dialect = SqliteDialect()
     IntegrityError = sqlite3.IntegrityError
@@ -163,7 +161,6 @@ class SqliteDatabase:
                     conn.close()
             self._all.clear()
         self._local = threading.local()
-        self._change_watcher = None
 
     # -- transactions --------------------------------------------------------------------------
 
@@ -242,24 +239,6 @@ class SqliteDatabase:
     def data_version(self, conn: Connection) -> int:
         """``PRAGMA data_version``: changes whenever another connection commits."""
         return int(conn.execute("PRAGMA data_version").fetchone()[0])
-
-    def wait_for_change(self, timeout: float) -> bool:
-        # SQLite has no notification: poll data_version on a connection of its own, cheaply
-        # (it reads a counter in the shared WAL index, no disk I/O).
-        watcher = self._change_watcher
-        if watcher is None:
-            watcher = self._change_watcher = self.watcher()
-            self._change_seen = self.data_version(watcher)
-        deadline = time.monotonic() + timeout
-        while True:
-            version = self.data_version(watcher)
-            if version != self._change_seen:
-                self._change_seen = version
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(0.05, left))
 
     def reserve_ids(self, conn: Connection, table: str, count: int) -> int:
         # AUTOINCREMENT's counter never reuses a number, even after a delete; the caller's
