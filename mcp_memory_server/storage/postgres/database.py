@@ -10,8 +10,8 @@ order. Writes by different stores (schemas) in one database do not wait for each
 
 Freshness: every write bumps ``store_version`` in its own transaction. Caches ask
 :meth:`data_version` (one indexed read) before they answer, so a write acknowledged by any
-process is seen by the next read on any other (a NOTIFY, delivered asynchronously, could
-arrive after that read).
+process is seen by the next read on any other (a NOTIFY would not do: it is delivered
+asynchronously and could arrive after that read).
 """
 
 from __future__ import annotations
@@ -82,14 +82,15 @@ class PostgresDatabase:
     def conn(self) -> PostgresConnection:
         conn: PostgresConnection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
-            if self._closed:
-                raise StorageError("the store is closed; open it again")
             conn = self._connect()
             self._local.conn = conn
             self._local.depth = 0
         return conn
 
-    def _raw_connect(self) -> psycopg.Connection[Any]:
+    def _connect(self) -> PostgresConnection:
+        """A new connection, remembered for close(); none once the store is closed (it would outlive close())."""
+        if self._closed:
+            raise StorageError("the store is closed; open it again")
         try:
             raw = psycopg.connect(self.url, autocommit=True)
         except psycopg.Error as exc:
@@ -102,10 +103,7 @@ class PostgresDatabase:
             self._lock_key = int.from_bytes(digest, "big", signed=True)
         with self._all_lock:
             self._all.append(raw)
-        return raw
-
-    def _connect(self) -> PostgresConnection:
-        return PostgresConnection(self._raw_connect())
+        return PostgresConnection(raw)
 
     def close(self) -> None:
         self._closed = True
@@ -179,8 +177,6 @@ class PostgresDatabase:
         return self.conn.execute(sql, params).fetchall()
 
     def watcher(self) -> PostgresConnection:
-        if self._closed:  # a new one would outlive close() and read a store the caller closed
-            raise StorageError("the store is closed; open it again")
         return self._connect()
 
     def data_version(self, conn: Any) -> int:

@@ -125,14 +125,15 @@ class SqliteDatabase:
         """This thread's connection (autocommit mode; use :meth:`write` for transactions)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            if self._closed:
-                raise StorageError("the store is closed; open it again")
             conn = self._connect()
             self._local.conn = conn
             self._local.depth = 0
         return conn
 
     def _connect(self) -> sqlite3.Connection:
+        """A new connection, remembered for close(); none once the store is closed (it would outlive close())."""
+        if self._closed:
+            raise StorageError("the store is closed; open it again")
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
             conn.row_factory = sqlite3.Row
@@ -226,8 +227,6 @@ class SqliteDatabase:
 
     def watcher(self) -> sqlite3.Connection:
         """A connection of the caller's own (not this thread's), closed with the database."""
-        if self._closed:  # a new one would outlive close() and read a store the caller closed
-            raise StorageError("the store is closed; open it again")
         return self._connect()
 
     def vector_index(self, model_id: str, dim: int) -> TableVectorIndex:
