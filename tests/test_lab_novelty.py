@@ -294,6 +294,31 @@ def test_an_idea_close_to_a_discarded_run_is_caught_with_the_run_named(store: Me
 
 
 @pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        ("swap the optimizer to Lion with weight decay 0.1", "try Lion"),
+        ("replace the MLP activation with GELU", "gelu"),
+    ],
+)
+def test_an_idea_that_only_names_an_option_finds_the_run_that_chose_it(
+    store: MemoryStore, logged: str, probe: str
+) -> None:
+    """'try Lion' names an optimizer without saying so; it is still the idea of the run that chose Lion."""
+    [run_id] = _ledger(store, [(logged, "discard", 1.01)])
+    result = store.lab.check(probe, mode="explore")
+    assert result.classification != "novel", result.top_matches
+    assert result.top_matches[0].run_id == run_id
+
+
+def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) -> None:
+    """Naming the slot of a bare option must not make Lion a repeat of a run that tried Sophia."""
+    _ledger(store, [("swap the optimizer to Sophia", "discard", 1.01)])
+    result = store.lab.check("try Lion", mode="explore")
+    assert all(m.relation != "duplicate" for m in result.top_matches), result.top_matches
+    assert result.classification != "duplicate_run"
+
+
+@pytest.mark.parametrize(
     ("a", "b"),
     [
         ("matrix lr 3e-4", "MATRIX_LR=0.0003"),

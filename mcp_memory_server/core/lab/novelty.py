@@ -353,6 +353,8 @@ _OPTIONS: dict[str, str] = {
     "cosine_lr": "lr_schedule", "constant_lr": "lr_schedule",
     "tied": "embedding_tying", "untied": "embedding_tying",
 }  # fmt: skip
+# Slots whose name is a plain word the model knows (see _name_slot).
+_SLOT_WORDS = frozenset({"optimizer", "activation", "precision"})
 # Knobs that belong to an option: "nesterov off in muon" sets nesterov, it does not choose muon.
 _OWNED_BY = {
     "adamw": frozenset({"adam_beta1", "adam_beta2", "adam_eps", "adam_lr"}),
@@ -615,6 +617,23 @@ def _canonical(text: str) -> str:
     return re.sub(r"\s+", " ", lowered).strip()
 
 
+def _name_slot(canonical: str, settings: dict[str, Setting]) -> str:
+    """Name the slot of a bare option: "try lion" is embedded as "try lion optimizer".
+
+    When an option is all a description sets, nothing around it tells the model what it is,
+    and "try lion" shares one word with "swap the optimizer to lion with weight decay 0.1"
+    (cosine 0.41, against 0.65 with the slot named). Descriptions that set anything else
+    keep their text: there the word would only dilute what they say.
+    """
+    if len(settings) != 1:
+        return canonical
+    ((slot, setting),) = settings.items()
+    option = setting.option
+    if slot not in _SLOT_WORDS or option is None or setting.numbers or re.search(rf"\b{slot}s?\b", canonical):
+        return canonical
+    return re.sub(rf"\b{re.escape(option)}\b", f"{option} {slot}", canonical, count=1)
+
+
 def _normalise_token(token: str) -> str:
     if token[0].isdigit() or token[0] == ".":
         value = _parse_number(token)
@@ -680,6 +699,7 @@ def analyze(text: str) -> Features:
             continue
         existing = settings.get(slot, Setting())
         settings[slot] = Setting(existing.numbers, chosen, existing.off, existing.direction)
+    canonical = _name_slot(canonical, settings)
     content = frozenset(t for t in _TOKEN.findall(canonical) if t not in _STOP)
     return Features(text, canonical, content, settings, frozenset(loose), frozenset(settings))
 
