@@ -11,6 +11,7 @@ import pytest
 
 from mcp_memory_server import AccessDenied, InvalidInput, MemoryStore, NotFound
 from mcp_memory_server.core.lab import LabRun
+from mcp_memory_server.core.lab.novelty import READING
 from mcp_memory_server.embeddings import Embedder
 
 RESULTS_TSV = (
@@ -230,7 +231,7 @@ def test_a_second_store_on_the_same_directory_sees_runs_logged_by_the_first(
         first.lab.log("depth 12", "keep", {"val_bpb": 0.99})
         assert second.lab.check("depth 12").classification == "duplicate_run"
         rows = second.db.query("SELECT model_id, dim FROM lab_run_vectors")
-        assert [(r[0], r[1]) for r in rows] == [(second.embedder.model_id, 384)] * 2
+        assert [(r[0], r[1]) for r in rows] == [(f"{second.embedder.model_id}+{READING}", 384)] * 2
 
 
 def test_racing_loggers_in_separate_stores_crown_exactly_one_champion(
@@ -311,9 +312,26 @@ def test_after_a_model_change_each_run_keeps_one_vector_of_the_new_model(
     with MemoryStore.open(data_dir) as reopened:
         assert reopened.lab.embed_missing() == 2
         rows = reopened.db.query("SELECT model_id, dim, vector FROM lab_run_vectors")
-        assert [(r[0], r[1]) for r in rows] == [(reopened.embedder.model_id, 384)] * 2
+        assert [(r[0], r[1]) for r in rows] == [(f"{reopened.embedder.model_id}+{READING}", 384)] * 2
         assert all(isinstance(r[2], bytes) and len(r[2]) == 384 * 4 for r in rows)
         assert reopened.lab.check("lr 0.04").classification == "duplicate_run"
+
+
+def test_runs_embedded_under_an_older_reading_are_embedded_again(data_dir: Path, embedding_model: Embedder) -> None:
+    """A store from before a change to how descriptions are read re-embeds its runs, so probes meet today's text.
+
+    The stale vector is made of another text ("depth 12"): kept, it would make "try lion" novel.
+    """
+    with MemoryStore.open(data_dir) as store:
+        store.lab.log("swap the optimizer to Lion", "discard", {"val_bpb": 1.01})
+        stale = store.embedder.encode(["depth 12"])[0].astype("float32").tobytes()
+        with store.db.write() as conn:
+            conn.execute("UPDATE lab_run_vectors SET model_id = ?, vector = ?", (store.embedder.model_id, stale))
+    with MemoryStore.open(data_dir) as reopened:
+        assert reopened.lab.embed_missing() == 1
+        rows = reopened.db.query("SELECT model_id FROM lab_run_vectors")
+        assert [r[0] for r in rows] == [f"{reopened.embedder.model_id}+{READING}"]
+        assert reopened.lab.check("try lion").classification != "novel"
 
 
 # -- results.tsv ------------------------------------------------------------------------------------

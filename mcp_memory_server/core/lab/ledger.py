@@ -1,7 +1,8 @@
 """The experiment ledger: runs, novelty checks, the champion board, lineages, failure clusters, reports.
 
 Runs live in ``lab_runs``; each run's description vector (for novelty checks) lives in
-``lab_run_vectors`` with the model id, and in memory as one float32 matrix. The matrix
+``lab_run_vectors`` with the model id and the version of the reading that was embedded
+(``novelty.READING``), and in memory as one float32 matrix. The matrix
 follows other processes' writes: before each check the ledger's ``MAX(seq)``/``COUNT(*)``
 says whether anything was added, and only the new rows are loaded.
 """
@@ -48,6 +49,7 @@ from .models import (
 from .novelty import (
     EMBEDDING_WEIGHTS,
     LEXICAL_WEIGHTS,
+    READING,
     Features,
     Weights,
     analyze,
@@ -117,7 +119,8 @@ class _RunIndex:
 
     @property
     def model_id(self) -> str:
-        return self._embedder.model_id
+        """The key of this index's stored vectors: the model and the reading it embedded."""
+        return f"{self._embedder.model_id}+{READING}"
 
     def refresh(self) -> None:
         """Load runs committed since the last look, by any process (the ledger is append-only)."""
@@ -584,7 +587,7 @@ class Lab:
             if vector is not None:
                 conn.execute(
                     "INSERT INTO lab_run_vectors (run_id, model_id, dim, vector) VALUES (?, ?, ?, ?)" + _REPLACE_VECTOR,
-                    (run_id, self._embedder.model_id, int(vector.shape[0]), vector.astype("float32").tobytes()),
+                    (run_id, self._index.model_id, int(vector.shape[0]), vector.astype("float32").tobytes()),
                 )
         return self.get(run_id)
 

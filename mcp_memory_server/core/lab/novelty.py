@@ -32,6 +32,7 @@ from typing import Literal
 __all__ = [
     "EMBEDDING_WEIGHTS",
     "LEXICAL_WEIGHTS",
+    "READING",
     "Features",
     "PairSignals",
     "Relation",
@@ -44,6 +45,11 @@ __all__ = [
 ]
 
 Relation = Literal["duplicate", "variant", "unrelated"]
+
+READING = "reading-2026-12-03"
+"""The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
+model id), so changing what a description is embedded as re-embeds every ledger's runs
+instead of comparing new probes against vectors of the old text. Change it with the reading."""
 
 
 @dataclass(frozen=True, slots=True)
