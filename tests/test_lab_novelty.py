@@ -250,6 +250,7 @@ def test_calibration_finds_the_shipped_weights_accuracy_when_they_are_in_the_gri
 # -- real ledgers: what issue 14 found missing ------------------------------------------------------
 
 LEDGERS = Path(__file__).parents[1] / "bench" / "data" / "novelty_ledgers.json"
+OTHER_HAND = LEDGERS.with_name("novelty_ledgers_other_hand.json")
 
 
 def test_the_real_ledger_set_names_its_sources_and_splits_them_by_repository() -> None:
@@ -264,6 +265,21 @@ def test_the_real_ledger_set_names_its_sources_and_splits_them_by_repository() -
             assert set(probe["targets"]) <= keys and (probe["label"] == "novel") == (not probe["targets"])
     assert len(splits["dev"]) >= 3 and len(splits["held_out"]) >= 3
     assert not splits["dev"] & splits["held_out"]
+
+
+def test_the_other_hand_ledger_set_adds_new_repositories_with_labelled_probes() -> None:
+    """Probes of another author on three more forks: valid targets, and no repository shared with the first set."""
+    first = {s["repo"] for s in json.loads(LEDGERS.read_text(encoding="utf-8"))["sources"]}
+    other = json.loads(OTHER_HAND.read_text(encoding="utf-8"))["sources"]
+    assert {s["split"] for s in other} == {"other_dev", "other_hand"}
+    assert not first & {s["repo"] for s in other}
+    for source in other:
+        assert source["path"].endswith("results.tsv") and len(source["commit"]) == 40
+        keys = {run["key"] for run in source["runs"]}
+        assert {run["status"] for run in source["runs"]} <= {"keep", "discard", "crash"}
+        for probe in source["probes"]:
+            assert probe["label"] in ("duplicate", "variant", "novel")
+            assert set(probe["targets"]) <= keys and (probe["label"] == "novel") == (not probe["targets"])
 
 
 @pytest.mark.parametrize(
