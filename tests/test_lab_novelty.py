@@ -326,6 +326,14 @@ def test_an_idea_that_only_names_an_option_finds_the_run_that_chose_it(
     assert result.top_matches[0].run_id == run_id
 
 
+def test_an_idea_that_sets_a_value_the_run_left_unset_is_no_repeat(store: MemoryStore) -> None:
+    """'raise muon weight decay to 0.3' does not repeat 'keep muon weight decay constant': it sets a value that run never chose."""
+    _ledger(store, [("keep muon weight decay constant", "discard", 1.01)])
+    result = store.lab.check("raise muon weight decay to 0.3", mode="explore")
+    assert all(m.relation != "duplicate" for m in result.top_matches), result.top_matches
+    assert result.classification != "duplicate_run"
+
+
 def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) -> None:
     """Naming the slot of a bare option must not make Lion a repeat of a run that tried Sophia."""
     _ledger(store, [("swap the optimizer to Sophia", "discard", 1.01)])

@@ -766,9 +766,12 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         loose = _loose_difference(a, b)
         if loose:
             differences.append(loose)
+    # Agreement is only what was checked: a value one side states and the other does not
+    # ("weight decay 0.3" against "keep weight decay constant") is no agreement.
     agree = (
         same_knobs and not differences
         and any(_explicit(k, a.settings[k]) and _explicit(k, b.settings[k]) for k in shared)
+        and all(bool(a.settings[k].numbers) == bool(b.settings[k].numbers) for k in shared)
     )  # fmt: skip
     return PairSignals(
         knob_jaccard=len(shared) / len(knobs_a | knobs_b),
@@ -777,8 +780,17 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         conflict=bool(differences),
         agree=agree,
         differences=tuple(differences),
-        extra=bool(knobs_a - shared),
+        extra=bool(knobs_a - shared) or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
     )
+
+
+def _adds_value(idea: Setting, run: Setting) -> bool:
+    """Whether the idea gives a knob a value where the run gave it none (no value, direction or option).
+
+    "raise muon weight decay to 0.3" does more than "keep muon weight decay constant", as an
+    idea that names a knob the run did not set does: a variant, not a repeat.
+    """
+    return bool(idea.numbers) and not (run.numbers or run.direction or run.option)
 
 
 def _explicit(knob: str, setting: Setting) -> bool:
