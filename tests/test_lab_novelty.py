@@ -354,10 +354,12 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
         ("warmup ratio 2%", "WARMUP_RATIO=0.02"),
         ("use two full attention layers", "2 full attention layers"),
         ("GQA with 2 kv heads", "grouped query attention, 2 key-value heads"),
+        ("Muon wd 1.8e-1 with 256-dim heads", "lower muon weight decay to 0.18 on head256"),
+        ("shrink attention heads to 64 dims each", "head_dim 64"),
     ],
 )
 def test_units_and_abbreviations_read_as_the_same_setting(a: str, b: str) -> None:
-    """3e-4 = 0.0003, 1k = 1000, 2^16 = 65536, 8K ≈ 8192 tokens, WD = weight decay, bs = batch size."""
+    """3e-4 = 0.0003, 1k = 1000, 2^16 = 65536, 8K ≈ 8192 tokens, WD = weight decay, bs = batch size, head256 = 256-dim heads."""
     pair = signals(analyze(a), analyze(b))
     assert pair.agree and not pair.conflict, (analyze(a).settings, analyze(b).settings)
 

@@ -46,7 +46,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-03"
+READING = "reading-2026-12-03.2"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -195,6 +195,10 @@ _RULES: list[tuple[str, str]] = [
         " kv_heads ",
     ),
     (r"\bhead[\s_-]*(?:dim(?:ension)?s?|size)\b", " head_dim "),
+    # the width of a head said the other ways: "256-dim heads", "heads of 64 dims", "head256"
+    (r"\b(\d+)[\s-]*d(?:im(?:ension)?s?|imensional)?\s+(?:attention\s+)?heads?\b", r" head_dim \1 "),
+    (r"\b(?:attention\s+)?heads?\s+(?:to|of|with|at)\s+(\d+)\s+dim(?:ension)?s?\b", r" head_dim \1 "),
+    (r"\bhead(\d+)\b", r" head_dim \1 "),
     (
         r"\b(?:mlp|ffn|feed[\s-]*forward)\s+(?:expansion\s+)?(?:ratio|multiplier|mult|factor|hidden\s+size)\b"
         r"|\bexpansion\s+(?:ratio|factor)\b",
