@@ -334,6 +334,16 @@ def test_an_idea_that_sets_a_value_the_run_left_unset_is_no_repeat(store: Memory
     assert result.classification != "duplicate_run"
 
 
+def test_a_run_line_with_more_numbers_than_its_change_still_matches_its_value(store: MemoryStore) -> None:
+    """'DEPTH 12→14 (768→896 dim)' is repeated by 'depth 14 layers'; 'depth 16' stays a variant of it."""
+    [run_id] = _ledger(store, [("DEPTH 12→14 (768→896 dim, 226M params)", "discard", 1.01)])
+    repeat = store.lab.check("increase depth from 12 to 14 layers", mode="explore")
+    assert repeat.classification == "duplicate_run" and repeat.top_matches[0].run_id == run_id
+    other = store.lab.check("depth 16", mode="explore")
+    assert other.classification != "duplicate_run"
+    assert all(m.relation != "duplicate" for m in other.top_matches), other.top_matches
+
+
 def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) -> None:
     """Naming the slot of a bare option must not make Lion a repeat of a run that tried Sophia."""
     _ledger(store, [("swap the optimizer to Sophia", "discard", 1.01)])

@@ -775,7 +775,12 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
     agree = (
         same_knobs and not differences
         and any(_explicit(k, a.settings[k]) and _explicit(k, b.settings[k]) for k in shared)
-        and all(bool(a.settings[k].numbers) == bool(b.settings[k].numbers) for k in shared)
+        and all(
+            _same_numbers(a.settings[k].numbers, b.settings[k].numbers)
+            if a.settings[k].numbers and b.settings[k].numbers
+            else not (a.settings[k].numbers or b.settings[k].numbers)
+            for k in shared
+        )
     )  # fmt: skip
     return PairSignals(
         knob_jaccard=len(shared) / len(knobs_a | knobs_b),
@@ -810,7 +815,7 @@ _DISJOINT_EXTRA = PairSignals(0.0, True, False, False, False, (), extra=True)
 
 def _difference(knob: str, left: Setting, right: Setting, explain: bool) -> str | None:
     """How a shared knob differs, or None; without ``explain`` just the knob's name (cheaper)."""
-    if left.numbers and right.numbers and not _same_numbers(left.numbers, right.numbers):
+    if left.numbers and right.numbers and not _share_number(left.numbers, right.numbers):
         return f"{knob}: {_show(left.numbers)} vs {_show(right.numbers)}" if explain else knob
     if left.option and right.option and left.option != right.option:
         return f"{knob}: {left.option} vs {right.option}" if explain else knob
@@ -828,6 +833,15 @@ def _loose_difference(a: Features, b: Features) -> str | None:
     if a.loose_numbers and b.loose_numbers and not _same_numbers(a.loose_numbers, b.loose_numbers):
         return f"values: {_show(a.loose_numbers)} vs {_show(b.loose_numbers)}"
     return None
+
+
+def _share_number(left: frozenset[float], right: frozenset[float]) -> bool:
+    """Whether any value of one side is a value of the other.
+
+    A real ledger's line names more numbers than its change ("DEPTH 12→14 (768→896 dim)"),
+    and some of them land on the knob; only values that share nothing are another setting.
+    """
+    return any(math.isclose(x, y, rel_tol=_tolerance(x, y), abs_tol=1e-12) for x in left for y in right)
 
 
 def _same_numbers(left: frozenset[float], right: frozenset[float]) -> bool:
