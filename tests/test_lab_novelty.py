@@ -344,6 +344,14 @@ def test_a_run_line_with_more_numbers_than_its_change_still_matches_its_value(st
     assert all(m.relation != "duplicate" for m in other.top_matches), other.top_matches
 
 
+def test_a_knob_the_run_names_in_words_its_reading_missed_is_not_extra(store: MemoryStore) -> None:
+    """'4 half-sized SwiGLU experts' names experts; '4 experts with top-1 routing' repeats that run."""
+    [run_id] = _ledger(store, [("Sparse MoE MLP: 4 half-sized SwiGLU experts with Top-1 routing", "discard", 1.01)])
+    result = store.lab.check("mixture of experts MLP, 4 experts with top-1 routing", mode="explore")
+    assert result.classification == "duplicate_run", result.top_matches
+    assert result.top_matches[0].run_id == run_id
+
+
 def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) -> None:
     """Naming the slot of a bare option must not make Lion a repeat of a run that tried Sophia."""
     _ledger(store, [("swap the optimizer to Sophia", "discard", 1.01)])

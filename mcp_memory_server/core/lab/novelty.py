@@ -789,8 +789,20 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         conflict=bool(differences),
         agree=agree,
         differences=tuple(differences),
-        extra=bool(knobs_a - shared) or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
+        extra=any(not _mentions(b, k) for k in knobs_a - shared)
+        or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
     )
+
+
+def _mentions(run: Features, knob: str) -> bool:
+    """Whether the run's own words name ``knob`` although its reading did not set it.
+
+    "Sparse MoE MLP: 4 half-sized SwiGLU experts" says experts without the "4 experts" the
+    reading knows; an idea naming ``n_experts`` then names nothing the run did not.
+    """
+    parts = [part for part in knob.split("_") if len(part) >= 3]
+    words = set(re.findall(r"[a-z]+", run.text.lower().replace("_", " "))) | run.tokens
+    return bool(parts) and all(part in words or part + "s" in words for part in parts)
 
 
 def _adds_value(idea: Setting, run: Setting) -> bool:
