@@ -352,6 +352,13 @@ def test_a_knob_the_run_names_in_words_its_reading_missed_is_not_extra(store: Me
     assert result.top_matches[0].run_id == run_id
 
 
+def test_a_knob_named_only_in_a_runs_commentary_is_still_extra(store: MemoryStore) -> None:
+    """A run that only muses about warmup in its hypothesis did not set it: adding warmup is a variant."""
+    _ledger(store, [("lower the matrix learning rate to 0.03 (hypothesis: a warmup might help later)", "keep", 0.99)])
+    result = store.lab.check("lower the matrix learning rate to 0.03 and add warmup ratio 0.1", mode="exploit")
+    assert result.top_matches[0].relation == "variant"
+
+
 def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) -> None:
     """Naming the slot of a bare option must not make Lion a repeat of a run that tried Sophia."""
     _ledger(store, [("swap the optimizer to Sophia", "discard", 1.01)])

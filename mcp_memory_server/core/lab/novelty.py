@@ -795,13 +795,13 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
 
 
 def _mentions(run: Features, knob: str) -> bool:
-    """Whether the run's own words name ``knob`` although its reading did not set it.
+    """Whether the words of the run's change (its commentary cut) name ``knob`` although its reading did not set it.
 
     "Sparse MoE MLP: 4 half-sized SwiGLU experts" says experts without the "4 experts" the
     reading knows; an idea naming ``n_experts`` then names nothing the run did not.
     """
     parts = [part for part in knob.split("_") if len(part) >= 3]
-    words = set(re.findall(r"[a-z]+", run.text.lower().replace("_", " "))) | run.tokens
+    words = set(re.findall(r"[a-z]+", core(run.text).lower().replace("_", " "))) | run.tokens
     return bool(parts) and all(part in words or part + "s" in words for part in parts)
 
 
