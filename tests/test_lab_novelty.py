@@ -344,10 +344,39 @@ def test_a_run_line_with_more_numbers_than_its_change_still_matches_its_value(st
     assert all(m.relation != "duplicate" for m in other.top_matches), other.top_matches
 
 
-def test_a_knob_the_run_names_in_words_its_reading_missed_is_not_extra(store: MemoryStore) -> None:
-    """'4 half-sized SwiGLU experts' names experts; '4 experts with top-1 routing' repeats that run."""
-    [run_id] = _ledger(store, [("Sparse MoE MLP: 4 half-sized SwiGLU experts with Top-1 routing", "discard", 1.01)])
-    result = store.lab.check("mixture of experts MLP, 4 experts with top-1 routing", mode="explore")
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        ("window size 1024 on layers 1-7", "window size 2048 on layers 1-7"),
+        ("EMA decay 0.999 every 10 steps", "EMA decay 0.9999 every 10 steps"),
+        ("weight decay 0.1 for 3 epochs", "weight decay 0.2 for 3 epochs"),
+        ("lr 0.02 to 0.04", "lr 0.04 to 0.06"),
+        ("MATRIX_LR 0.02/0.04/0.06 sweep", "MATRIX_LR 0.08"),
+        ("lower the learning rate", "learning rate 0.08"),
+        ("n_heads 6 -> 8", "n_heads 8 with 2 kv heads"),
+        ("untie embeddings", "untie embeddings and raise embedding lr to 0.6"),
+        ("momentum warmup 300 steps", "momentum warmup 300 steps and lr warmup 100 steps"),
+        ("embedding learning rate 0.6", "embedding lr 0.6 and matrix lr 0.03"),
+    ],
+)
+def test_a_sweep_step_or_a_follow_up_of_a_run_is_a_variant_not_a_repeat(
+    store: MemoryStore, logged: str, probe: str
+) -> None:
+    """The main value changed with the context kept, a value the run never chose, or one more knob."""
+    _ledger(store, [(logged, "keep", 0.99)])
+    result = store.lab.check(probe, mode="exploit")
+    assert all(m.relation != "duplicate" for m in result.top_matches), result.top_matches
+    assert result.classification != "duplicate_run"
+
+
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [("MATRIX_LR 0.02/0.04/0.06 sweep", "MATRIX_LR 0.04"), ("DEPTH 12→14 (768→896 dim)", "DEPTH 14")],
+)
+def test_a_value_within_a_runs_values_repeats_it(store: MemoryStore, logged: str, probe: str) -> None:
+    """A sweep that tried 0.04, or a line naming more numbers than its change, is repeated by that value."""
+    [run_id] = _ledger(store, [(logged, "discard", 1.01)])
+    result = store.lab.check(probe, mode="explore")
     assert result.classification == "duplicate_run", result.top_matches
     assert result.top_matches[0].run_id == run_id
 

@@ -789,29 +789,19 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         conflict=bool(differences),
         agree=agree,
         differences=tuple(differences),
-        extra=any(not _mentions(b, k) for k in knobs_a - shared)
-        or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
+        extra=bool(knobs_a - shared) or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
     )
 
 
-def _mentions(run: Features, knob: str) -> bool:
-    """Whether the words of the run's change (its commentary cut) name ``knob`` although its reading did not set it.
-
-    "Sparse MoE MLP: 4 half-sized SwiGLU experts" says experts without the "4 experts" the
-    reading knows; an idea naming ``n_experts`` then names nothing the run did not.
-    """
-    parts = [part for part in knob.split("_") if len(part) >= 3]
-    words = set(re.findall(r"[a-z]+", core(run.text).lower().replace("_", " "))) | run.tokens
-    return bool(parts) and all(part in words or part + "s" in words for part in parts)
-
-
 def _adds_value(idea: Setting, run: Setting) -> bool:
-    """Whether the idea gives a knob a value where the run gave it none (no value, direction or option).
+    """Whether the idea gives a knob a value where the run gave it none (no number or option).
 
     "raise muon weight decay to 0.3" does more than "keep muon weight decay constant", as an
-    idea that names a knob the run did not set does: a variant, not a repeat.
+    idea that names a knob the run did not set does: a variant, not a repeat. A direction is
+    no value: whether "learning rate 0.08" is what "lower the learning rate" tried depends on
+    a baseline neither line states.
     """
-    return bool(idea.numbers) and not (run.numbers or run.direction or run.option)
+    return bool(idea.numbers) and not (run.numbers or run.option)
 
 
 def _explicit(knob: str, setting: Setting) -> bool:
@@ -827,7 +817,7 @@ _DISJOINT_EXTRA = PairSignals(0.0, True, False, False, False, (), extra=True)
 
 def _difference(knob: str, left: Setting, right: Setting, explain: bool) -> str | None:
     """How a shared knob differs, or None; without ``explain`` just the knob's name (cheaper)."""
-    if left.numbers and right.numbers and not _share_number(left.numbers, right.numbers):
+    if left.numbers and right.numbers and not _within(left.numbers, right.numbers):
         return f"{knob}: {_show(left.numbers)} vs {_show(right.numbers)}" if explain else knob
     if left.option and right.option and left.option != right.option:
         return f"{knob}: {left.option} vs {right.option}" if explain else knob
@@ -847,13 +837,18 @@ def _loose_difference(a: Features, b: Features) -> str | None:
     return None
 
 
-def _share_number(left: frozenset[float], right: frozenset[float]) -> bool:
-    """Whether any value of one side is a value of the other.
+def _within(left: frozenset[float], right: frozenset[float]) -> bool:
+    """Whether every value of one side is a value of the other.
 
     A real ledger's line names more numbers than its change ("DEPTH 12→14 (768→896 dim)"),
-    and some of them land on the knob; only values that share nothing are another setting.
+    and some of them land on the knob: "depth 14" is within that line's values. Sharing some
+    is not enough: "window 1024 on layers 1-7" and "window 2048 on layers 1-7" share 1 and 7.
     """
-    return any(math.isclose(x, y, rel_tol=_tolerance(x, y), abs_tol=1e-12) for x in left for y in right)
+
+    def has(values: frozenset[float], x: float) -> bool:
+        return any(math.isclose(x, y, rel_tol=_tolerance(x, y), abs_tol=1e-12) for y in values)
+
+    return all(has(right, x) for x in left) or all(has(left, y) for y in right)
 
 
 def _same_numbers(left: frozenset[float], right: frozenset[float]) -> bool:
