@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcp_memory_server import MemoryStore
+from mcp_memory_server.core.lab import NoveltyCheck
 from mcp_memory_server.core.lab import calibration as cal
 from mcp_memory_server.core.lab.novelty import EMBEDDING_WEIGHTS, LEXICAL_WEIGHTS, analyze, signals
 from mcp_memory_server.embeddings import Embedder
@@ -81,6 +82,18 @@ def _ledger(store: MemoryStore, runs: list[tuple[str, str, float | None]]) -> li
         metrics = {"val_bpb": value} if value is not None else None
         ids.append(store.lab.log(description, status, metrics).run_id)
     return ids
+
+
+def _assert_no_repeat(result: NoveltyCheck) -> None:
+    """No match is a duplicate and the check does not call the idea a repeat."""
+    assert all(m.relation != "duplicate" for m in result.top_matches), result.top_matches
+    assert result.classification != "duplicate_run"
+
+
+def _assert_repeats(result: NoveltyCheck, run_id: str) -> None:
+    """The check calls the idea a repeat, of ``run_id`` first."""
+    assert result.classification == "duplicate_run", result.top_matches
+    assert result.top_matches[0].run_id == run_id
 
 
 def test_a_paraphrase_of_a_run_is_a_duplicate(store: MemoryStore) -> None:
@@ -295,8 +308,7 @@ def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryS
     """Describing what a run did instead of naming it still finds the run as a duplicate."""
     [run_id] = _ledger(store, [(logged, "discard", 1.01)])
     result = store.lab.check(probe, mode="explore")
-    assert result.classification == "duplicate_run", result.top_matches
-    assert result.top_matches[0].run_id == run_id
+    _assert_repeats(result, run_id)
 
 
 def test_an_idea_close_to_a_discarded_run_is_caught_with_the_run_named(store: MemoryStore) -> None:
@@ -330,18 +342,15 @@ def test_an_idea_that_sets_a_value_the_run_left_unset_is_no_repeat(store: Memory
     """'raise muon weight decay to 0.3' does not repeat 'keep muon weight decay constant': it sets a value that run never chose."""
     _ledger(store, [("keep muon weight decay constant", "discard", 1.01)])
     result = store.lab.check("raise muon weight decay to 0.3", mode="explore")
-    assert all(m.relation != "duplicate" for m in result.top_matches), result.top_matches
-    assert result.classification != "duplicate_run"
+    _assert_no_repeat(result)
 
 
 def test_a_run_line_with_more_numbers_than_its_change_still_matches_its_value(store: MemoryStore) -> None:
     """'DEPTH 12→14 (768→896 dim)' is repeated by 'depth 14 layers'; 'depth 16' stays a variant of it."""
     [run_id] = _ledger(store, [("DEPTH 12→14 (768→896 dim, 226M params)", "discard", 1.01)])
     repeat = store.lab.check("increase depth from 12 to 14 layers", mode="explore")
-    assert repeat.classification == "duplicate_run" and repeat.top_matches[0].run_id == run_id
-    other = store.lab.check("depth 16", mode="explore")
-    assert other.classification != "duplicate_run"
-    assert all(m.relation != "duplicate" for m in other.top_matches), other.top_matches
+    _assert_repeats(repeat, run_id)
+    _assert_no_repeat(store.lab.check("depth 16", mode="explore"))
 
 
 @pytest.mark.parametrize(
@@ -365,8 +374,7 @@ def test_a_sweep_step_or_a_follow_up_of_a_run_is_a_variant_not_a_repeat(
     """The main value changed with the context kept, a value the run never chose, or one more knob."""
     _ledger(store, [(logged, "keep", 0.99)])
     result = store.lab.check(probe, mode="exploit")
-    assert all(m.relation != "duplicate" for m in result.top_matches), result.top_matches
-    assert result.classification != "duplicate_run"
+    _assert_no_repeat(result)
 
 
 @pytest.mark.parametrize(
@@ -377,8 +385,7 @@ def test_a_value_within_a_runs_values_repeats_it(store: MemoryStore, logged: str
     """A sweep that tried 0.04, or a line naming more numbers than its change, is repeated by that value."""
     [run_id] = _ledger(store, [(logged, "discard", 1.01)])
     result = store.lab.check(probe, mode="explore")
-    assert result.classification == "duplicate_run", result.top_matches
-    assert result.top_matches[0].run_id == run_id
+    _assert_repeats(result, run_id)
 
 
 def test_a_knob_named_only_in_a_runs_commentary_is_still_extra(store: MemoryStore) -> None:
@@ -392,8 +399,7 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
     """Naming the slot of a bare option must not make Lion a repeat of a run that tried Sophia."""
     _ledger(store, [("swap the optimizer to Sophia", "discard", 1.01)])
     result = store.lab.check("try Lion", mode="explore")
-    assert all(m.relation != "duplicate" for m in result.top_matches), result.top_matches
-    assert result.classification != "duplicate_run"
+    _assert_no_repeat(result)
 
 
 @pytest.mark.parametrize(
@@ -444,5 +450,4 @@ def test_hard_negatives_from_real_ledgers_are_not_duplicates(store: MemoryStore,
     """warmup ≠ warmdown, embedding ≠ unembedding lr, beta1 ≠ beta2, another width is a variant at most."""
     _ledger(store, [(logged, "keep", 0.99)])
     result = store.lab.check(probe, mode="explore")
-    assert all(m.relation != "duplicate" for m in result.top_matches), result.top_matches
-    assert result.classification != "duplicate_run"
+    _assert_no_repeat(result)

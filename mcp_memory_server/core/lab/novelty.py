@@ -775,12 +775,7 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
     agree = (
         same_knobs and not differences
         and any(_explicit(k, a.settings[k]) and _explicit(k, b.settings[k]) for k in shared)
-        and all(
-            _same_numbers(a.settings[k].numbers, b.settings[k].numbers)
-            if a.settings[k].numbers and b.settings[k].numbers
-            else not (a.settings[k].numbers or b.settings[k].numbers)
-            for k in shared
-        )
+        and all(_same_numbers(a.settings[k].numbers, b.settings[k].numbers) for k in shared)
     )  # fmt: skip
     return PairSignals(
         knob_jaccard=len(shared) / len(knobs_a | knobs_b),
