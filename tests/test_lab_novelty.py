@@ -302,6 +302,12 @@ def test_the_other_hand_ledger_set_adds_new_repositories_with_labelled_probes() 
         ("logit softcap 15", "cap logits with 15*tanh(logits/15)"),
         ("SwiGLU MLP", "gated SiLU MLP"),
         ("partial RoPE 16/64 dims", "rotary embeddings on only 16 of the 64 head dims"),
+        ("tie the input and output embeddings", "reuse the token embedding matrix as the lm head"),
+        ("label smoothing 0.1", "mix the one-hot targets with a uniform distribution, 0.1"),
+        ("grad clip 1.0", "rescale the gradient norm to at most 1.0"),
+        ("sliding window attention in the lower layers", "lower layers attend only over a local band of recent tokens"),
+        ("stochastic depth 0.1", "randomly skip residual branches, rate 0.1"),
+        ("remove biases from all linear layers", "bias-free linear layers"),
     ],
 )
 def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:
@@ -388,6 +394,23 @@ def test_a_value_within_a_runs_values_repeats_it(store: MemoryStore, logged: str
     _assert_repeats(result, run_id)
 
 
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        ("delay the warmdown to the final 20 percent", "hold the LR at peak and delay the warmdown to the final 20%"),
+        ("depth 5 run exceeded 10 minute timeout", "depth 5"),
+        ("depth 5 used 19.4GB", "go one layer deeper, to 5 layers"),
+    ],
+)
+def test_a_knob_mentioned_without_a_value_or_a_runs_cost_does_not_make_a_repeat_a_variant(
+    store: MemoryStore, logged: str, probe: str
+) -> None:
+    """A knob the idea names without changing it ("hold the LR at peak") adds nothing the run lacked, and
+    the time or memory a run took ("10 minute timeout", "19.4GB") is no value of the knob next to it."""
+    [run_id] = _ledger(store, [(logged, "discard", 1.01)])
+    _assert_repeats(store.lab.check(probe, mode="explore"), run_id)
+
+
 def test_a_knob_named_only_in_a_runs_commentary_is_still_extra(store: MemoryStore) -> None:
     """A run that only muses about warmup in its hypothesis did not set it: adding warmup is a variant."""
     _ledger(store, [("lower the matrix learning rate to 0.03 (hypothesis: a warmup might help later)", "keep", 0.99)])
@@ -416,10 +439,14 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
         ("GQA with 2 kv heads", "grouped query attention, 2 key-value heads"),
         ("Muon wd 1.8e-1 with 256-dim heads", "lower muon weight decay to 0.18 on head256"),
         ("shrink attention heads to 64 dims each", "head_dim 64"),
+        ("FINAL_LR_FRAC=0.1", "stop the decay at 10% of the peak learning rate"),
+        ("FINAL_LR_FRAC=0.29", "final LR at 29% of peak"),
+        ("SHORT_WINDOW 1024->256", "sliding window size 256"),
     ],
 )
 def test_units_and_abbreviations_read_as_the_same_setting(a: str, b: str) -> None:
-    """3e-4 = 0.0003, 1k = 1000, 2^16 = 65536, 8K ≈ 8192 tokens, WD = weight decay, bs = batch size, head256 = 256-dim heads."""
+    """3e-4 = 0.0003, 1k = 1000, 2^16 = 65536, 8K ≈ 8192 tokens, WD = weight decay, bs = batch size, head256 = 256-dim heads,
+    "at 10% of the peak" = a final LR fraction of 0.1, a short window's size = the sliding window's."""
     pair = signals(analyze(a), analyze(b))
     assert pair.agree and not pair.conflict, (analyze(a).settings, analyze(b).settings)
 

@@ -46,7 +46,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-03.2"
+READING = "reading-2026-12-04.1"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -95,6 +95,79 @@ _RULES: list[tuple[str, str]] = [
         r"(?:log[\s-]*partition(?:\s+function)?|log[\s-]*sum[\s-]*exp|logsumexp|log\s*z)(?:\s+squared)?\b"
         r"|\b(?:squared|square\s+of\s+the)\s+(?:log[\s-]*partition(?:\s+function)?|logsumexp|log[\s-]*sum[\s-]*exp|log\s*z)\b",
         " z_loss ",
+    ),
+    # what a technique does, said instead of its name (the common ones of small-LM ledgers)
+    (
+        r"\b(?:one|a|the\s+same|single)\s+(?:shared\s+)?(?:weight\s+)?(?:matrix|matrices|weights?|parameters?)\s+"
+        r"(?:for|between)\s+(?:both\s+)?(?:the\s+)?(?:token\s+|input\s+)?embeddings?\s+and\s+(?:the\s+)?"
+        r"(?:output|unembedding|lm[\s-]*head|readout|final)\b(?:\s+(?:projection|layer|head|matrix))?"
+        r"|\breus(?:e|ing)\s+(?:the\s+)?(?:token\s+|input\s+)?embeddings?(?:\s+(?:matrix|weights))?\s+(?:as|for)\s+"
+        r"(?:the\s+)?(?:output|unembedding|lm[\s-]*head|readout)\b(?:\s+(?:projection|layer|head|matrix))?",
+        " tied ",
+    ),
+    (
+        r"\b(?:mix(?:ing)?|blend(?:ing)?)\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:targets?|labels?)\s+with\s+(?:a\s+)?uniform\b"
+        r"|\bsoft(?:en(?:ed|ing)?)?\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:targets?|labels?)\b",
+        " label_smoothing ",
+    ),
+    (
+        r"\b(?:rescale|cap|limit|clamp|bound)\s+(?:the\s+)?(?:global\s+)?(?:l2\s+)?(?:gradient|grad)s?(?:'s)?\s+norms?\b"
+        r"|\b(?:gradient|grad)\s+norms?\s+(?:capped|clamped|limited)\b",
+        " grad_clip ",
+    ),
+    (
+        r"\brotat(?:e|es|ing)\s+(?:the\s+)?(?:query|queries|q)(?:\s*(?:/|and)\s*(?:key|keys|k))?(?:\s+(?:pairs|vectors))?\s+by\s+"
+        r"(?:a\s+)?position[\s-]*(?:dependent|based)\b(?:\s+angles?)?",
+        " rope ",
+    ),
+    (
+        r"\b(?:squash|bound|cap|clamp)(?:es|ed|ing)?\s+(?:the\s+)?(?:output\s+)?logits\s+(?:with|through|by)\s+(?:a\s+)?tanh\b",
+        " logit_softcap ",
+    ),
+    (
+        r"\b(?:randomly\s+)?(?:skip|drop)(?:ping)?\s+(?:whole\s+)?(?:residual\s+)?(?:branches|layers|blocks)\s+(?:at\s+random|randomly)\b"
+        r"|\bstochastic\s+depth\b|\bdrop[\s-]*path\b|\brandomly\s+(?:skip|drop)(?:ping)?\s+(?:whole\s+)?(?:residual\s+)?(?:branches|layers|blocks)\b",
+        " drop_path ",
+    ),
+    (
+        r"\brandomly\s+zero(?:ing|es)?\s+(?:out\s+)?(?:a\s+fraction\s+of\s+)?(?:the\s+)?(?:activations|units|neurons)\b",
+        " dropout ",
+    ),
+    (
+        r"\borthogonali[sz](?:e|es|ed|ing|ation)\s+(?:of\s+)?(?:the\s+)?(?:(?:2d|matrix|weight)\s+)?(?:updates?|gradients?|momentum)\b",
+        " muon ",
+    ),
+    (
+        r"\b(?:share|sharing)\s+(?:the\s+)?(?:key\s*(?:/|and)\s*value|kv)\s+(?:heads|projections)\s+across\s+(?:the\s+)?(?:query\s+)?heads\b",
+        " kv_heads ",
+    ),
+    (
+        r"\brecomput(?:e|es|ed|ing)\s+(?:the\s+)?activations\s+(?:in|during)\s+(?:the\s+)?backward(?:\s+pass)?\b",
+        " grad_checkpointing ",
+    ),
+    (
+        r"\baccumulat(?:e|es|ed|ing)\s+(?:the\s+)?grad(?:ient)?s\s+(?:over|across)\s+(\d+)\s+(?:micro[\s-]*)?(?:batches|steps)\b",
+        r" grad_accum \1 ",
+    ),
+    (r"\bno\s+bias(?:es)?\b|\bbias[\s-]*free\b|\b(?:remove|drop)\s+(?:the\s+|all\s+)?bias(?:es|\s+terms?)\b", " no bias "),
+    (
+        r"\b(?:square\s+root|sqrt)\s+of\s+(?:the\s+)?mean\s+(?:of\s+)?(?:the\s+)?squares?\b"
+        r"|\broot[\s-]*mean[\s-]*square\s+norm(?:ali[sz]ation)?\b",
+        " rmsnorm ",
+    ),
+    (r"\blayer\s+normali[sz]ation\b", " layernorm "),
+    (
+        r"\b(?:attend(?:s|ing)?|attention)\s+(?:only\s+)?(?:over|to)\s+(?:a\s+)?(?:local\s+)?(?:band|window)\s+of\s+"
+        r"(?:(\d+)\s+)?(?:recent|nearby|previous|neighbou?ring)\s+tokens\b"
+        r"|\b(?:short|local|small|narrow)\s+(?:attention\s+)?windows?\b(?!\s*(?:size\s*)?\d)",
+        r" sliding_window \1 ",
+    ),
+    (r"\b(?:short|local|small|narrow)\s+(?:attention\s+)?window(?:\s+size)?\b", " window_size "),
+    (r"\b(?:attend(?:s|ing)?|attention)\s+(?:only\s+)?(?:over|to)\s+(?:the\s+)?(?:last|previous)\s+(\d+)\s+tokens\b", r" sliding_window window_size \1 "),
+    (
+        r"\b(?:remove|drop|delete)\s+(?:the\s+)?([a-z][\w\s-]{0,40}?)\s+from\s+(?:every|all|each)\s+(?:layers?|blocks?)\s+"
+        r"except\s+(?:the\s+)?(last|final|first)(?:\s+(?:one|layer|block))?\b",
+        r" keep \1 only in \2 layer ",
     ),
     (r"\b(\d+(?:\.\d+)?)\s*\*?\s*tanh\s*\(\s*logits?\s*/\s*\1\s*\)", r" logit_softcap \1 "),
     (r"\btanh\s+(?:logit\s+)?(?:soft[\s-]*)?cap(?:ping)?\b|\blogits?\s+cap(?:ping)?\b", " logit_softcap "),
@@ -167,8 +240,8 @@ _RULES: list[tuple[str, str]] = [
         " final_lr_frac ",
     ),
     (
-        r"\b(?:decay(?:ing)?\s+(?:the\s+)?(?:(?:lr|learning[\s-]*rate)\s+)?)?to\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+|its\s+)?(?:peak|max(?:imum)?|initial)"
-        r"(?:\s+(?:lr|learning[\s-]*rate)|(?=\s|$))",
+        r"\b(?:(?:final|end(?:ing)?)\s+(?:lr|learning[\s-]*rate)\s+)?(?:decay(?:ing)?\s+(?:the\s+)?(?:(?:lr|learning[\s-]*rate)\s+)?)?(?:to|at)\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+|its\s+)?(?:peak|max(?:imum)?|initial)"
+        r"(?:\s+(?:lr|learning[\s-]*rate)|(?=[\s,;.)]|$))",
         r" final_lr_frac \1 ",
     ),
     (r"\b(?:lr|learning[\s-]*rate)\s+schedul(?:e|er)s?\b|\bschedule\b", " lr_schedule "),
@@ -208,8 +281,8 @@ _RULES: list[tuple[str, str]] = [
     (r"\bn[\s_]?heads?\b|\bnum[\s_]heads\b|\b(?:number\s+of\s+)?(?:attention\s+)?heads\b", " n_heads "),
     (r"\b(\d+)\s+(?:transformer\s+)?(?:layers|blocks)(?:\s+deep)?\b", r" depth \1 "),
     (r"\bn[\s_]?layers?\b|\bnum[\s_]layers\b|\bnumber\s+of\s+(?:layers|blocks)\b|\blayers\s+deep\b", " depth "),
-    (r"\bdeeper\b", " increase depth "),
-    (r"\bshallower\b", " decrease depth "),
+    (r"\b(?:\d+\s+(?:more\s+)?layers?\s+)?deeper\b", " increase depth "),
+    (r"\b(?:\d+\s+(?:fewer\s+)?layers?\s+)?shallower\b", " decrease depth "),
     (
         r"\bmodel[\s_]*dim(?:ension)?\b|\bn[\s_]?embd\b|\bd[\s_]?model\b|\bhidden[\s_]*(?:size|dim(?:ension)?)\b"
         r"|\bembedding[\s_]*dim(?:ension)?\b",
@@ -339,7 +412,7 @@ _NUMERIC_KNOBS = frozenset(
         "adam_beta2", "adam_eps", "ns_steps", "weight_decay", "grad_clip", "grad_accum", "device_batch_size",
         "batch_size", "seq_len", "vocab_size", "token_dropout", "dropout", "label_smoothing", "z_loss", "ema",
         "embedding_init", "init_std", "residual_scale", "adam_lr", "partial_rope", "xsa", "bigram_hash", "swa",
-        "conv_kernel", "data_shards", "load_balance_loss", "n_experts", "top_k", "attn_gate",
+        "conv_kernel", "data_shards", "load_balance_loss", "n_experts", "top_k", "attn_gate", "drop_path",
     }
 )  # fmt: skip
 # On/off features: "remove X", "no X", "X off" switch them off.
@@ -349,7 +422,7 @@ _FEATURE_KNOBS = frozenset(
         "nesterov", "torch_compile", "unet_skips", "x0_mixing", "parallel_blocks", "doc_masking", "ema",
         "multi_token_prediction", "flash_attention", "zero_init", "grad_checkpointing", "z_loss", "dropout",
         "label_smoothing", "grad_clip", "mixture_of_depths", "moe", "logit_softcap", "partial_rope", "xsa", "swa",
-        "bigram_hash", "attn_gate",
+        "bigram_hash", "attn_gate", "drop_path", "bias",
     }
 )  # fmt: skip
 _OPTIONS: dict[str, str] = {
@@ -585,7 +658,9 @@ _ASIDE = re.compile(
 # Quantities a run reports about itself rather than sets: "19.7M params", "180K tok/s", "0.86% MFU".
 _REPORTED = re.compile(
     r"\b\d+(?:\.\d+)?\s*[mkb]?\s*(?:params|parameters)\b|\b\d+(?:\.\d+)?\s*k?\s*tok/s\b"
-    r"|\b\d+(?:\.\d+)?\s*%?\s*mfu\b",
+    r"|\b\d+(?:\.\d+)?\s*%?\s*mfu\b"
+    # time and memory a run took ("exceeded 10 minute timeout", "19.4GB"): never a setting's value
+    r"|\b\d+(?:\.\d+)?\s*(?:minutes?|mins?|seconds?|secs?|hours?|hrs?|gb|gib|mb|mib)\b",
     re.IGNORECASE,
 )
 # Context the change was made in ("lower scalar lr to 0.2 after 3x MLP", "... at batch 2^13").
@@ -784,8 +859,19 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         conflict=bool(differences),
         agree=agree,
         differences=tuple(differences),
-        extra=bool(knobs_a - shared) or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
+        extra=any(_changes(k, a.settings[k]) for k in knobs_a - shared)
+        or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
     )
+
+
+def _changes(knob: str, setting: Setting) -> bool:
+    """Whether a knob only the idea names is a change of its own, not a mention.
+
+    "hold the LR at peak and only start the decay in the last fifth" changes the decay; the
+    learning rate it names has no value, direction or option, so it adds nothing the run
+    lacked. An on/off feature named at all is switched on (or off): that is a change.
+    """
+    return knob in _FEATURE_KNOBS or setting.explicit() or setting.direction is not None
 
 
 def _adds_value(idea: Setting, run: Setting) -> bool:
