@@ -11,7 +11,7 @@ import pytest
 from mcp_memory_server import MemoryStore
 from mcp_memory_server.core.lab import NoveltyCheck
 from mcp_memory_server.core.lab import calibration as cal
-from mcp_memory_server.core.lab.novelty import EMBEDDING_WEIGHTS, LEXICAL_WEIGHTS, analyze, signals
+from mcp_memory_server.core.lab.novelty import EMBEDDING_WEIGHTS, LEXICAL_WEIGHTS, analyze, config_names, signals
 from mcp_memory_server.embeddings import Embedder
 
 DEVSET = Path(__file__).parent / "data" / "lab_devset.json"
@@ -295,6 +295,24 @@ def test_the_other_hand_ledger_set_adds_new_repositories_with_labelled_probes() 
             assert set(probe["targets"]) <= keys and (probe["label"] == "novel") == (not probe["targets"])
 
 
+@pytest.mark.parametrize(("name", "split"), [("hand3", "hand3_dev"), ("hand4", "hand4_held")])
+def test_two_more_hands_add_new_repositories_with_labelled_probes(name: str, split: str) -> None:
+    """Each of two more authors labelled two more forks: valid targets, one split, no repository seen before."""
+    seen = {
+        s["repo"] for path in (LEDGERS, OTHER_HAND) for s in json.loads(path.read_text(encoding="utf-8"))["sources"]
+    }
+    sources = json.loads(LEDGERS.with_name(f"novelty_ledgers_{name}.json").read_text(encoding="utf-8"))["sources"]
+    assert len(sources) == 2 and {s["split"] for s in sources} == {split}
+    assert not seen & {s["repo"] for s in sources}
+    for source in sources:
+        assert source["path"].endswith("results.tsv") and len(source["commit"]) == 40 and len(source["runs"]) >= 30
+        keys = {run["key"] for run in source["runs"]}
+        assert {run["status"] for run in source["runs"]} <= {"keep", "discard", "crash"}
+        for probe in source["probes"]:
+            assert probe["label"] in ("duplicate", "variant", "novel")
+            assert set(probe["targets"]) <= keys and (probe["label"] == "novel") == (not probe["targets"])
+
+
 @pytest.mark.parametrize(
     ("logged", "probe"),
     [
@@ -409,6 +427,26 @@ def test_a_knob_mentioned_without_a_value_or_a_runs_cost_does_not_make_a_repeat_
     the time or memory a run took ("10 minute timeout", "19.4GB") is no value of the knob next to it."""
     [run_id] = _ledger(store, [(logged, "discard", 1.01)])
     _assert_repeats(store.lab.check(probe, mode="explore"), run_id)
+
+
+def test_a_config_name_the_vocabulary_does_not_know_is_a_knob_of_its_own(store: MemoryStore) -> None:
+    """Ledgers outside small-LM training name their own keys: "the safety margin" is the run's
+    ``safety_margin``, another value of it is a variant, and another key with the same value is not a match."""
+    [run_id] = _ledger(store, [("loosen safety_margin 0.9->1.3: the truck falls off", "discard", 1.01)])
+    _assert_repeats(store.lab.check("loosen the safety margin to 1.3"), run_id)
+    variant = store.lab.check("safety_margin 1.5")
+    assert variant.classification == "repeat_failure" and variant.top_matches[0].relation == "variant"
+    assert variant.top_matches[0].differences == ["safety_margin: 1.5 vs 1.3"]
+    _assert_no_repeat(store.lab.check("raise braking_margin to 1.3"))
+
+
+def test_a_module_name_or_a_reported_quantity_is_no_config_name() -> None:
+    """Only a name given a value is a setting, and not the metrics a run reports."""
+    assert config_names("weight tying (lm_head.weight=wte.weight): val_bpb 1.02, final_loss=3.1") == frozenset()
+    assert config_names("matrix_lr 0.04, scale_pos_weight=3, colsample_bytree to .8") == {
+        "scale_pos_weight",
+        "colsample_bytree",
+    }
 
 
 def test_a_knob_named_only_in_a_runs_commentary_is_still_extra(store: MemoryStore) -> None:
