@@ -54,6 +54,7 @@ from .novelty import (
     Weights,
     analyze,
     compare,
+    config_names,
     lexical_similarity,
     signals,
 )
@@ -104,6 +105,10 @@ class _Row:
             self._features = analyze(self.description)
         return self._features
 
+    def read(self, names: frozenset[str]) -> Features:
+        """The features with the ledger's config names recognised, as the idea checked is read."""
+        return analyze(self.description, names) if names else self.features
+
 
 class _RunIndex:
     """Every run's features and description vector, kept in step with the database."""
@@ -116,6 +121,8 @@ class _RunIndex:
         self._vectors: np.ndarray | None = None
         self._has_vector: np.ndarray | None = None
         self._max_seq = 0
+        self.config_names: frozenset[str] = frozenset()
+        """Config names the runs use that the reading's vocabulary does not know (see ``config_names``)."""
 
     @property
     def model_id(self) -> str:
@@ -130,6 +137,7 @@ class _RunIndex:
                 return
             if max_seq < self._max_seq:  # the ledger was rebuilt under us: start again
                 self.rows, self._vectors, self._has_vector, self._max_seq = [], None, None, 0
+                self.config_names = frozenset()
             fetched = self._db.query(
                 "SELECT r.seq, r.run_id, r.ts, r.description, r.status, r.family, r.commit_sha, r.metrics, r.tags,"
                 " v.vector FROM lab_runs r LEFT JOIN lab_run_vectors v ON v.run_id = r.run_id AND v.model_id = ?"
@@ -153,6 +161,9 @@ class _RunIndex:
                 self._store_vector(len(self.rows) - 1, row["vector"])
             if fetched:
                 self._max_seq = fetched[-1]["seq"]
+                names = frozenset().union(*(config_names(row["description"]) for row in fetched))
+                if not names <= self.config_names:
+                    self.config_names |= names
 
     def _store_vector(self, index: int, blob: bytes | None) -> None:
         import numpy as np
@@ -350,7 +361,12 @@ class Lab:
             self._index.refresh()
             if probe_vector is not None:
                 self._index.ensure_vectors()
-            matched = self._matches(features, probe_vector, weights)
+            # Both sides are read knowing the ledger's config names ("the safety margin" is safety_margin);
+            # the embedded text is the same with or without them.
+            names = self._index.config_names
+            if names:
+                features = analyze(description, names)
+            matched = self._matches(features, probe_vector, weights, names)
             compared = len(self._index.rows)
         wanted = set(tags)
         # Equally similar runs: those sharing more of the given tags first, then the earliest.
@@ -374,7 +390,7 @@ class Lab:
                 score=round(m.score, 4),
                 relation=m.relation,
                 category=categories[m.row.run_id],
-                differences=list(signals(features, m.row.features, explain=True).differences),
+                differences=list(signals(features, m.row.read(names), explain=True).differences),
             )
             for m in matched[:limit]
         ]
@@ -391,7 +407,9 @@ class Lab:
         )
         return result, probe_vector
 
-    def _matches(self, features: Features, vector: np.ndarray | None, weights: Weights) -> list[_Matched]:
+    def _matches(
+        self, features: Features, vector: np.ndarray | None, weights: Weights, names: frozenset[str]
+    ) -> list[_Matched]:
         import numpy as np
 
         rows = self._index.rows
@@ -406,16 +424,17 @@ class Lab:
                 candidates = candidates[keep]
             pairs = ((int(i), float(base[i])) for i in candidates)
         else:
-            pairs = ((i, lexical_similarity(features, row.features)) for i, row in enumerate(rows))
+            pairs = ((i, lexical_similarity(features, row.read(names))) for i, row in enumerate(rows))
         out = []
         for i, similarity in pairs:
             if similarity < floor:
                 continue
             row = rows[i]
             # Below the match threshold only the agreement bonus can lift a run, and that needs the same knobs.
-            if similarity < weights.match and row.features.knobs != features.knobs:
+            run = row.read(names)
+            if similarity < weights.match and run.knobs != features.knobs:
                 continue
-            score, relation, _ = compare(features, row.features, similarity, weights)
+            score, relation, _ = compare(features, run, similarity, weights)
             if relation != "unrelated":
                 out.append(_Matched(row, score, relation))
         return out

@@ -40,6 +40,7 @@ __all__ = [
     "analyze",
     "baseline_tokens",
     "compare",
+    "config_names",
     "describe_differences",
     "lexical_similarity",
 ]
@@ -149,7 +150,10 @@ _RULES: list[tuple[str, str]] = [
         r"\baccumulat(?:e|es|ed|ing)\s+(?:the\s+)?grad(?:ient)?s\s+(?:over|across)\s+(\d+)\s+(?:micro[\s-]*)?(?:batches|steps)\b",
         r" grad_accum \1 ",
     ),
-    (r"\bno\s+bias(?:es)?\b|\bbias[\s-]*free\b|\b(?:remove|drop)\s+(?:the\s+|all\s+)?bias(?:es|\s+terms?)\b", " no bias "),
+    (
+        r"\bno\s+bias(?:es)?\b|\bbias[\s-]*free\b|\b(?:remove|drop)\s+(?:the\s+|all\s+)?bias(?:es|\s+terms?)\b",
+        " no bias ",
+    ),
     (
         r"\b(?:square\s+root|sqrt)\s+of\s+(?:the\s+)?mean\s+(?:of\s+)?(?:the\s+)?squares?\b"
         r"|\broot[\s-]*mean[\s-]*square\s+norm(?:ali[sz]ation)?\b",
@@ -163,7 +167,10 @@ _RULES: list[tuple[str, str]] = [
         r" sliding_window \1 ",
     ),
     (r"\b(?:short|local|small|narrow)\s+(?:attention\s+)?window(?:\s+size)?\b", " window_size "),
-    (r"\b(?:attend(?:s|ing)?|attention)\s+(?:only\s+)?(?:over|to)\s+(?:the\s+)?(?:last|previous)\s+(\d+)\s+tokens\b", r" sliding_window window_size \1 "),
+    (
+        r"\b(?:attend(?:s|ing)?|attention)\s+(?:only\s+)?(?:over|to)\s+(?:the\s+)?(?:last|previous)\s+(\d+)\s+tokens\b",
+        r" sliding_window window_size \1 ",
+    ),
     (
         r"\b(?:remove|drop|delete)\s+(?:the\s+)?([a-z][\w\s-]{0,40}?)\s+from\s+(?:every|all|each)\s+(?:layers?|blocks?)\s+"
         r"except\s+(?:the\s+)?(last|final|first)(?:\s+(?:one|layer|block))?\b",
@@ -445,6 +452,25 @@ _OWNED_BY = {
     "rope": frozenset({"rope_base", "qk_norm"}),
 }
 _KNOBS = _NUMERIC_KNOBS | _FEATURE_KNOBS | {"lr_schedule", "window_pattern"}
+# A config name the vocabulary above does not know ("lookahead_curvature_gain", "scale_pos_weight",
+# "MIN_CHILD_WEIGHT") is still a knob: ledgers name the keys they change, whatever the domain.
+# Names whose words the vocabulary reads ("warmdown_ratio", "max_depth") are read as those words.
+# Only a name given a value counts ("safety_margin 0.9->1.3", "scale_pos_weight=3"): a module's name
+# ("lm_head.weight=wte.weight") is not a setting.
+_CONFIG_NAME = re.compile(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\s*(?:=|:|\bto\b|\bfrom\b|\bof\b|\bat\b)?\s*[-+]?\.?\d")
+
+
+def _is_knob(token: str) -> bool:
+    return token in _KNOBS or _is_config_name(token)
+
+
+def _is_config_name(token: str) -> bool:
+    return "_" in token and token not in _OPTIONS and not token.startswith("window_pattern_")
+
+
+def _takes_number(knob: str) -> bool:
+    return knob in _NUMERIC_KNOBS or (knob not in _KNOBS and _is_config_name(knob))
+
 
 _UP = frozenset(
     [
@@ -686,8 +712,35 @@ def core(text: str) -> str:
     return head if len(head) >= 3 else text
 
 
-def _canonical(text: str) -> str:
+def config_names(text: str) -> frozenset[str]:
+    """The config names a description uses that the vocabulary does not read ("safety_margin").
+
+    A ledger's names are passed to :func:`analyze` for a new idea, so that "loosen the safety
+    margin" names the knob a run logged as ``safety_margin 0.9->1.3``.
+    """
+    return frozenset(name for name in _CONFIG_NAME.findall(text.lower().replace("\u2192", " -> ")) if _unread(name))
+
+
+@lru_cache(maxsize=4096)
+def _unread(name: str) -> bool:
+    """Whether the vocabulary leaves a config name's words as they are (``matrix_lr`` it reads as the LR)."""
+    spaced = name.replace("_", " ")
+    read = spaced
+    for pattern, replacement in _compiled_rules():
+        read = pattern.sub(replacement, read)
+    words = spaced.split()
+    return re.sub(r"\s+", " ", read).strip() == spaced and not any(
+        word in _KNOBS or word in _OPTIONS or word in _REPORTS for word in words
+    )
+
+
+# Words of the quantities a run reports rather than sets (``val_bpb``, ``final_loss``, ``peak_mem``).
+_REPORTS = frozenset({"val", "loss", "bpb", "acc", "accuracy", "auc", "mfu", "mem", "memory", "time", "tok", "tokens"})
+
+
+def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     lowered = text.lower().replace("→", " -> ").replace("=>", " -> ").replace("\u2019", "'")
+    names = config_names(lowered) | known
     # Config names ("WARMDOWN_RATIO=0.3") read as words, like the prose that names the same knobs.
     lowered = lowered.replace("_", " ").replace("=", " ")
     lowered = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], lowered)
@@ -699,6 +752,11 @@ def _canonical(text: str) -> str:
         lowered = pattern.sub(replacement, lowered)
     # Normalise every number so "1e5", "100000" and "100k" read the same to the model too.
     lowered = _TOKEN.sub(lambda m: _normalise_token(m.group(0)), lowered)
+    # ... and those the vocabulary does not know are joined again, to be read as knobs of their own.
+    for name in sorted(names, key=len, reverse=True):
+        spaced = name.replace("_", " ")
+        if spaced in lowered:
+            lowered = re.sub(rf"\b{re.escape(spaced)}\b", name, lowered)
     return re.sub(r"\s+", " ", lowered).strip()
 
 
@@ -736,15 +794,19 @@ def _target_view(canonical: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def analyze(text: str) -> Features:
-    """Read a description into :class:`Features` (cached: descriptions repeat)."""
-    canonical = _canonical(core(text))
+def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
+    """Read a description into :class:`Features` (cached: descriptions repeat).
+
+    ``names``: config names to recognise when the text spells them as words (a ledger's
+    :func:`config_names`); the embedded text is the same with or without them.
+    """
+    canonical = _canonical(core(text), names)
     # Distances between a value and its knob skip stop words ("ema of weights with decay 0.999").
     tokens = [t for t in _TOKEN.findall(_target_view(canonical)) if t not in _STOP or t in _OFF]
     knob_at: list[tuple[int, str]] = []
     options: dict[str, list[tuple[int, str]]] = {}
     for index, token in enumerate(tokens):
-        if token in _KNOBS:
+        if _is_knob(token):
             knob_at.append((index, token))
         elif token in _OPTIONS:
             options.setdefault(_OPTIONS[token], []).append((index, token))
@@ -772,6 +834,8 @@ def analyze(text: str) -> Features:
             if owner is not None and owner in _FEATURE_KNOBS:
                 off.add(owner)
     settings: dict[str, Setting] = {}
+    # A config name counts as a knob where it is given something; a bare mention is only words.
+    knob_names = {name for name in knob_names if name in _KNOBS or name in numbers or name in directions or name in off}
     for name in knob_names:
         settings[name] = Setting(
             numbers=frozenset(numbers.get(name, ())),
@@ -800,7 +864,7 @@ def _nearest_knob(
 ) -> str | None:
     best: tuple[int, int, str] | None = None
     for position, name in knob_at:
-        if numeric_only and name not in _NUMERIC_KNOBS:
+        if numeric_only and not _takes_number(name):
             continue
         distance = position - index
         if (distance < 0 and -distance <= before) or (0 < distance <= after):
@@ -823,6 +887,11 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
     """
     knobs_a, knobs_b = a.knobs, b.knobs
     if not knobs_a or not knobs_b:
+        # A config name the vocabulary does not know, against a line naming no knob, says nothing either
+        # way: "use 500 trees" may well be "n_estimators 300->500". Only the values are compared.
+        if not any(k in _KNOBS for k in knobs_a | knobs_b):
+            loose = _loose_difference(a, b)
+            return PairSignals(0.0, False, False, True, False, (loose,)) if loose else _NO_KNOBS
         if knobs_a or knobs_b:
             return _ONE_SIDED_EXTRA if knobs_a else _ONE_SIDED
         loose = _loose_difference(a, b)
