@@ -7,7 +7,9 @@ hard negatives. Sources are split by repository: ``dev`` sources may be tuned on
 ``held_out`` sources are only reported. Those probes were all written by one hand, so
 ``bench/data/novelty_ledgers_other_hand.json`` adds three more forks with probes written by
 another (a session that never saw the matcher): ``other_dev`` (one source, may be tuned on)
-and ``other_hand`` (two sources, only reported).
+and ``other_hand`` (two sources, only reported). ``novelty_ledgers_hand3.json`` and
+``novelty_ledgers_hand4.json`` add two forks each from two more hands, including domains
+outside small-LM training: ``hand3_dev`` (may be tuned on) and ``hand4_held`` (only reported).
 
 Each source gets its own store: its runs are imported with ``experiment_import_tsv`` and
 every probe goes through ``novelty_check`` at defaults (description only, explore mode,
