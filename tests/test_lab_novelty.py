@@ -326,6 +326,13 @@ def test_two_more_hands_add_new_repositories_with_labelled_probes(name: str, spl
         ("sliding window attention in the lower layers", "lower layers attend only over a local band of recent tokens"),
         ("stochastic depth 0.1", "randomly skip residual branches, rate 0.1"),
         ("remove biases from all linear layers", "bias-free linear layers"),
+        ("MQA with n_kv_head=1", "have every query head attend using one single shared key/value head"),
+        ("parallel attn+MLP blocks", "compute the attention and MLP branches side by side from the same input"),
+        ("label smoothing 0.1", "soften the one-hot next-token targets by spreading 10% of the probability mass"),
+        (
+            "weight tying",
+            "use one shared matrix for the input token embedding and the output projection to the vocabulary",
+        ),
     ],
 )
 def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:
@@ -440,6 +447,46 @@ def test_a_config_name_the_vocabulary_does_not_know_is_a_knob_of_its_own(store: 
     _assert_no_repeat(store.lab.check("raise braking_margin to 1.3"))
 
 
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        ("loosen safety_margin 0.9->1.3", "loosen safety_margin from 90 cm to 130 cm"),
+        (
+            "gentler hairpin cap (threshold 0.65, floor 4.0): very close",
+            "hairpin cap with threshold 0.65 and floor 4.0",
+        ),
+        ("z-loss regularization (1e-4 coefficient)", "add z-loss with weight 1e-4"),
+        ("lengthen curvature_preview 14->18", "lengthen curvature_preview to 18, leaving cross_track_gain at 0.5"),
+    ],
+)
+def test_settings_in_parentheses_units_and_what_an_idea_leaves_alone(
+    store: MemoryStore, logged: str, probe: str
+) -> None:
+    """A line whose only values are in parentheses states its change there; 90 cm is the 0.9 m a run logged;
+    "leaving X at 0.5" changes nothing."""
+    [run_id] = _ledger(store, [(logged, "discard", 1.01)])
+    _assert_repeats(store.lab.check(probe, mode="explore"), run_id)
+
+
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        # beside a value of its own, a parenthesis is the context the change was made in
+        ("raise n_estimators 300->600 (learning_rate=0.05)", "raise learning_rate to 0.05"),
+        # another value of a setting stated only in parentheses
+        ("rate-limit applied steering (2.5 rad/s)", "rate-limit applied steering at 5.0 rad/s"),
+        # a config name with a value against a line with other values and no knob
+        ("rate-limit applied steering (2.5 rad/s)", "increase max_steer from 0.4 to 0.5 rad"),
+        # the optimizer named on its own is a choice, not a qualifier
+        ("swap the optimizer to Lion with weight decay 0.1", "lower weight decay to 0.1 with AdamW"),
+    ],
+)
+def test_context_values_and_other_values_are_no_repeat(store: MemoryStore, logged: str, probe: str) -> None:
+    """Values of the context, other values of a setting in parentheses and other knobs' values are no repeat."""
+    _ledger(store, [(logged, "discard", 1.01)])
+    _assert_no_repeat(store.lab.check(probe, mode="explore"))
+
+
 def test_a_module_name_or_a_reported_quantity_is_no_config_name() -> None:
     """Only a name given a value is a setting, and not the metrics a run reports."""
     assert config_names("weight tying (lm_head.weight=wte.weight): val_bpb 1.02, final_loss=3.1") == frozenset()
@@ -480,6 +527,8 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
         ("FINAL_LR_FRAC=0.1", "stop the decay at 10% of the peak learning rate"),
         ("FINAL_LR_FRAC=0.29", "final LR at 29% of peak"),
         ("SHORT_WINDOW 1024->256", "sliding window size 256"),
+        ("warmdown over the final 20% of training", "warmdown over the last fifth of training"),
+        ("raise the matrix lr to 0.05", "raise the Muon matrix learning rate to 0.05"),
     ],
 )
 def test_units_and_abbreviations_read_as_the_same_setting(a: str, b: str) -> None:

@@ -56,6 +56,7 @@ from .novelty import (
     compare,
     config_names,
     lexical_similarity,
+    same_knobs_changed,
     signals,
 )
 from .tsv import STATUSES, format_results_tsv, parse_results_tsv
@@ -432,7 +433,7 @@ class Lab:
             row = rows[i]
             # Below the match threshold only the agreement bonus can lift a run, and that needs the same knobs.
             run = row.read(names)
-            if similarity < weights.match and run.knobs != features.knobs:
+            if similarity < weights.match and not same_knobs_changed(features, run):
                 continue
             score, relation, _ = compare(features, run, similarity, weights)
             if relation != "unrelated":

@@ -43,11 +43,12 @@ __all__ = [
     "config_names",
     "describe_differences",
     "lexical_similarity",
+    "same_knobs_changed",
 ]
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.1"
+READING = "reading-2026-12-04.2"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -99,17 +100,18 @@ _RULES: list[tuple[str, str]] = [
     ),
     # what a technique does, said instead of its name (the common ones of small-LM ledgers)
     (
-        r"\b(?:one|a|the\s+same|single)\s+(?:shared\s+)?(?:weight\s+)?(?:matrix|matrices|weights?|parameters?)\s+"
-        r"(?:for|between)\s+(?:both\s+)?(?:the\s+)?(?:token\s+|input\s+)?embeddings?\s+and\s+(?:the\s+)?"
+        r"\b(?:1|a|the\s+same|single)\s+(?:shared\s+)?(?:weight\s+)?(?:matrix|matrices|weights?|parameters?)\s+"
+        r"(?:for|between)\s+(?:both\s+)?(?:the\s+)?(?:(?:token|input)\s+){0,2}embeddings?\s+and\s+(?:the\s+)?"
         r"(?:output|unembedding|lm[\s-]*head|readout|final)\b(?:\s+(?:projection|layer|head|matrix))?"
-        r"|\breus(?:e|ing)\s+(?:the\s+)?(?:token\s+|input\s+)?embeddings?(?:\s+(?:matrix|weights))?\s+(?:as|for)\s+"
+        r"|\breus(?:e|ing)\s+(?:the\s+)?(?:(?:token|input)\s+){0,2}embeddings?(?:\s+(?:matrix|weights))?\s+(?:as|for)\s+"
         r"(?:the\s+)?(?:output|unembedding|lm[\s-]*head|readout)\b(?:\s+(?:projection|layer|head|matrix))?",
         " tied ",
     ),
     (
         r"\b(?:mix(?:ing)?|blend(?:ing)?)\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:targets?|labels?)\s+with\s+(?:a\s+)?uniform\b"
-        r"|\bsoft(?:en(?:ed|ing)?)?\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:targets?|labels?)\b",
-        " label_smoothing ",
+        r"|\bsoft(?:en(?:ed|ing)?)?\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:next[\s-]*token\s+)?(?:targets?|labels?)\b"
+        r"|\bspread(?:s|ing)?\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+)?(?:probability\s+)?mass\b",
+        r" label_smoothing \1 ",
     ),
     (
         r"\b(?:rescale|cap|limit|clamp|bound)\s+(?:the\s+)?(?:global\s+)?(?:l2\s+)?(?:gradient|grad)s?(?:'s)?\s+norms?\b"
@@ -141,6 +143,15 @@ _RULES: list[tuple[str, str]] = [
     (
         r"\b(?:share|sharing)\s+(?:the\s+)?(?:key\s*(?:/|and)\s*value|kv)\s+(?:heads|projections)\s+across\s+(?:the\s+)?(?:query\s+)?heads\b",
         " kv_heads ",
+    ),
+    (
+        r"\b(?:1|a)\s+(?:single\s+)?shared\s+(?:key\s*/\s*value|kv|key[\s-]*value)\s+head\b",
+        " kv_heads 1 ",
+    ),
+    (
+        r"\b(?:attention|attn)\s+and\s+(?:the\s+)?mlp\b(?:\s+(?:branches|blocks|sublayers))?[^.;]{0,60}?"
+        r"\b(?:side[\s-]+by[\s-]+side|in\s+parallel|simultaneously)\b",
+        " parallel_blocks ",
     ),
     (
         r"\brecomput(?:e|es|ed|ing)\s+(?:the\s+)?activations\s+(?:in|during)\s+(?:the\s+)?backward(?:\s+pass)?\b",
@@ -321,7 +332,10 @@ _RULES: list[tuple[str, str]] = [
         " sliding_window ",
     ),
     (r"\b(?=[sl]*s)(?=[sl]*l)([sl]{3,8})\b", r" window_pattern_\1 "),
-    (r"\bfull\s+attention\b|\bglobal\s+attention\b|\ball\s+layers\s+(?:are\s+)?global\b", " no sliding_window "),
+    (
+        r"\b(?:global\s+)?full[\s-]+(?:context\s+)?attention\b|\bglobal\s+attention\b|\ball\s+layers\s+(?:are\s+)?global\b",
+        " no sliding_window ",
+    ),
     (
         r"\b(?:logit|output\s+logits?)\s+soft[\s-]*cap(?:ping)?\b|\bsoft[\s-]*cap(?:ping)?(?:\s+the)?(?:\s+output)?\s+logits\b"
         r"|\bsoft[\s-]*cap(?:ping)?\b",
@@ -340,7 +354,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\badamw?\b", " adamw "),
     (r"\bweight[\s_]*decay\b|\bwd\b", " weight_decay "),
     (
-        r"\bgrad(?:ient)?s?[\s_-]*(?:norm[\s_-]*)?clip(?:ping)?\b|\bclip(?:ping)?\s+(?:the\s+)?grad(?:ient)?s?(?:[\s_-]*norms?)?\b"
+        r"\bgrad(?:ient)?s?[\s_-]*(?:norm[\s_-]*)?clip(?:ping)?\b|\bclip(?:ping)?\s+(?:the\s+)?(?:global\s+)?grad(?:ient)?s?(?:[\s_-]*norms?)?\b|\bmax[\s_]norm\b"
         r"|\bmax[\s_]*grad[\s_]*norm\b",
         " grad_clip ",
     ),
@@ -667,6 +681,11 @@ _NUMBER_WORDS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
     "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "sixteen": "16", "thirty-two": "32",
 }  # fmt: skip
+_SUBUNITS = {"cm": 100.0, "mm": 1000.0, "ms": 1000.0}
+_SUBUNIT = re.compile(r"\b(\d+(?:\.\d+)?)\s*(cm|mm|ms)\b")
+# "the last fifth", "one half": a share of the run or of a value. "cut by a third" is a change, not a value.
+_FRACTIONS = {"half": "0.5", "third": "0.333", "quarter": "0.25", "fifth": "0.2", "tenth": "0.1"}
+_FRACTION = re.compile(r"(?<!\bby )\b(?:one|a|the\s+(?:last|final|first))\s+(half|third|quarter|fifth|tenth)\b")
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b")
 _POWER = re.compile(r"\b(\d{1,2})\s*(?:\^|\*\*)\s*(\d{1,2})\b")
 # Commentary real ledgers append to the change itself: the result, the reasoning, a verdict.
@@ -678,8 +697,22 @@ _COMMENTARY = re.compile(
 _TAG = re.compile(r"^\s*(?:exp\s*\d+\s*[:.)-]\s*)?(?:\[[^\]]{1,20}\]\s*)*", re.IGNORECASE)
 # Parentheses that only comment ("(slightly worse)", "(no effect vs exp10)"); those naming an old
 # value ("(was 0.6)", "(down from 0.1)") or holding a tuple of values are kept for _OLD_VALUE_SPANS.
-_ASIDE = re.compile(
-    r"(?<![\w*/^])\((?![^()]*(?:->|\u2192))(?!\s*(?:was|from|previously|default|baseline|up\s+from|down\s+from)\b)(?![\d.,\s]+\))[^()]*\)"
+_ASIDE_HEAD = (
+    r"(?<![\w*/^])\((?![^()]*(?:->|\u2192))(?!\s*(?:was|from|previously|default|baseline|up\s+from|down\s+from)\b)"
+    r"(?![\d.,\s]+\))"
+)
+_ASIDE = re.compile(_ASIDE_HEAD + r"[^()]*\)")
+# When the line outside them states no value, parentheses that hold settings are the change's own
+# ("gentler hairpin cap (threshold 0.65, floor 4.0)", "z-loss (1e-4 coefficient)", "(2.5 rad/s)");
+# beside a value they are the context it was set in ("n_estimators 300->600 (learning_rate=0.05)").
+_VALUE = r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?"
+_COMMENT_ONLY = re.compile(
+    _ASIDE_HEAD
+    + rf"(?![^()]*\b[a-z][a-z0-9_]*\s*=\s*{_VALUE})"
+    + rf"(?!\s*{_VALUE}\s*[a-z/]*\s*\))"
+    + rf"(?!\s*[a-z_]+\s+{_VALUE}(?:\s*,\s*[a-z_]+\s+{_VALUE})*\s*\))"
+    + r"[^()]*\)",
+    re.IGNORECASE,
 )
 # Quantities a run reports about itself rather than sets: "19.7M params", "180K tok/s", "0.86% MFU".
 _REPORTED = re.compile(
@@ -690,8 +723,10 @@ _REPORTED = re.compile(
     re.IGNORECASE,
 )
 # Context the change was made in ("lower scalar lr to 0.2 after 3x MLP", "... at batch 2^13").
+# So is what it leaves alone: "lengthen the base lookahead, leaving lookahead_curvature_gain at 0.25".
 _CONTEXT = re.compile(
-    r"\s+(?:after\s+(?=\d|remov|add|switch|chang|rais|lower|increas|decreas|halv|doubl)|at\s+(?=batch|bs\b|depth|width|lr\b)).*$",
+    r"\s+(?:after\s+(?=\d|remov|add|switch|chang|rais|lower|increas|decreas|halv|doubl)|at\s+(?=batch|bs\b|depth|width|lr\b)).*$"
+    r"|\s*,\s*(?:while\s+)?leaving\s+.*$",
     re.IGNORECASE,
 )
 
@@ -707,7 +742,10 @@ def core(text: str) -> str:
     cut = _COMMENTARY.search(head)
     if cut is not None and cut.start() >= 3:
         head = head[: cut.start()]
-    head = _CONTEXT.sub("", _REPORTED.sub(" ", _ASIDE.sub(" ", head)))
+    bare = _ASIDE.sub(" ", head)
+    if not re.search(r"\d", _REPORTED.sub(" ", bare)):
+        bare = _COMMENT_ONLY.sub(" ", head)
+    head = _CONTEXT.sub("", _REPORTED.sub(" ", bare))
     head = head.strip(" .,;:")
     return head if len(head) >= 3 else text
 
@@ -743,11 +781,14 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     names = config_names(lowered) | known
     # Config names ("WARMDOWN_RATIO=0.3") read as words, like the prose that names the same knobs.
     lowered = lowered.replace("_", " ").replace("=", " ")
+    lowered = _FRACTION.sub(lambda m: _FRACTIONS[m.group(1)], lowered)
     lowered = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], lowered)
     lowered = re.sub(r"(?<=[a-z)])\s*\^\s*2\b", " squared", lowered)
     lowered = _POWER.sub(lambda m: str(int(m.group(1)) ** int(m.group(2))), lowered)
     lowered = re.sub(r"(\d),(\d{3})\b", r"\1\2", lowered)
     lowered = re.sub(r"(\d)\s*(?:percent|pct)\b", r"\1%", lowered)
+    # Lengths and times in the unit a ledger uses most: "90 cm" is the 0.9 (m) a run logged, "250 ms" 0.25 (s).
+    lowered = _SUBUNIT.sub(lambda m: _format_number(float(m.group(1)) / _SUBUNITS[m.group(2)]), lowered)
     for pattern, replacement in _compiled_rules():
         lowered = pattern.sub(replacement, lowered)
     # Normalise every number so "1e5", "100000" and "100k" read the same to the model too.
@@ -809,6 +850,12 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
         if _is_knob(token):
             knob_at.append((index, token))
         elif token in _OPTIONS:
+            # "the muon learning rate" sets the learning rate of the optimizer in use; it does not choose muon.
+            if (
+                _OPTIONS[token] == "optimizer" and index + 1 < len(tokens) and _is_knob(tokens[index + 1])
+                and re.search(rf"\b{token}\s+{tokens[index + 1]}\b", canonical)
+            ):  # fmt: skip
+                continue
             options.setdefault(_OPTIONS[token], []).append((index, token))
         elif token.startswith("window_pattern_"):
             options.setdefault("window_pattern", []).append((index, token.removeprefix("window_pattern_")))
@@ -890,8 +937,12 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         # A config name the vocabulary does not know, against a line naming no knob, says nothing either
         # way: "use 500 trees" may well be "n_estimators 300->500". Only the values are compared.
         if not any(k in _KNOBS for k in knobs_a | knobs_b):
-            loose = _loose_difference(a, b)
-            return PairSignals(0.0, False, False, True, False, (loose,)) if loose else _NO_KNOBS
+            idea_values, run_values = _all_numbers(a), _all_numbers(b)
+            if idea_values and run_values and not _within(idea_values, run_values):
+                shown = f"values: {_show(idea_values)} vs {_show(run_values)}"
+                return PairSignals(0.0, False, False, True, False, (shown,))
+            # ... and a value where the run gave none does more than the run did.
+            return _NO_KNOBS_EXTRA if idea_values and not run_values else _NO_KNOBS
         if knobs_a or knobs_b:
             return _ONE_SIDED_EXTRA if knobs_a else _ONE_SIDED
         loose = _loose_difference(a, b)
@@ -909,7 +960,7 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
             differences.append(difference)
             if not explain:
                 break
-    same_knobs = knobs_a == knobs_b
+    same_knobs = same_knobs_changed(a, b)
     if same_knobs and (explain or not differences):
         loose = _loose_difference(a, b)
         if loose:
@@ -931,6 +982,16 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         extra=any(_changes(k, a.settings[k]) for k in knobs_a - shared)
         or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
     )
+
+
+def same_knobs_changed(a: Features, b: Features) -> bool:
+    """Whether two descriptions change the same knobs: only then can they agree (and earn its bonus).
+
+    A knob either side only mentions (no value, direction or option) neither blocks nor earns it.
+    """
+    if a.knobs == b.knobs:
+        return True
+    return {k for k in a.knobs if _changes(k, a.settings[k])} == {k for k in b.knobs if _changes(k, b.settings[k])}
 
 
 def _changes(knob: str, setting: Setting) -> bool:
@@ -960,6 +1021,7 @@ def _explicit(knob: str, setting: Setting) -> bool:
 
 
 _NO_KNOBS = PairSignals(0.0, False, False, False, False, ())
+_NO_KNOBS_EXTRA = PairSignals(0.0, False, False, False, False, (), extra=True)
 _ONE_SIDED = PairSignals(0.0, False, True, False, False, ())
 _ONE_SIDED_EXTRA = PairSignals(0.0, False, True, False, False, (), extra=True)
 _DISJOINT_EXTRA = PairSignals(0.0, True, False, False, False, (), extra=True)
@@ -981,8 +1043,14 @@ def _difference(knob: str, left: Setting, right: Setting, explain: bool) -> str 
     return None
 
 
+def _all_numbers(f: Features) -> frozenset[float]:
+    return f.loose_numbers.union(*(setting.numbers for setting in f.settings.values()))
+
+
 def _loose_difference(a: Features, b: Features) -> str | None:
-    if a.loose_numbers and b.loose_numbers and not _same_numbers(a.loose_numbers, b.loose_numbers):
+    # Numbers no knob owns: the idea's within the run's ("decay 0.98" against "(decay=0.98, every 5
+    # steps)") are no conflict; more of them than the run had are, as the idea does something else.
+    if a.loose_numbers and b.loose_numbers and not _all_in(a.loose_numbers, b.loose_numbers):
         return f"values: {_show(a.loose_numbers)} vs {_show(b.loose_numbers)}"
     return None
 
@@ -995,10 +1063,12 @@ def _within(left: frozenset[float], right: frozenset[float]) -> bool:
     is not enough: "window 1024 on layers 1-7" and "window 2048 on layers 1-7" share 1 and 7.
     """
 
-    def has(values: frozenset[float], x: float) -> bool:
-        return any(math.isclose(x, y, rel_tol=_tolerance(x, y), abs_tol=1e-12) for y in values)
+    return _all_in(left, right) or _all_in(right, left)
 
-    return all(has(right, x) for x in left) or all(has(left, y) for y in right)
+
+def _all_in(values: frozenset[float], others: frozenset[float]) -> bool:
+    """Whether every value is (within tolerance) one of the others."""
+    return all(any(math.isclose(x, y, rel_tol=_tolerance(x, y), abs_tol=1e-12) for y in others) for x in values)
 
 
 def _same_numbers(left: frozenset[float], right: frozenset[float]) -> bool:
