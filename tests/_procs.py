@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,13 +91,32 @@ def stdio_params(
     return StdioServerParameters(command=command[0], args=command[1:], env=full_env, cwd=cwd)
 
 
+# Bytes read from a process's stdout past the line returned. select() sees only the pipe: two lines
+# that arrive in one read would leave the second in a BufferedReader's buffer while select() waits
+# on an empty pipe, which under load read as a server that stopped answering.
+_PENDING: weakref.WeakKeyDictionary[subprocess.Popen[bytes], bytearray] = weakref.WeakKeyDictionary()
+
+
 def read_line(process: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S) -> bytes:
-    """One line of the process's stdout, or TimeoutError if none comes in time."""
+    """One line of the process's stdout (with its newline; what is left at end of output), or TimeoutError."""
     assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], timeout)
-    if not ready:
-        raise TimeoutError(f"no output from the process within {timeout} s")
-    return process.stdout.readline()
+    fd = process.stdout.fileno()
+    pending = _PENDING.setdefault(process, bytearray())
+    deadline = time.monotonic() + timeout
+    while b"\n" not in pending:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError(f"no output from the process within {timeout} s")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            line = bytes(pending)
+            pending.clear()
+            return line
+        pending += chunk
+    end = pending.index(b"\n") + 1
+    line = bytes(pending[:end])
+    del pending[:end]
+    return line
 
 
 def free_port() -> int:

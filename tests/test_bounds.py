@@ -23,7 +23,7 @@ from typing import Any
 import httpx2
 import pytest
 from _mcp import call, error
-from _procs import READY_TIMEOUT_S, SERVER, HttpServer, clean_env, http_server, stdio_params, stop
+from _procs import READY_TIMEOUT_S, SERVER, HttpServer, clean_env, http_server, read_line, stdio_params, stop
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -83,10 +83,10 @@ class RawStdio:
 
     def receive(self, timeout: float = 60.0) -> dict[str, Any]:
         """The next answer; fails if none comes in ``timeout`` s (the silence this module is about)."""
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        assert ready, f"no answer within {timeout} s"
-        line = self.process.stdout.readline()
+        try:
+            line = read_line(self.process, timeout)
+        except TimeoutError:
+            pytest.fail(f"no answer within {timeout} s")
         assert line, "the server closed stdout"
         answer: dict[str, Any] = json.loads(line)
         return answer
