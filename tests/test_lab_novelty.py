@@ -295,6 +295,17 @@ def test_the_other_hand_ledger_set_adds_new_repositories_with_labelled_probes() 
             assert set(probe["targets"]) <= keys and (probe["label"] == "novel") == (not probe["targets"])
 
 
+def test_the_hard_pair_set_is_balanced_and_labelled() -> None:
+    """240 run/idea pairs of another hand in ten domains, half dev and half held out, every kind in both."""
+    pairs = json.loads(LEDGERS.with_name("novelty_pairs_hard.json").read_text(encoding="utf-8"))["pairs"]
+    assert len(pairs) == 240 and len({p["id"] for p in pairs}) == 240
+    assert {p["label"] for p in pairs} == {"duplicate", "variant", "novel"}
+    for split in ("hard_dev", "hard_held"):
+        chosen = [p for p in pairs if p["split"] == split]
+        assert len(chosen) == 120 and len({p["domain"] for p in chosen}) == 10
+        assert {p["kind"] for p in chosen} == {"swap", "other_knob", "other_value", "combo", "paraphrase", "context"}
+
+
 @pytest.mark.parametrize(("name", "split"), [("hand3", "hand3_dev"), ("hand4", "hand4_held")])
 def test_two_more_hands_add_new_repositories_with_labelled_probes(name: str, split: str) -> None:
     """Each of two more authors labelled two more forks: valid targets, one split, no repository seen before."""
@@ -479,10 +490,17 @@ def test_settings_in_parentheses_units_and_what_an_idea_leaves_alone(
         ("rate-limit applied steering (2.5 rad/s)", "increase max_steer from 0.4 to 0.5 rad"),
         # the optimizer named on its own is a choice, not a qualifier
         ("swap the optimizer to Lion with weight decay 0.1", "lower weight decay to 0.1 with AdamW"),
+        # the run plus a second change
+        ("torch.compile the model", "torch.compile the model and capture the step with CUDA graphs"),
+        ("add MUSAN noise at 5-20 dB SNR", "add MUSAN noise at 5-20 dB SNR plus RIR reverb"),
+        # the same switch, to something else
+        ("bi-encoder pooling: CLS -> mean pooling", "bi-encoder pooling: CLS -> max pooling"),
+        ("algorithm PPO -> SAC on HalfCheetah", "switch the algorithm from PPO to TD3 on HalfCheetah"),
     ],
 )
 def test_context_values_and_other_values_are_no_repeat(store: MemoryStore, logged: str, probe: str) -> None:
-    """Values of the context, other values of a setting in parentheses and other knobs' values are no repeat."""
+    """Values of the context, other values of a setting in parentheses, other knobs' values, a second change
+    joined to the run's and the same switch to something else are no repeat."""
     _ledger(store, [(logged, "discard", 1.01)])
     _assert_no_repeat(store.lab.check(probe, mode="explore"))
 

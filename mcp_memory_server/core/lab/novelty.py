@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -48,7 +48,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.2"
+READING = "reading-2026-12-04.3"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -150,7 +150,8 @@ _RULES: list[tuple[str, str]] = [
     ),
     (
         r"\b(?:attention|attn)\s+and\s+(?:the\s+)?mlp\b(?:\s+(?:branches|blocks|sublayers))?[^.;]{0,60}?"
-        r"\b(?:side[\s-]+by[\s-]+side|in\s+parallel|simultaneously)\b",
+        r"\b(?:side[\s-]+by[\s-]+side|in\s+parallel|simultaneously)\b"
+        r"(?:\s+and\s+(?:add|sum)\s+(?:both|their|the\s+two)\s+outputs?\b(?:\s+(?:to|into)\s+the\s+residual(?:\s+stream)?)?)?",
         " parallel_blocks ",
     ),
     (
@@ -631,6 +632,10 @@ class Features:
     settings: dict[str, Setting] = field(default_factory=dict)
     loose_numbers: frozenset[float] = frozenset()
     knobs: frozenset[str] = frozenset()
+    additions: tuple[frozenset[str], ...] = ()
+    """The content words of each change added with "plus", "+", "and add", "as well as"…"""
+    becomes: str | None = None
+    """The word a change switches to when no knob reads it: "pooling: CLS -> mean" becomes "mean"."""
 
     @property
     def embedding_text(self) -> str:
@@ -897,7 +902,28 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
         settings[slot] = Setting(existing.numbers, chosen, existing.off, existing.direction)
     canonical = _name_slot(canonical, settings)
     content = frozenset(t for t in _TOKEN.findall(canonical) if t not in _STOP)
-    return Features(text, canonical, content, settings, frozenset(loose), frozenset(settings))
+    additions = tuple(
+        words for clause in _ADDITION.split(_target_view(canonical))[1:]
+        if (words := frozenset(t for t in _TOKEN.findall(clause) if t not in _VERBS and not t[0].isdigit()))
+    )  # fmt: skip
+    switched = _BECOMES.findall(canonical)
+    becomes = switched[-1] if switched and switched[-1] not in _VERBS and not _is_knob(switched[-1]) else None
+    if becomes in _OPTIONS:
+        becomes = None  # an option is a setting already
+    return Features(text, canonical, content, settings, frozenset(loose), frozenset(settings), additions, becomes)
+
+
+# What a change switches to: "loss CTC -> RNN-T", "algorithm PPO -> SAC", "from uniform to in-batch negatives".
+_BECOMES = re.compile(r"(?:->|\bfrom\s+[a-z][\w-]*(?:\s+[a-z][\w-]*)?\s+to)\s*([a-z][a-z0-9_]*)")
+
+
+_VERBS = _STOP | _UP | _DOWN | _OFF | _SLOT_WORDS
+# A second change joined to the first: "drop the 12 lowest-gain features and add the debt/income ratio",
+# "torch.compile the model and capture the step with CUDA graphs", "... plus BM25 hard negatives".
+_ADDITION = re.compile(
+    r"\s(?:plus|\+|and\s+also|along\s+with|together\s+with|as\s+well\s+as|combined\s+with|on\s+top\s+of)\s"
+    r"|\s(?:,\s*)?and\s+(?:also\s+)?(?:add|capture|enable|apply)\s"
+)
 
 
 def _nearest_knob(
@@ -932,6 +958,21 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
     Without ``explain`` the first conflicting setting settles ``conflict`` and ``differences``
     holds only that one; with it every difference is listed (for the matches shown to a user).
     """
+    pair = _setting_signals(a, b, explain=explain)
+    if not pair.extra and _adds_change(a, b):
+        pair = replace(pair, extra=True)
+    if (
+        not pair.conflict and a.becomes and b.becomes and a.becomes != b.becomes
+        and a.becomes not in b.tokens and b.becomes not in a.tokens
+    ):  # fmt: skip
+        # The same switch to something else ("CLS -> mean pooling" against "CLS -> max pooling").
+        pair = replace(
+            pair, conflict=True, agree=False, differences=(*pair.differences, f"to {a.becomes} vs {b.becomes}")
+        )
+    return pair
+
+
+def _setting_signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
     knobs_a, knobs_b = a.knobs, b.knobs
     if not knobs_a or not knobs_b:
         # A config name the vocabulary does not know, against a line naming no knob, says nothing either
@@ -982,6 +1023,11 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         extra=any(_changes(k, a.settings[k]) for k in knobs_a - shared)
         or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
     )
+
+
+def _adds_change(idea: Features, run: Features) -> bool:
+    """Whether the idea joins a second change to the first whose words the run does not have."""
+    return any(not words <= run.tokens for words in idea.additions)
 
 
 def same_knobs_changed(a: Features, b: Features) -> bool:
