@@ -963,7 +963,7 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         pair = replace(pair, extra=True)
     if (
         not pair.conflict and a.becomes and b.becomes and a.becomes != b.becomes
-        and a.becomes not in b.tokens and b.becomes not in a.tokens
+        and not _has_word(b.tokens, a.becomes) and not _has_word(a.tokens, b.becomes)
     ):  # fmt: skip
         # The same switch to something else ("CLS -> mean pooling" against "CLS -> max pooling").
         pair = replace(
@@ -1026,8 +1026,20 @@ def _setting_signals(a: Features, b: Features, *, explain: bool = False) -> Pair
 
 
 def _adds_change(idea: Features, run: Features) -> bool:
-    """Whether the idea joins a second change to the first whose words the run does not have."""
-    return any(not words <= run.tokens for words in idea.additions)
+    """Whether the idea joins a second change to the first, most of whose words the run does not have.
+
+    A word the run has in another form counts as had ("lag features" against "lagged covariates"
+    is half had): the run may well have made the same second change in other words.
+    """
+    return any(sum(not _has_word(run.tokens, word) for word in words) * 2 > len(words) for words in idea.additions)
+
+
+def _has_word(tokens: frozenset[str], word: str) -> bool:
+    """Whether ``word`` or another form of it ("lag" / "lagged", "feature" / "features") is among ``tokens``."""
+    if word in tokens:
+        return True
+    stem = word[: max(3, len(word) - 3)]
+    return len(stem) >= 3 and any(other.startswith(stem) or word.startswith(other[: len(stem)]) for other in tokens)
 
 
 def same_knobs_changed(a: Features, b: Features) -> bool:
