@@ -10,6 +10,8 @@ another (a session that never saw the matcher): ``other_dev`` (one source, may b
 and ``other_hand`` (two sources, only reported). ``novelty_ledgers_hand3.json`` and
 ``novelty_ledgers_hand4.json`` add two forks each from two more hands, including domains
 outside small-LM training: ``hand3_dev`` (may be tuned on) and ``hand4_held`` (only reported).
+``novelty_pairs_hard.json`` holds 240 run/idea pairs of a fifth hand in ten domains, mostly
+different experiments that share most words: ``hard_dev`` (may be tuned on), ``hard_held``.
 
 Each source gets its own store: its runs are imported with ``experiment_import_tsv`` and
 every probe goes through ``novelty_check`` at defaults (description only, explore mode,

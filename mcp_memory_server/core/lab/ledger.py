@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -56,7 +56,6 @@ from .novelty import (
     compare,
     config_names,
     lexical_similarity,
-    same_knobs_changed,
     signals,
 )
 from .tsv import STATUSES, format_results_tsv, parse_results_tsv
@@ -108,7 +107,12 @@ class _Row:
 
     def read(self, names: frozenset[str]) -> Features:
         """The features with the ledger's config names recognised, as the idea checked is read."""
-        return analyze(self.description, names) if names else self.features
+        if names:
+            # Most lines name none of them: their reading is the plain one (already cached).
+            lowered = self.description.lower()
+            if any(name in lowered or name.replace("_", " ") in lowered for name in names):
+                return analyze(self.description, names)
+        return self.features
 
 
 class _RunIndex:
@@ -423,17 +427,19 @@ class Lab:
             if len(candidates) > _CANDIDATE_CAP:
                 keep = np.argpartition(-base[candidates], _CANDIDATE_CAP)[:_CANDIDATE_CAP]
                 candidates = candidates[keep]
-            pairs = ((int(i), float(base[i])) for i in candidates)
+            pairs: Iterable[tuple[int, float]] = zip(candidates.tolist(), base[candidates].tolist(), strict=True)
         else:
             pairs = ((i, lexical_similarity(features, row.read(names))) for i, row in enumerate(rows))
         out = []
+        match = weights.match
         for i, similarity in pairs:
             if similarity < floor:
                 continue
             row = rows[i]
-            # Below the match threshold only the agreement bonus can lift a run, and that needs the same knobs.
-            run = row.read(names)
-            if similarity < weights.match and not same_knobs_changed(features, run):
+            run = row.read(names) if names else row.features
+            # Below the match threshold only the agreement bonus can lift a run, and that needs the same
+            # knobs changed (``same_knobs_changed``, inlined: this loop sees thousands of runs per check).
+            if similarity < match and run.knobs != features.knobs and run.changed != features.changed:
                 continue
             score, relation, _ = compare(features, run, similarity, weights)
             if relation != "unrelated":

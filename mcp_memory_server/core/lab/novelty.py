@@ -12,12 +12,18 @@ The score of a pair is the cosine of the canonical texts, moved by those signals
 - different knobs (``depth`` vs ``width``) pull the score down;
 - the same knob with another value, option, direction or on/off state is a *variant*,
   never a duplicate;
-- an idea that names a knob the run did not set does more than the run did: a variant;
+- an idea that names a knob the run did not set, or joins a second change to the run's
+  ("... plus hard negatives"), does more than the run did: a variant;
+- the same switch to something else ("CLS -> mean" against "CLS -> max") conflicts;
 - the same knob with the same value pushes the score up.
+
+Knobs come from a vocabulary of small-LM training and from the ledger itself: a config name
+given a value (``safety_margin 0.9->1.3``) is a knob of its own in any domain.
 
 The thresholds and weights were calibrated on the dev sources of
 ``bench/data/novelty_ledgers.json`` (real autoresearch ledgers), with a floor on
-``tests/data/lab_devset.json``; ``bench/bench_novelty.py`` reports them on held-out sources.
+``tests/data/lab_devset.json``; the reading was extended on the dev splits of three more
+hands; ``bench/bench_novelty.py`` reports every split, held-out ones included.
 """
 
 from __future__ import annotations
@@ -43,7 +49,6 @@ __all__ = [
     "config_names",
     "describe_differences",
     "lexical_similarity",
-    "same_knobs_changed",
 ]
 
 Relation = Literal["duplicate", "variant", "unrelated"]
@@ -636,6 +641,8 @@ class Features:
     """The content words of each change added with "plus", "+", "and add", "as well as"…"""
     becomes: str | None = None
     """The word a change switches to when no knob reads it: "pooling: CLS -> mean" becomes "mean"."""
+    changed: frozenset[str] = frozenset()
+    """The knobs it changes: those it gives a value, direction or option, and the on/off features it names."""
 
     @property
     def embedding_text(self) -> str:
@@ -910,7 +917,10 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
     becomes = switched[-1] if switched and switched[-1] not in _VERBS and not _is_knob(switched[-1]) else None
     if becomes in _OPTIONS:
         becomes = None  # an option is a setting already
-    return Features(text, canonical, content, settings, frozenset(loose), frozenset(settings), additions, becomes)
+    changed = frozenset(k for k, setting in settings.items() if _changes(k, setting))
+    return Features(
+        text, canonical, content, settings, frozenset(loose), frozenset(settings), additions, becomes, changed
+    )
 
 
 # What a change switches to: "loss CTC -> RNN-T", "algorithm PPO -> SAC", "from uniform to in-batch negatives".
@@ -1020,8 +1030,7 @@ def _setting_signals(a: Features, b: Features, *, explain: bool = False) -> Pair
         conflict=bool(differences),
         agree=agree,
         differences=tuple(differences),
-        extra=any(_changes(k, a.settings[k]) for k in knobs_a - shared)
-        or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
+        extra=bool(a.changed - shared) or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
     )
 
 
@@ -1047,9 +1056,7 @@ def same_knobs_changed(a: Features, b: Features) -> bool:
 
     A knob either side only mentions (no value, direction or option) neither blocks nor earns it.
     """
-    if a.knobs == b.knobs:
-        return True
-    return {k for k in a.knobs if _changes(k, a.settings[k])} == {k for k in b.knobs if _changes(k, b.settings[k])}
+    return a.knobs == b.knobs or a.changed == b.changed
 
 
 def _changes(knob: str, setting: Setting) -> bool:
