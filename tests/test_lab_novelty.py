@@ -507,6 +507,17 @@ def test_context_values_and_other_values_are_no_repeat(store: MemoryStore, logge
     _assert_no_repeat(store.lab.check(probe, mode="explore"))
 
 
+def test_numbers_past_a_float_and_megabyte_descriptions_are_checked_not_crashed(store: MemoryStore) -> None:
+    """ "1e999", 400 digits in a row or a description of a megabyte: the check answers; such values are no setting."""
+    huge = "1" * 400
+    _ledger(store, [("lr 1e999", "discard", 1.01), (f"depth {huge} cm", "discard", 1.02)])
+    assert analyze("lr 1e999").settings["learning_rate"].numbers == frozenset()
+    assert analyze(f"{huge} cm").loose_numbers == frozenset()
+    result = store.lab.check("7" * 1_000_000)
+    assert result.classification == "novel" and result.counts["runs"] == 2
+    assert store.lab.check(f"depth {huge} cm").classification == "duplicate_run"
+
+
 def test_a_module_name_or_a_reported_quantity_is_no_config_name() -> None:
     """Only a name given a value is a setting, and not the metrics a run reports."""
     assert config_names("weight tying (lm_head.weight=wte.weight): val_bpb 1.02, final_loss=3.1") == frozenset()

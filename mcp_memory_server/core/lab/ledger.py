@@ -56,6 +56,7 @@ from .novelty import (
     compare,
     config_names,
     lexical_similarity,
+    names_any,
     signals,
 )
 from .tsv import STATUSES, format_results_tsv, parse_results_tsv
@@ -107,11 +108,9 @@ class _Row:
 
     def read(self, names: frozenset[str]) -> Features:
         """The features with the ledger's config names recognised, as the idea checked is read."""
-        if names:
-            # Most lines name none of them: their reading is the plain one (already cached).
-            lowered = self.description.lower()
-            if any(name in lowered or name.replace("_", " ") in lowered for name in names):
-                return analyze(self.description, names)
+        # Most lines name none of them: their reading is the plain one (already cached).
+        if names and names_any(self.description, names):
+            return analyze(self.description, names)
         return self.features
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "config_names",
     "describe_differences",
     "lexical_similarity",
+    "names_any",
 ]
 
 Relation = Literal["duplicate", "variant", "unrelated"]
@@ -607,7 +608,9 @@ _OLD_VALUE_SPANS = [
     re.compile(r"\((?:\s*)(?:was|from|previously|default|baseline)\b[^)]*\)"),
     re.compile(r"\b(?:instead\s+of|rather\s+than|in\s+place\s+of)\b[^,;()]*"),
     re.compile(r"\bfrom\s+[^,;()]+?\s+(?=to\b)"),
-    re.compile(r"(?:[^\s,;()]+)\s*->\s*"),
+    # The token starts after a delimiter: "(?:[^\s,;()]+)" alone retried from every character of a
+    # long token with no arrow, quadratic (40 s on 50,000 digits).
+    re.compile(r"(?<![^\s,;()])[^\s,;()]+\s*->\s*"),
     re.compile(r"\breplac(?:e|ed|ing)\s+(?:(?!\bto\b)[^,;()])+?\s+(?:with|by)\b"),
     re.compile(r"\bswap(?:ped|ping)?\s+(?:(?!\bto\b)[^,;()])+?\s+(?:for|with)\b"),
     re.compile(r"\b(?:up|down)\s+from\s+[^,;()]+"),
@@ -666,6 +669,8 @@ class PairSignals:
 
 
 def _format_number(value: float) -> str:
+    if not math.isfinite(value):  # "1e999", or 400 digits in a row: no setting's value, kept as written
+        return "inf" if value > 0 else "-inf" if value < 0 else "nan"
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.6g}"
@@ -678,6 +683,8 @@ def _parse_number(token: str) -> float | None:
     try:
         value = float(match.group(1))
     except ValueError:
+        return None
+    if not math.isfinite(value):
         return None
     suffix = match.group(2)
     if suffix == "%":
@@ -762,13 +769,25 @@ def core(text: str) -> str:
     return head if len(head) >= 3 else text
 
 
+# A description is a line or a paragraph: past this many characters nothing is a change to compare,
+# and every rule is linear in the length it reads (a text field may be a megabyte).
+_READ_LIMIT = 4096
+
+
 def config_names(text: str) -> frozenset[str]:
     """The config names a description uses that the vocabulary does not read ("safety_margin").
 
     A ledger's names are passed to :func:`analyze` for a new idea, so that "loosen the safety
     margin" names the knob a run logged as ``safety_margin 0.9->1.3``.
     """
-    return frozenset(name for name in _CONFIG_NAME.findall(text.lower().replace("\u2192", " -> ")) if _unread(name))
+    lowered = text[:_READ_LIMIT].lower().replace("\u2192", " -> ")
+    return frozenset(name for name in _CONFIG_NAME.findall(lowered) if _unread(name))
+
+
+def names_any(text: str, names: frozenset[str]) -> bool:
+    """Whether the part of ``text`` that is read names any of ``names``, with underscores or as words."""
+    lowered = text[:_READ_LIMIT].lower()
+    return any(name in lowered or name.replace("_", " ") in lowered for name in names)
 
 
 @lru_cache(maxsize=4096)
@@ -853,7 +872,7 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
     ``names``: config names to recognise when the text spells them as words (a ledger's
     :func:`config_names`); the embedded text is the same with or without them.
     """
-    canonical = _canonical(core(text), names)
+    canonical = _canonical(core(text[:_READ_LIMIT]), names)
     # Distances between a value and its knob skip stop words ("ema of weights with decay 0.999").
     tokens = [t for t in _TOKEN.findall(_target_view(canonical)) if t not in _STOP or t in _OFF]
     knob_at: list[tuple[int, str]] = []
