@@ -344,6 +344,14 @@ def test_two_more_hands_add_new_repositories_with_labelled_probes(name: str, spl
             "weight tying",
             "use one shared matrix for the input token embedding and the output projection to the vocabulary",
         ),
+        ("weight decay 0.1", "add an L2 penalty on the weights, 0.1"),
+        ("nesterov momentum in muon", "use look-ahead momentum in muon"),
+        ("add 3 percent lr warmup", "ramp the learning rate up linearly from zero over the first 3% of steps"),
+        ("residual scaling 1/sqrt(2L)", "scale each residual branch by 1/sqrt(2L)"),
+        ("SwiGLU MLP", "MLP with gated linear units using SiLU"),
+        ("swap the optimizer to Lion", "update with only the sign of the interpolated momentum"),
+        ("use flash attention", "use the fused attention kernel"),
+        ("value residual learning", "mix the first layer's values into every later layer"),
     ],
 )
 def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:

@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.3"
+READING = "reading-2026-12-04.4"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -159,6 +159,36 @@ _RULES: list[tuple[str, str]] = [
         r"\b(?:side[\s-]+by[\s-]+side|in\s+parallel|simultaneously)\b"
         r"(?:\s+and\s+(?:add|sum)\s+(?:both|their|the\s+two)\s+outputs?\b(?:\s+(?:to|into)\s+the\s+residual(?:\s+stream)?)?)?",
         " parallel_blocks ",
+    ),
+    (
+        r"\b(?:an?\s+)?l2\s+(?:penalty|regulari[sz]ation)\s+on\s+(?:the\s+)?(?:weights|parameters)\b"
+        r"|\bshrink(?:s|ing)?\s+(?:the\s+)?weights\s+toward\s+zero\b",
+        " weight_decay ",
+    ),
+    (r"\blook[\s-]*ahead\s+momentum\b|\bmomentum\s+with\s+(?:a\s+)?look[\s-]*ahead\b", " nesterov "),
+    (
+        r"\b(?:ramp|increase|raise)\s+(?:the\s+)?(?:lr|learning[\s-]*rate)\s+(?:up\s+)?(?:linearly\s+)?from\s+(?:0|zero)\b",
+        " warmup ",
+    ),
+    (
+        r"\bscal(?:e|es|ed|ing)\s+(?:down\s+)?(?:the\s+|each\s+)?residual\s+(?:branch(?:es)?|stream|connections?|updates?)\b",
+        " residual_scale ",
+    ),
+    (r"\bgated\s+linear\s+units?\s+(?:with|using|of)\s+(?:a\s+)?(?:silu|swish)\b", " swiglu "),
+    (r"\bgated\s+linear\s+units?\s+(?:with|using|of)\s+(?:a\s+)?gelu\b", " geglu "),
+    (
+        r"\b(?:update|step)(?:s)?\s+(?:with|by|using)\s+(?:only\s+)?the\s+sign\s+of\s+(?:the\s+)?"
+        r"(?:interpolated\s+)?(?:momentum|gradient)\b",
+        " lion ",
+    ),
+    (
+        r"\bfused\s+(?:attention|sdpa)\s+kernel\b|\bscaled[\s_]dot[\s_]product[\s_]attention\b|\bsdpa\b",
+        " flash_attention ",
+    ),
+    (
+        r"\b(?:mix|add|blend)(?:es|ed|ing)?\s+(?:the\s+)?first[\s-]+layer(?:'s)?\s+values?\s+into\s+"
+        r"(?:the\s+)?(?:later|every|all|each|subsequent|deeper)\s+(?:later\s+)?layers?\b",
+        " value_residual ",
     ),
     (
         r"\brecomput(?:e|es|ed|ing)\s+(?:the\s+)?activations\s+(?:in|during)\s+(?:the\s+)?backward(?:\s+pass)?\b",
