@@ -478,6 +478,9 @@ def test_a_config_name_the_vocabulary_does_not_know_is_a_knob_of_its_own(store: 
         ("lengthen curvature_preview 14->18", "lengthen curvature_preview to 18, leaving cross_track_gain at 0.5"),
         # a second change the run made too, in other words
         ("DeepAR with student-t likelihood + lagged covariates", "DeepAR, student-t likelihood plus lag features"),
+        # one knob under two names in a terse edit
+        ("dropout rate 0.1 -> 0.2", "dropout prob 0.1 -> 0.2"),
+        ("image size 224 -> 288", "input resolution 224 -> 288"),
     ],
 )
 def test_settings_in_parentheses_units_and_what_an_idea_leaves_alone(
@@ -503,6 +506,9 @@ def test_settings_in_parentheses_units_and_what_an_idea_leaves_alone(
         # the run plus a second change
         ("torch.compile the model", "torch.compile the model and capture the step with CUDA graphs"),
         ("add MUSAN noise at 5-20 dB SNR", "add MUSAN noise at 5-20 dB SNR plus RIR reverb"),
+        # the same terse edit of another knob
+        ("rejection sampling: generation temperature 0.7 -> 1.0", "rejection sampling: generation top_p 0.7 -> 1.0"),
+        ("Holt-Winters smoothing alpha 0.2 -> 0.5", "Holt-Winters smoothing beta 0.2 -> 0.5"),
         # the same switch, to something else
         ("bi-encoder pooling: CLS -> mean pooling", "bi-encoder pooling: CLS -> max pooling"),
         ("algorithm PPO -> SAC on HalfCheetah", "switch the algorithm from PPO to TD3 on HalfCheetah"),

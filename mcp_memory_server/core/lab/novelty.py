@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.4"
+READING = "reading-2026-12-04.5"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -543,6 +543,10 @@ _UP = frozenset(
         "grow",
         "boost",
         "longer",
+        "lengthen",
+        "lengthened",
+        "extend",
+        "extended",
         "up",
     ]
 )
@@ -565,6 +569,8 @@ _DOWN = frozenset(
         "cut",
         "shrink",
         "shorter",
+        "shorten",
+        "shortened",
         "down",
     ]
 )
@@ -676,6 +682,8 @@ class Features:
     """The word a change switches to when no knob reads it: "pooling: CLS -> mean" becomes "mean"."""
     changed: frozenset[str] = frozenset()
     """The knobs it changes: those it gives a value, direction or option, and the on/off features it names."""
+    edited: tuple[str, ...] = ()
+    """In a terse edit ("smoothing alpha 0.2 -> 0.5"), the last two words before the old value."""
 
     @property
     def embedding_text(self) -> str:
@@ -967,9 +975,15 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
     if becomes in _OPTIONS:
         becomes = None  # an option is a setting already
     changed = frozenset(k for k, setting in settings.items() if _changes(k, setting))
+    edit = _EDIT.search(canonical)
+    edited = tuple(w for w in (edit.group(1), edit.group(2)) if w and w not in _VERBS) if edit else ()
     return Features(
-        text, canonical, content, settings, frozenset(loose), frozenset(settings), additions, becomes, changed
+        text, canonical, content, settings, frozenset(loose), frozenset(settings), additions, becomes, changed, edited
     )
+
+
+# "KNOB a -> b": the words naming what a terse edit changes.
+_EDIT = re.compile(r"(?:^|[\s:(,])(?:([a-z][a-z0-9_]*)\s+)?([a-z][a-z0-9_]*)\s+[-+]?\.?\d[\d.e+-]*\s*[a-z%]*\s*->")
 
 
 # What a change switches to: "loss CTC -> RNN-T", "algorithm PPO -> SAC", "from uniform to in-batch negatives".
@@ -1020,6 +1034,11 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
     pair = _setting_signals(a, b, explain=explain)
     if not pair.extra and _adds_change(a, b):
         pair = replace(pair, extra=True)
+    if _other_edit(a, b):
+        # The same terse edit of another knob ("generation temperature 0.7 -> 1.0" against "generation
+        # top_p 0.7 -> 1.0", "smoothing alpha 0.2 -> 0.5" against "smoothing beta 0.2 -> 0.5").
+        shown = f"edits {' '.join(a.edited)} vs {' '.join(b.edited)}"
+        return PairSignals(0.0, True, False, False, False, (shown,), extra=True)
     if (
         not pair.conflict and a.becomes and b.becomes and a.becomes != b.becomes
         and not _has_word(b.tokens, a.becomes) and not _has_word(a.tokens, b.becomes)
@@ -1081,6 +1100,29 @@ def _setting_signals(a: Features, b: Features, *, explain: bool = False) -> Pair
         differences=tuple(differences),
         extra=bool(a.changed - shared) or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
     )
+
+
+def _other_edit(a: Features, b: Features) -> bool:
+    """Whether two terse edits are one line with another knob's name swapped in, values and all."""
+    name_a, name_b = _edit_name(a.edited), _edit_name(b.edited)
+    if name_a is None or name_b is None or name_a == name_b or a.knobs & b.knobs & _KNOBS:
+        return False  # a knob the vocabulary reads on both sides is compared by its settings
+    # Only one word swapped in the same line: "image size 224 -> 288" against "input resolution 224 -> 288"
+    # may be one knob in other words; "generation temperature" against "generation top_p" is not.
+    frame = a.tokens - {name_a}
+    return bool(frame) and frame == b.tokens - {name_b}
+
+
+def _edit_name(edited: tuple[str, ...]) -> str | None:
+    """The word that names an edit's knob: the last, unless it is a generic one ("dropout rate", "image size")."""
+    words = [w for w in edited if w not in _GENERIC_KNOB_WORDS]
+    return words[-1] if words else None
+
+
+_GENERIC_KNOB_WORDS = frozenset(
+    {"rate", "prob", "probability", "size", "length", "len", "steps", "ratio", "factor", "value", "count",
+     "number", "num", "weight", "scale", "coef", "coefficient", "frac", "fraction", "max", "min", "dim"}
+)  # fmt: skip
 
 
 def _adds_change(idea: Features, run: Features) -> bool:
