@@ -165,9 +165,7 @@ class _RunIndex:
                 self._store_vector(len(self.rows) - 1, row["vector"])
             if fetched:
                 self._max_seq = fetched[-1]["seq"]
-                names = frozenset().union(*(config_names(row["description"]) for row in fetched))
-                if not names <= self.config_names:
-                    self.config_names |= names
+                self.config_names = self.config_names.union(*(config_names(row["description"]) for row in fetched))
 
     def _store_vector(self, index: int, blob: bytes | None) -> None:
         import numpy as np

@@ -799,10 +799,10 @@ def core(text: str) -> str:
     cut = _COMMENTARY.search(head)
     if cut is not None and cut.start() >= 3:
         head = head[: cut.start()]
-    bare = _ASIDE.sub(" ", head)
-    if not re.search(r"\d", _REPORTED.sub(" ", bare)):
-        bare = _COMMENT_ONLY.sub(" ", head)
-    head = _CONTEXT.sub("", _REPORTED.sub(" ", bare))
+    kept = _REPORTED.sub(" ", _ASIDE.sub(" ", head))
+    if not re.search(r"\d", kept):
+        kept = _REPORTED.sub(" ", _COMMENT_ONLY.sub(" ", head))
+    head = _CONTEXT.sub("", kept)
     head = head.strip(" .,;:")
     return head if len(head) >= 3 else text
 
@@ -1031,14 +1031,14 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
     Without ``explain`` the first conflicting setting settles ``conflict`` and ``differences``
     holds only that one; with it every difference is listed (for the matches shown to a user).
     """
-    pair = _setting_signals(a, b, explain=explain)
-    if not pair.extra and _adds_change(a, b):
-        pair = replace(pair, extra=True)
     if _other_edit(a, b):
         # The same terse edit of another knob ("generation temperature 0.7 -> 1.0" against "generation
         # top_p 0.7 -> 1.0", "smoothing alpha 0.2 -> 0.5" against "smoothing beta 0.2 -> 0.5").
         shown = f"edits {' '.join(a.edited)} vs {' '.join(b.edited)}"
         return PairSignals(0.0, True, False, False, False, (shown,), extra=True)
+    pair = _setting_signals(a, b, explain=explain)
+    if not pair.extra and _adds_change(a, b):
+        pair = replace(pair, extra=True)
     if (
         not pair.conflict and a.becomes and b.becomes and a.becomes != b.becomes
         and not _has_word(b.tokens, a.becomes) and not _has_word(a.tokens, b.becomes)
