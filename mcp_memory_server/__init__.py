@@ -10,7 +10,8 @@ try:
 except PackageNotFoundError:  # running from a checkout without installing
     __version__ = "0.0.0+local"
 
-from .aio import AsyncMemoryStore
+from typing import TYPE_CHECKING, Any
+
 from .config import Config
 from .errors import (
     AccessDenied,
@@ -22,7 +23,10 @@ from .errors import (
     NotFound,
     StorageError,
 )
-from .store import MemoryStore
+
+if TYPE_CHECKING:
+    from .aio import AsyncMemoryStore
+    from .store import MemoryStore
 
 __all__ = [
     "AccessDenied",
@@ -38,3 +42,17 @@ __all__ = [
     "StorageError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The stores are imported on first use, not with the package: the server (``python -m
+    # mcp_memory_server``) answers ``initialize`` before the capabilities behind them load.
+    if name == "MemoryStore":
+        from .store import MemoryStore
+
+        return MemoryStore
+    if name == "AsyncMemoryStore":
+        from .aio import AsyncMemoryStore
+
+        return AsyncMemoryStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

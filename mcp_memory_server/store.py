@@ -8,36 +8,36 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import Config
-from .core import artifacts as artifacts_module
-from .core import files as files_module
 from .core._context import StoreContext
 from .core._paths import LiveTree
-from .core.artifacts import Artifacts
-from .core.events import EventLog
-from .core.files import Files
-from .core.graph import GraphMemory
-from .core.keyed import KeyedMemories
-from .core.lab import Lab
-from .core.lab.ledger import run_artifact_ids
-from .core.search import SearchIndex
-from .embeddings import Embedder
 from .errors import InvalidInput, NotFound, StorageError
 from .ids import new_id
-from .models import GcReport, Stats
 from .storage import open_database
 from .storage.blobs import remove_orphaned_temps
 from .storage.engine import Connection
 from .storage.open_blobs import open_blob_store
 from .storage.staging import StagingLedger
 
-__all__ = ["MemoryStore"]
+# The capabilities, their models and the embedder are imported where they are first used, not
+# here: a server opens its store before answering ``initialize``, and loads them after (README,
+# "Start-up").
+if TYPE_CHECKING:
+    from .core.artifacts import Artifacts
+    from .core.events import EventLog
+    from .core.files import Files
+    from .core.graph import GraphMemory
+    from .core.keyed import KeyedMemories
+    from .core.lab import Lab
+    from .core.search import SearchIndex
+    from .embeddings import Embedder
+    from .models import GcReport, Stats
 
-# Each capability names the blobs its records reference (its tables live in storage/<engine>/schema).
-BLOB_REFERENCES: list[str] = [artifacts_module.BLOB_REFERENCES, files_module.BLOB_REFERENCES]
+__all__ = ["MemoryStore", "blob_references"]
+
 
 # What stats() counts, in its answer's order: the counters named so in store_counters.
 _COUNTED = ("artifacts", "events", "files", "file_versions", "graph_nodes", "graph_edges", "lab_runs", "blobs")
@@ -52,16 +52,23 @@ _GC_BATCH = 200
 _GC_BATCH_SECONDS = 0.05
 
 
+def blob_references() -> list[str]:
+    """Each capability names the blobs its records reference (its tables live in storage/<engine>/schema)."""
+    from .core import artifacts, files
+
+    return [artifacts.BLOB_REFERENCES, files.BLOB_REFERENCES]
+
+
 def _referenced(conn: Connection, digests: Sequence[str] | None) -> set[str]:
     """Which of ``digests`` (all, if None) some record references, as seen by ``conn``'s transaction."""
     if digests is None:
-        return {row[0] for sql in BLOB_REFERENCES for row in conn.execute(sql)}
+        return {row[0] for sql in blob_references() for row in conn.execute(sql)}
     if not digests:
         return set()
     marks = ",".join("?" * len(digests))
     return {
         row[0]
-        for sql in BLOB_REFERENCES
+        for sql in blob_references()
         for row in conn.execute(f"SELECT sha256 FROM ({sql}) AS r WHERE sha256 IN ({marks})", list(digests))
     }
 
@@ -133,38 +140,54 @@ class MemoryStore:
 
     @cached_property
     def artifacts(self) -> Artifacts:
+        from .core.artifacts import Artifacts
+
         return Artifacts(self.ctx, search=self.search)
 
     @cached_property
     def events(self) -> EventLog:
+        from .core.events import EventLog
+
         return EventLog(self.ctx, search=self.search)
 
     @cached_property
     def graph(self) -> GraphMemory:
+        from .core.graph import GraphMemory
+
         return GraphMemory(self.ctx, search=self.search)
 
     @cached_property
     def files(self) -> Files:
+        from .core.files import Files
+
         return Files(self.ctx, search=self.search)
 
     @cached_property
     def memories(self) -> KeyedMemories:
         """Flyte-style keyed memories saved under ``memory_root``: ``memories.get_or_create(key)``, ``save()``."""
+        from .core.keyed import KeyedMemories
+
         return KeyedMemories(self.ctx, self.files)
 
     @cached_property
     def lab(self) -> Lab:
         """The experiment ledger: novelty checks, decision packets, champion board, morning report."""
+        from .core.lab import Lab
+
         return Lab(self.ctx, self.embedder, self.artifacts)
 
     @cached_property
     def embedder(self) -> Embedder:
         """The embedding model; created idle, loaded on first need or by ``embedder.start()``."""
+        from .embeddings import Embedder
+
         return Embedder(self.config.embed_model, threads=self.config.embed_threads)
 
     @cached_property
     def search(self) -> SearchIndex:
         """Lexical, semantic and hybrid search over events, artifacts and files."""
+        from .core.search import SearchIndex
+
         return SearchIndex(self.ctx, self.embedder)
 
     # -- maintenance -----------------------------------------------------------------------------
@@ -176,6 +199,9 @@ class MemoryStore:
         Pinned records, and the artifacts a lab run references, are never removed.
         ``dry_run`` (the default) only reports.
         """
+        from .core.lab.ledger import run_artifact_ids
+        from .models import GcReport
+
         if older_than_days is not None and (
             isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float) or older_than_days < 0
         ):
@@ -247,6 +273,8 @@ class MemoryStore:
         (``storage/<engine>/schema/stats.py``): one read of a table of a dozen rows, the same
         at ten records as at a million, and no filesystem call.
         """
+        from .models import Stats
+
         counters = self._counters()
         return Stats(
             version=__version__,

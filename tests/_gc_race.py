@@ -24,7 +24,7 @@ from typing import Any
 from _procs import clean_env, read_line
 
 from mcp_memory_server import MemoryStore
-from mcp_memory_server.store import BLOB_REFERENCES
+from mcp_memory_server.store import blob_references
 
 KINDS = ("text", "dir", "write", "import")
 
@@ -202,7 +202,7 @@ def race(tmp_path: Path, *, rounds: int, savers_per_kind: int = 1, collectors: i
             store.gc(dry_run=False)
             for ack in acks:
                 _check(store, work, ack)
-            referenced = {row[0] for sql in BLOB_REFERENCES for row in store.db.query(sql)}
+            referenced = {row[0] for sql in blob_references() for row in store.db.query(sql)}
             missing = sorted(d for d in referenced if not store.blobs.exists(d))
             assert missing == [], f"records point at missing blobs: {missing[:3]}"
         finally:

@@ -36,7 +36,7 @@ from mcp_memory_server.storage.blobs import BlobStore, LocalBlobStore
 from mcp_memory_server.storage.objectstore import S3BlobStore
 from mcp_memory_server.storage.open import open_database
 from mcp_memory_server.storage.open_blobs import open_blob_store
-from mcp_memory_server.store import BLOB_REFERENCES
+from mcp_memory_server.store import blob_references
 
 MiB = 1 << 20
 
@@ -416,7 +416,7 @@ def test_saves_of_reused_bytes_raced_against_a_collector_lose_no_acknowledged_wr
     def collect_once() -> None:
         candidates = list(collector.blobs.digests())
         with collector.db.write() as conn:
-            held = {row[0] for sql in BLOB_REFERENCES for row in conn.execute(sql)}
+            held = {row[0] for sql in blob_references() for row in conn.execute(sql)}
             for digest in candidates:
                 if digest not in held:
                     collector.blobs.delete(digest)
@@ -477,7 +477,7 @@ def test_saves_of_reused_bytes_raced_against_a_collector_lose_no_acknowledged_wr
                 assert collector.artifacts.read(ref).content == text
             else:
                 assert collector.files.read(ref, namespace="race").content == text
-        referenced = {row[0] for sql in BLOB_REFERENCES for row in collector.db.query(sql)}
+        referenced = {row[0] for sql in blob_references() for row in collector.db.query(sql)}
         assert sorted(d for d in referenced if not collector.blobs.exists(d)) == []
         restored = sum("was removed by gc after this write" in m for m in caplog.messages)
         print(f"collector deleted {deleted[0]} blobs; writes restored {restored}")

@@ -30,7 +30,7 @@ from _engine import integrity
 from _procs import clean_env, read_line
 
 from mcp_memory_server import MemoryStore
-from mcp_memory_server.store import BLOB_REFERENCES
+from mcp_memory_server.store import blob_references
 
 PATHS = ["artifact", "event", "file", "lab", "graph", "gc_reuse"]
 
@@ -246,7 +246,7 @@ def verify(data_dir: Path, acks: list[dict[str, Any]]) -> int:
             checked += 1
 
         # Every record's blobs exist and hold exactly the bytes their names promise.
-        referenced = {row[0] for sql in BLOB_REFERENCES for row in db.query(sql)}
+        referenced = {row[0] for sql in blob_references() for row in db.query(sql)}
         for digest in referenced:
             assert store.blobs.exists(digest), f"a record points at a missing blob {digest}"
         for digest in store.blobs.digests():

@@ -103,6 +103,49 @@ def test_initialize_is_answered_before_torch_or_sentence_transformers_is_importe
     assert imported_by_initialize == ["mcp_memory_server.store"]
 
 
+# What registering the tools imports: a tool group, a capability, and the models behind answers.
+REGISTRATION_MODULES = (
+    "mcp_memory_server.server._params",
+    "mcp_memory_server.core.graph.nodes",
+    "mcp_memory_server.core.lab.novelty",
+    "mcp_memory_server.models",
+)
+
+
+def test_tools_are_registered_after_initialize_is_answered_and_before_the_next_message(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """The handshake waits for no tool group: their modules load on the next message, and tools/list sees them all."""
+    markers = tmp_path / "imports"
+    markers.mkdir()
+    process = subprocess.Popen(
+        launcher_command(data_dir),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env=clean_env({"MCP_TEST_IMPORT_MARKERS": f"{markers}|{','.join(REGISTRATION_MODULES)}"}),
+    )  # fmt: skip
+
+    def send(message: dict[str, object]) -> None:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\n")
+        process.stdin.flush()
+
+    try:
+        send({"id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})  # fmt: skip
+        assert json.loads(read_line(process))["result"]["serverInfo"]["name"] == "mcp-memory-server"
+        imported_by_initialize = sorted(p.name for p in markers.iterdir())
+        send({"method": "notifications/initialized"})
+        send({"id": 2, "method": "tools/list"})
+        tools = [tool["name"] for tool in json.loads(read_line(process))["result"]["tools"]]
+        imported_by_tools_list = sorted(p.name for p in markers.iterdir())
+    finally:
+        process.kill()
+        process.communicate()
+    assert imported_by_initialize == []
+    assert imported_by_tools_list == sorted(REGISTRATION_MODULES)
+    assert len(tools) == 26 and "novelty_check" in tools and tools[-1] == "memory_stats"
+
+
 # -- another process's writes ----------------------------------------------------------------------
 
 RECORD_FROM_ANOTHER_PROCESS = """\

@@ -21,7 +21,7 @@ from _mcp import call
 from mcp import Client
 
 from mcp_memory_server.server import build_server
-from mcp_memory_server.store import BLOB_REFERENCES, MemoryStore
+from mcp_memory_server.store import MemoryStore, blob_references
 
 pytestmark = pytest.mark.anyio
 
@@ -202,7 +202,7 @@ def fresh_counts(store: MemoryStore) -> dict[str, Any]:
     def count(sql: str) -> int:
         return int(store.db.query(sql)[0][0])
 
-    referenced = {row[0] for sql in BLOB_REFERENCES for row in store.db.query(sql)}
+    referenced = {row[0] for sql in blob_references() for row in store.db.query(sql)}
     model = store.db.query("SELECT model FROM vector_models WHERE model_id = ?", (store.embedder.model_id,))
     embedded = model and count(f"SELECT COUNT(*) FROM vectors WHERE model = {int(model[0][0])} AND chunk = 0")
     return {

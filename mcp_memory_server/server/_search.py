@@ -9,14 +9,15 @@ a session is over. A semantic search before then starts the load at once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 
-from ..core.search import ProgressFn
-from ..store import MemoryStore
+if TYPE_CHECKING:
+    from ..core.search import ProgressFn
+    from ..store import MemoryStore
 
 __all__ = ["load_model_after_handshake", "progress_reporter"]
 

@@ -3,8 +3,10 @@
 Every byte of a tool definition or result is paid for in the agent's context on every turn,
 so this layer (the one place that does it, for every tool):
 
-- builds all schemas in one pydantic pass, the first time a client lists or calls tools
-  (never before ``initialize`` is answered), and strips what carries no information:
+- registers the tools themselves only after ``initialize`` is answered (:meth:`ToolServer.defer`),
+  so a client's handshake never waits for the capabilities' imports;
+- builds all schemas in one pydantic pass, the first time a client lists or calls tools,
+  and strips what carries no information:
   titles, ``anyOf [T, null]`` wrappers, ``default: null``; nested models stay shared ``$defs``;
 - refuses unknown arguments by name and explains invalid ones in the project's words;
 - sends each result once: ``structuredContent`` without null, empty or default-valued
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_type_hints
 
 import anyio.to_thread
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
@@ -68,6 +71,27 @@ class ToolServer(MCPServer):
         super().__init__(*args, **kwargs)
         self._specs: dict[str, _Spec] = {}
         self._published: list[MCPTool] | None = None
+        self._deferred: list[Callable[[], None]] = []
+        self.middleware.append(self._register_after_handshake)
+
+    def defer(self, registration: Callable[[], None]) -> None:
+        """Run ``registration`` (which adds tools, resources or prompts) once ``initialize`` is answered.
+
+        It runs before the first other message (normally the ``notifications/initialized``
+        that follows the handshake), so every list, call or read sees the whole server.
+        """
+        self._deferred.append(registration)
+
+    def complete_registration(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)()
+
+    async def _register_after_handshake(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        if ctx.method != "initialize":
+            self.complete_registration()
+        return await call_next(ctx)
 
     def add_spec(self, spec: _Spec) -> None:
         if spec.name in self._specs:
@@ -76,6 +100,7 @@ class ToolServer(MCPServer):
         self._published = None
 
     def _catalog(self) -> list[MCPTool]:
+        self.complete_registration()
         if self._published is None:
             _build_schemas(list(self._specs.values()))
             self._published = [

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import MCPServer
 
 from .. import __version__
-from ..models import Stats
-from ..store import MemoryStore
-from . import artifacts, memory, prompts, resources
-from . import files as files_tools
-from . import graph as graph_tools
-from . import lab as lab_tools
 from ._search import load_model_after_handshake
-from ._tools import ToolServer, register
+from ._tools import ToolServer
 
-GroupRegistrar = Callable[[MCPServer, MemoryStore], None]
+if TYPE_CHECKING:
+    from ..store import MemoryStore
 
-# One entry per tool group; a new group adds its module's register_tools here.
-GROUPS: dict[str, GroupRegistrar] = {
-    "artifacts": artifacts.register_tools,
-    "memory": memory.register_tools,
-    "files": files_tools.register_tools,
-    "graph": graph_tools.register_tools,
-    "lab": lab_tools.register_tools,
+GroupRegistrar = Callable[[MCPServer, "MemoryStore"], None]
+
+# One entry per tool group: the module (in this package) whose register_tools adds its tools.
+GROUPS: dict[str, str] = {
+    "artifacts": "artifacts",
+    "memory": "memory",
+    "files": "files",
+    "graph": "graph",
+    "lab": "lab",
 }
 
 INSTRUCTIONS = """\
@@ -39,19 +38,23 @@ Read the recall_context prompt at the start of a session and save_session_notes 
 
 
 def build_server(store: MemoryStore) -> MCPServer:
-    """An MCP server exposing ``store`` through the groups enabled in its config."""
+    """An MCP server exposing ``store`` through the groups enabled in its config.
+
+    The tools, resources and prompts are registered once ``initialize`` has been answered:
+    their modules import the capabilities and their models, which the handshake never waits for.
+    """
     server = ToolServer("mcp-memory-server", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
-    for group in store.config.groups:
-        registrar = GROUPS.get(group)
-        if registrar is not None:
-            registrar(server, store)
-
-    @register(server, read_only=True, idempotent=True, title="Memory statistics")
-    def memory_stats() -> Stats:
-        """Counts, sizes, model status: what the store holds."""
-        return store.stats()
-
+    server.defer(lambda: _register_everything(server, store))
     load_model_after_handshake(server, store)
+    return server
+
+
+def _register_everything(server: ToolServer, store: MemoryStore) -> None:
+    from . import prompts, resources
+
+    modules = [GROUPS[group] for group in store.config.groups if group in GROUPS]
+    for module in [*modules, "stats"]:  # memory_stats is served whichever groups are enabled
+        registrar: GroupRegistrar = importlib.import_module(f".{module}", __package__).register_tools
+        registrar(server, store)
     resources.register_resources(server, store)
     prompts.register_prompts(server)
-    return server
