@@ -481,13 +481,21 @@ def test_a_config_name_the_vocabulary_does_not_know_is_a_knob_of_its_own(store: 
         # one knob under two names in a terse edit
         ("dropout rate 0.1 -> 0.2", "dropout prob 0.1 -> 0.2"),
         ("image size 224 -> 288", "input resolution 224 -> 288"),
+        # one word swapped for another form or a synonym of it
+        ("evaluate on the validation split every 500 steps", "evaluate on the dev split every 500 steps"),
+        ("shuffle the training data every epoch", "reshuffle the training data every epoch"),
+        # a "+" past a parenthesis is commentary, not a second change
+        (
+            "global gradient norm clipping max_norm=1.0 (too aggressive + .item() sync slowed training)",
+            "clip the global gradient norm to a maximum of 1.0",
+        ),
     ],
 )
 def test_settings_in_parentheses_units_and_what_an_idea_leaves_alone(
     store: MemoryStore, logged: str, probe: str
 ) -> None:
     """A line whose only values are in parentheses states its change there; 90 cm is the 0.9 m a run logged;
-    "leaving X at 0.5" changes nothing."""
+    "leaving X at 0.5" changes nothing; "dev" is "validation" and "reshuffle" is "shuffle"."""
     [run_id] = _ledger(store, [(logged, "discard", 1.01)])
     _assert_repeats(store.lab.check(probe, mode="explore"), run_id)
 
@@ -512,11 +520,21 @@ def test_settings_in_parentheses_units_and_what_an_idea_leaves_alone(
         # the same switch, to something else
         ("bi-encoder pooling: CLS -> mean pooling", "bi-encoder pooling: CLS -> max pooling"),
         ("algorithm PPO -> SAC on HalfCheetah", "switch the algorithm from PPO to TD3 on HalfCheetah"),
+        # one line with one thing in it swapped for another
+        (
+            "add random horizontal flip to the training augmentations",
+            "add random vertical flip to the training augmentations",
+        ),
+        ("add a day-of-week embedding to the demand model", "add an hour-of-day embedding to the demand model"),
+        # a terse run of two changes, and only the first
+        ("mixup alpha 0.2 + cutmix", "mixup alpha 0.2"),
+        ("warmup 1000 steps plus z-loss 1e-4", "warmup 1000 steps"),
     ],
 )
 def test_context_values_and_other_values_are_no_repeat(store: MemoryStore, logged: str, probe: str) -> None:
     """Values of the context, other values of a setting in parentheses, other knobs' values, a second change
-    joined to the run's and the same switch to something else are no repeat."""
+    joined to the run's, the same switch to something else, one thing swapped in the same line and the first
+    half of a terse run of two changes are no repeat."""
     _ledger(store, [(logged, "discard", 1.01)])
     _assert_no_repeat(store.lab.check(probe, mode="explore"))
 

@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.5"
+READING = "reading-2026-12-04.6"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -684,6 +684,8 @@ class Features:
     """The knobs it changes: those it gives a value, direction or option, and the on/off features it names."""
     edited: tuple[str, ...] = ()
     """In a terse edit ("smoothing alpha 0.2 -> 0.5"), the last two words before the old value."""
+    words: tuple[str, ...] = ()
+    """The canonical content words in their order (``tokens`` is their set)."""
 
     @property
     def embedding_text(self) -> str:
@@ -748,7 +750,9 @@ _POWER = re.compile(r"\b(\d{1,2})\s*(?:\^|\*\*)\s*(\d{1,2})\b")
 # Commentary real ledgers append to the change itself: the result, the reasoning, a verdict.
 _COMMENTARY = re.compile(
     r"\s+[\u2014\u2013]\s|\s--?\s|[(;:,]?\s*\b(?:hypothesis|evidence|result|bottleneck)\b\s*:"
-    r"|[(;:,]?\s*\(?\s*hypothesis\b|:\s*(?:val_bpb|crash|crashed|failed|skipped|hung|loss|worse|better)\b|\bval_bpb\s+\d",
+    r"|[(;:,]?\s*\(?\s*hypothesis\b|:\s*(?:val_bpb|crash|crashed|failed|skipped|hung|loss|worse|better)\b|\bval_bpb\s+\d"
+    # a result set off by a spaced colon: "double DQN : median HNS 1.12", "... : recall@50 +2.1%"
+    r"|\s:\s+[a-z][\w@./-]*(?:\s+[a-z][\w@./-]*)?\s+[-+]?\d",
     re.IGNORECASE,
 )
 _TAG = re.compile(r"^\s*(?:exp\s*\d+\s*[:.)-]\s*)?(?:\[[^\]]{1,20}\]\s*)*", re.IGNORECASE)
@@ -965,9 +969,9 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
         existing = settings.get(slot, Setting())
         settings[slot] = Setting(existing.numbers, chosen, existing.off, existing.direction)
     canonical = _name_slot(canonical, settings)
-    content = frozenset(t for t in _TOKEN.findall(canonical) if t not in _STOP)
+    # Past an opening parenthesis a "+" is commentary: "(too aggressive + .item() sync slowed it)".
     additions = tuple(
-        words for clause in _ADDITION.split(_target_view(canonical))[1:]
+        words for clause in _ADDITION.split(_target_view(canonical).split("(", 1)[0])[1:]
         if (words := frozenset(t for t in _TOKEN.findall(clause) if t not in _VERBS and not t[0].isdigit()))
     )  # fmt: skip
     switched = _BECOMES.findall(canonical)
@@ -977,9 +981,11 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
     changed = frozenset(k for k, setting in settings.items() if _changes(k, setting))
     edit = _EDIT.search(canonical)
     edited = tuple(w for w in (edit.group(1), edit.group(2)) if w and w not in _VERBS) if edit else ()
+    words = tuple(t for t in _TOKEN.findall(canonical) if t not in _STOP)
     return Features(
-        text, canonical, content, settings, frozenset(loose), frozenset(settings), additions, becomes, changed, edited
-    )
+        text, canonical, frozenset(words), settings, frozenset(loose), frozenset(settings), additions, becomes,
+        changed, edited, words,
+    )  # fmt: skip
 
 
 # "KNOB a -> b": the words naming what a terse edit changes.
@@ -1037,8 +1043,17 @@ def signals(a: Features, b: Features, *, explain: bool = False) -> PairSignals:
         shown = f"edits {' '.join(a.edited)} vs {' '.join(b.edited)}"
         return PairSignals(0.0, True, False, False, False, (shown,), extra=True)
     pair = _setting_signals(a, b, explain=explain)
-    if not pair.extra and _adds_change(a, b):
+    if not pair.extra and (_adds_change(a, b) or (len(b.tokens) <= _TERSE_RUN and _adds_change(b, a))):
+        # Either does more: the idea adds a change the run lacked, or a terse run tried two changes
+        # together ("resizing 128->224 plus label smoothing 0.1") and the idea only the first. In a
+        # long run description a "+" or "plus" is mostly how it was built ("via a residual projection
+        # + a shared head") or the stack it went on ("on the current stack plus …").
         pair = replace(pair, extra=True)
+    swapped = None if pair.conflict else _swapped(a, b)
+    if swapped is not None:
+        # One line with one thing swapped for another ("random horizontal flip" against
+        # "random vertical flip", "attention dropout 0 -> 0.1" against "residual dropout 0 -> 0.1").
+        pair = replace(pair, conflict=True, agree=False, differences=(*pair.differences, swapped))
     if (
         not pair.conflict and a.becomes and b.becomes and a.becomes != b.becomes
         and not _has_word(b.tokens, a.becomes) and not _has_word(a.tokens, b.becomes)
@@ -1102,6 +1117,77 @@ def _setting_signals(a: Features, b: Features, *, explain: bool = False) -> Pair
     )
 
 
+_TERSE_RUN = 10
+"""Content words in a run description short enough that each joined clause is a change of its own."""
+
+
+def _swapped(a: Features, b: Features) -> str | None:
+    """ "X vs Y" where two descriptions are one line with a few words in one place swapped, else None.
+
+    The words both start with and end with are the frame, at least three; what lies between
+    is the swap, up to three words a side ("hour of day" / "day of week", "bm25" / "current
+    dense retriever"). Another form of the same word ("flip" / "flipping", "params" /
+    "parameters") or a synonym is no swap.
+    """
+    left, right = a.words, b.words
+    start = 0
+    while start < min(len(left), len(right)) and left[start] == right[start]:
+        start += 1
+    end = 0
+    while end < min(len(left), len(right)) - start and left[-1 - end] == right[-1 - end]:
+        end += 1
+    mine, theirs = left[start : len(left) - end], right[start : len(right) - end]
+    swapped = (*mine, *theirs)
+    if not mine or not theirs or len(mine) > 3 or len(theirs) > 3 or start + end < 3:
+        return None
+    if any(w[0].isdigit() or w[0] == "." or w in _VERBS or w in _KNOBS or w in _CHANGE_WORDS for w in swapped):
+        # Values, directions ("lower" / "decrease") and the knobs the vocabulary reads are compared by
+        # the settings. A number beside a name ("cifar 100" / "imagenet") is left to them too: "the
+        # second half" is 0.5 of what "late layers" are.
+        return None
+    if all(w in _GENERIC_KNOB_WORDS for w in swapped):
+        return None  # "dropout rate" is "dropout prob"
+    if all(_has_word(frozenset(theirs), w) or _abbreviates(w, theirs) for w in mine) and all(
+        _has_word(frozenset(mine), w) or _abbreviates(w, mine) for w in theirs
+    ):
+        return None  # the same words, in other forms or order
+    if len(mine) == len(theirs) == 1 and any(mine[0] in group and theirs[0] in group for group in _SAME_THING):
+        return None
+    return f"{' '.join(mine)} vs {' '.join(theirs)}"
+
+
+# Words that name one thing where a line swaps only them ("the dev split" is "the validation split").
+_SAME_THING = (
+    frozenset({"validation", "val", "dev", "eval", "evaluation", "holdout", "heldout"}),
+    frozenset({"normalize", "normalise", "standardize", "standardise", "normalization", "standardization"}),
+    frozenset({"inputs", "features", "input", "feature"}),
+    frozenset({"layer", "layers", "block", "blocks", "module", "modules"}),
+    frozenset({"model", "network", "net"}),
+    frozenset({"data", "dataset", "corpus"}),
+    frozenset({"big", "bigger", "large", "larger"}),
+    frozenset({"small", "smaller", "tiny"}),
+)
+
+# How a line says it makes its change: "replace relu with gelu" is "swap relu for gelu".
+_CHANGE_WORDS = frozenset(
+    {"replace", "swap", "switch", "change", "use", "using", "try", "apply", "add", "enable", "set", "make",
+     "introduce", "adopt", "instead", "rather", "put", "turn", "run", "train", "do", "plus", "and", "with"}
+)  # fmt: skip
+
+
+def _abbreviates(word: str, others: Sequence[str]) -> bool:
+    """Whether ``word`` and one of ``others`` are one word: abbreviated ("params" / "parameters") or prefixed ("reshuffle")."""
+    for other in others:
+        longer, shorter_word = (word, other) if len(word) >= len(other) else (other, word)
+        if len(shorter_word) >= 4 and longer.endswith(shorter_word):
+            return True
+        shorter = min(len(word), len(other))
+        same = next((i for i, (x, y) in enumerate(zip(word, other, strict=False)) if x != y), shorter)
+        if same >= 4 and same * 2 >= shorter:
+            return True
+    return False
+
+
 def _other_edit(a: Features, b: Features) -> bool:
     """Whether two terse edits are one line with another knob's name swapped in, values and all."""
     name_a, name_b = _edit_name(a.edited), _edit_name(b.edited)
@@ -1139,7 +1225,9 @@ def _has_word(tokens: frozenset[str], word: str) -> bool:
     if word in tokens:
         return True
     stem = word[: max(3, len(word) - 3)]
-    return len(stem) >= 3 and any(other.startswith(stem) or word.startswith(other[: len(stem)]) for other in tokens)
+    return len(stem) >= 3 and any(
+        other.startswith(stem) or (len(other) >= 3 and word.startswith(other[: len(stem)])) for other in tokens
+    )  # a word of one or two letters ("n" in "n-step") is no form of anything
 
 
 def same_knobs_changed(a: Features, b: Features) -> bool:
