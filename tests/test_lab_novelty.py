@@ -306,6 +306,22 @@ def test_the_hard_pair_set_is_balanced_and_labelled() -> None:
         assert {p["kind"] for p in chosen} == {"swap", "other_knob", "other_value", "combo", "paraphrase", "context"}
 
 
+def test_a_sixth_hand_adds_held_out_pairs_in_ten_other_domains() -> None:
+    """200 run/idea pairs in ten domains the first pair set does not have, all held out, every kind in each."""
+    first = json.loads(LEDGERS.with_name("novelty_pairs_hard.json").read_text(encoding="utf-8"))["pairs"]
+    pairs = json.loads(LEDGERS.with_name("novelty_pairs_hard2.json").read_text(encoding="utf-8"))["pairs"]
+    assert len(pairs) == 200 and len({p["id"] for p in pairs}) == 200
+    assert {p["split"] for p in pairs} == {"hard2_held"}
+    domains = {p["domain"] for p in pairs}
+    assert len(domains) == 10 and not domains & {p["domain"] for p in first}
+    expected = {"paraphrase": {"duplicate"}, "context": {"duplicate"}, "swap": {"novel", "variant"},
+                "other_knob": {"novel"}, "other_value": {"variant"}, "combo": {"variant"}}  # fmt: skip
+    for domain in domains:
+        chosen = [p for p in pairs if p["domain"] == domain]
+        assert len(chosen) == 20 and {p["kind"] for p in chosen} == set(expected)
+    assert all(p["label"] in expected[p["kind"]] and p["run"].strip() and p["idea"].strip() for p in pairs)
+
+
 @pytest.mark.parametrize(("name", "split"), [("hand3", "hand3_dev"), ("hand4", "hand4_held")])
 def test_two_more_hands_add_new_repositories_with_labelled_probes(name: str, split: str) -> None:
     """Each of two more authors labelled two more forks: valid targets, one split, no repository seen before."""
