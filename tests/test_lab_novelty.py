@@ -322,12 +322,15 @@ def test_a_sixth_hand_adds_held_out_pairs_in_ten_other_domains() -> None:
     assert all(p["label"] in expected[p["kind"]] and p["run"].strip() and p["idea"].strip() for p in pairs)
 
 
-@pytest.mark.parametrize(("name", "split"), [("hand3", "hand3_dev"), ("hand4", "hand4_held")])
-def test_two_more_hands_add_new_repositories_with_labelled_probes(name: str, split: str) -> None:
-    """Each of two more authors labelled two more forks: valid targets, one split, no repository seen before."""
-    seen = {
-        s["repo"] for path in (LEDGERS, OTHER_HAND) for s in json.loads(path.read_text(encoding="utf-8"))["sources"]
-    }
+@pytest.mark.parametrize(("name", "split"), [("hand3", "hand3_dev"), ("hand4", "hand4_held"), ("hand5", "hand5_held")])
+def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: str) -> None:
+    """Each of three more authors labelled two more forks: valid targets, one split, no repository seen before."""
+    earlier = [
+        LEDGERS,
+        OTHER_HAND,
+        *(LEDGERS.with_name(f"novelty_ledgers_hand{n}.json") for n in range(3, int(name[-1]))),
+    ]
+    seen = {s["repo"] for path in earlier for s in json.loads(path.read_text(encoding="utf-8"))["sources"]}
     sources = json.loads(LEDGERS.with_name(f"novelty_ledgers_{name}.json").read_text(encoding="utf-8"))["sources"]
     assert len(sources) == 2 and {s["split"] for s in sources} == {split}
     assert not seen & {s["repo"] for s in sources}
