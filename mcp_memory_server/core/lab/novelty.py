@@ -981,10 +981,10 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
     changed = frozenset(k for k, setting in settings.items() if _changes(k, setting))
     edit = _EDIT.search(canonical)
     edited = tuple(w for w in (edit.group(1), edit.group(2)) if w and w not in _VERBS) if edit else ()
-    words = tuple(t for t in _TOKEN.findall(canonical) if t not in _STOP)
+    content = tuple(t for t in _TOKEN.findall(canonical) if t not in _STOP)
     return Features(
-        text, canonical, frozenset(words), settings, frozenset(loose), frozenset(settings), additions, becomes,
-        changed, edited, words,
+        text, canonical, frozenset(content), settings, frozenset(loose), frozenset(settings), additions, becomes,
+        changed, edited, content,
     )  # fmt: skip
 
 
