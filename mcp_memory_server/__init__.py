@@ -44,6 +44,10 @@ __all__ = [
 ]
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     # The stores are imported on first use, not with the package: the server (``python -m
     # mcp_memory_server``) answers ``initialize`` before the capabilities behind them load.

@@ -205,7 +205,7 @@ class Config:
 
     @property
     def groups(self) -> tuple[str, ...]:
-        return tuple(g.strip() for g in self.tools.split(",") if g.strip())
+        return tuple(dict.fromkeys(g.strip() for g in self.tools.split(",") if g.strip()))  # "graph,graph" is graph
 
     @property
     def data_dir_is_default(self) -> bool:

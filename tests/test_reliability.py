@@ -112,10 +112,27 @@ REGISTRATION_MODULES = (
 )
 
 
-def test_tools_are_registered_after_initialize_is_answered_and_before_the_next_message(
-    data_dir: Path, tmp_path: Path
+_MODERN = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+_HANDSHAKES = {
+    "initialize": {"id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}},
+    "server/discover": {"id": 1, "method": "server/discover", "params": {"_meta": _MODERN}},
+}  # fmt: skip
+_NEXT = {
+    "initialize": [{"method": "notifications/initialized"}, {"id": 2, "method": "tools/list"}],
+    "server/discover": [{"id": 2, "method": "tools/list", "params": {"_meta": _MODERN}}],
+}
+
+
+@pytest.mark.parametrize("handshake", sorted(_HANDSHAKES))
+def test_tools_are_registered_after_the_handshake_is_answered_and_before_the_next_message(
+    data_dir: Path, tmp_path: Path, handshake: str
 ) -> None:
-    """The handshake waits for no tool group: their modules load on the next message, and tools/list sees them all."""
+    """The handshake (either protocol's) waits for no tool group: they load on the next message, all of them."""
     markers = tmp_path / "imports"
     markers.mkdir()
     process = subprocess.Popen(
@@ -130,12 +147,11 @@ def test_tools_are_registered_after_initialize_is_answered_and_before_the_next_m
         process.stdin.flush()
 
     try:
-        send({"id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})  # fmt: skip
-        assert json.loads(read_line(process))["result"]["serverInfo"]["name"] == "mcp-memory-server"
+        send(_HANDSHAKES[handshake])
+        assert "result" in json.loads(read_line(process))
         imported_by_initialize = sorted(p.name for p in markers.iterdir())
-        send({"method": "notifications/initialized"})
-        send({"id": 2, "method": "tools/list"})
+        for message in _NEXT[handshake]:
+            send(message)
         tools = [tool["name"] for tool in json.loads(read_line(process))["result"]["tools"]]
         imported_by_tools_list = sorted(p.name for p in markers.iterdir())
     finally:

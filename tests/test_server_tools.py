@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from _mcp import call, error
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from mcp_memory_server import MemoryStore
 from mcp_memory_server.server import build_server
+from mcp_memory_server.server._tools import ToolServer
 
 pytestmark = pytest.mark.anyio
 
@@ -41,6 +43,40 @@ async def test_tools_group_flag_enables_a_subset(data_dir: Path) -> None:
             names = {t.name for t in (await client.list_tools()).tools}
     assert "memory_record" in names and "memory_stats" in names
     assert not any(name.startswith("artifact_") for name in names)
+
+
+async def test_a_group_named_twice_is_served_once(data_dir: Path) -> None:
+    """--tools graph,graph is --tools graph: the second mention registers nothing again."""
+    with MemoryStore.open(data_dir, tools="graph,graph") as store:
+        assert store.config.groups == ("graph",)
+        async with Client(build_server(store)) as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+    assert names == sorted(set(names), key=names.index) and "graph_write" in names and "memory_stats" in names
+
+
+async def test_code_that_calls_the_server_directly_sees_every_prompt_and_resource(store: MemoryStore) -> None:
+    """Registration is deferred to the first client message; a direct call completes it too."""
+    server = build_server(store)
+    assert {p.name for p in await server.list_prompts()} >= {"recall_context", "save_session_notes"}
+    assert await server.list_resource_templates()
+    rendered = await server.get_prompt("recall_context", {"task": "tune the optimiser"})
+    assert "tune the optimiser" in rendered.messages[0].content.text  # type: ignore[union-attr]
+
+
+async def test_a_registration_that_fails_is_the_answer_to_every_later_request() -> None:
+    """Never a half-registered server: the error names the cause, for the first request and every one after."""
+    server = ToolServer("broken")
+
+    def register_twice() -> None:
+        raise ValueError("tool graph_write is registered twice")
+
+    server.defer(register_twice)
+    async with Client(server) as client:
+        for _ in range(2):
+            with pytest.raises(MCPError, match=r"could not register its tools \(ValueError: tool graph_write is regi"):
+                await client.list_tools()
+        with pytest.raises(MCPError, match="could not register its tools"):
+            await client.list_prompts()
 
 
 async def test_save_text_json_and_base64_then_read_back(client: Client) -> None:

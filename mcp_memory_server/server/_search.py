@@ -1,10 +1,11 @@
 """Search wiring shared by the tool groups: when the model starts loading, and progress while waiting.
 
-The model must never load before ``initialize`` is answered (importing torch takes
+The model must never load before the handshake is answered (importing torch takes
 seconds of CPU and stalls other threads), so a middleware starts background indexing
-after the first message that is not ``initialize`` (normally the ``notifications/initialized``
-that follows it), and the model load a little later, when the burst of calls that opens
-a session is over. A semantic search before then starts the load at once.
+after the first message that is neither ``initialize`` nor ``server/discover`` (normally
+the ``notifications/initialized`` that follows the handshake), and the model load a little
+later, when the burst of calls that opens a session is over. A semantic search before then
+starts the load at once.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def load_model_after_handshake(server: MCPServer, store: MemoryStore) -> None:
 
     async def start_search(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         result = await call_next(ctx)
-        if ctx.method != "initialize":
+        if ctx.method not in ("initialize", "server/discover"):
             store.search.start_background(model_delay=MODEL_LOAD_DELAY_S)
         return result
 

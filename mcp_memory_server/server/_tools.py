@@ -23,18 +23,31 @@ import functools
 import hashlib
 import inspect
 import json
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_type_hints
 
 import anyio.to_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata, func_metadata
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult, TextContent, ToolAnnotations
+from mcp.types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    CallToolResult,
+    GetPromptResult,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
+from mcp_types import Prompt as MCPPrompt
+from mcp_types import Resource as MCPResource
+from mcp_types import ResourceTemplate as MCPResourceTemplate
 from mcp_types import Tool as MCPTool
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import GenerateJsonSchema
@@ -45,6 +58,11 @@ from ..errors import MemoryServerError
 __all__ = ["ToolServer", "exactly_one", "keep_defaults", "lean_dump", "register", "register_dict_defaults"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger(__name__)
+
+# What a client sends before it needs the tools: the handshake of either protocol generation.
+_HANDSHAKE = frozenset({"initialize", "server/discover"})
 
 
 @dataclass
@@ -72,6 +90,7 @@ class ToolServer(MCPServer):
         self._specs: dict[str, _Spec] = {}
         self._published: list[MCPTool] | None = None
         self._deferred: list[Callable[[], None]] = []
+        self._registration_failed: MCPError | None = None
         self.middleware.append(self._register_after_handshake)
 
     def defer(self, registration: Callable[[], None]) -> None:
@@ -83,15 +102,48 @@ class ToolServer(MCPServer):
         self._deferred.append(registration)
 
     def complete_registration(self) -> None:
+        """Run what was deferred, once. A failure is never half-served: every later request gets it."""
+        if self._registration_failed is not None:
+            raise self._registration_failed
         while self._deferred:
-            self._deferred.pop(0)()
+            try:
+                self._deferred[0]()
+            except Exception as exc:
+                logger.exception("registering the tools, resources and prompts failed")
+                self._registration_failed = MCPError(
+                    code=INTERNAL_ERROR,
+                    message=f"the server could not register its tools ({type(exc).__name__}: {exc}); "
+                    "its log has the details: fix the cause and restart it",
+                )
+                raise self._registration_failed from exc
+            self._deferred.pop(0)
 
     async def _register_after_handshake(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
-        if ctx.method != "initialize":
+        if ctx.method not in _HANDSHAKE:
             self.complete_registration()
         return await call_next(ctx)
+
+    # The middleware covers every message a client sends; these cover code that calls the server directly.
+
+    async def list_resources(self) -> list[MCPResource]:
+        self.complete_registration()
+        return await super().list_resources()
+
+    async def list_resource_templates(self) -> list[MCPResourceTemplate]:
+        self.complete_registration()
+        return await super().list_resource_templates()
+
+    async def read_resource(
+        self, uri: Any, context: Context[Any, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        self.complete_registration()
+        return await super().read_resource(uri, context)
+
+    async def list_prompts(self) -> list[MCPPrompt]:
+        self.complete_registration()
+        return await super().list_prompts()
 
     def add_spec(self, spec: _Spec) -> None:
         if spec.name in self._specs:
@@ -120,6 +172,7 @@ class ToolServer(MCPServer):
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
     ) -> GetPromptResult | InputRequiredResult:
         """A prompt, after checking its arguments: a clear invalid-params error instead of an internal one."""
+        self.complete_registration()
         prompt = self._prompt_manager.get_prompt(name)
         if prompt is None:
             names = ", ".join(sorted(p.name for p in self._prompt_manager.list_prompts()))
