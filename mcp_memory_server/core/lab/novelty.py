@@ -1137,13 +1137,13 @@ def _swapped(a: Features, b: Features) -> str | None:
     while end < min(len(left), len(right)) - start and left[-1 - end] == right[-1 - end]:
         end += 1
     mine, theirs = left[start : len(left) - end], right[start : len(right) - end]
-    swapped = (*mine, *theirs)
     if not mine or not theirs or len(mine) > 3 or len(theirs) > 3 or start + end < 3:
         return None
+    swapped = (*mine, *theirs)
     if any(w[0].isdigit() or w[0] == "." or w in _VERBS or w in _KNOBS or w in _CHANGE_WORDS for w in swapped):
         # Values, directions ("lower" / "decrease") and the knobs the vocabulary reads are compared by
-        # the settings. A number beside a name ("cifar 100" / "imagenet") is left to them too: "the
-        # second half" is 0.5 of what "late layers" are.
+        # the settings; so is a swap holding a number, which may be a value in other words ("the
+        # second half", 0.5, against "the late layers").
         return None
     if all(w in _GENERIC_KNOB_WORDS for w in swapped):
         return None  # "dropout rate" is "dropout prob"
@@ -1176,14 +1176,13 @@ _CHANGE_WORDS = frozenset(
 
 
 def _abbreviates(word: str, others: Sequence[str]) -> bool:
-    """Whether ``word`` and one of ``others`` are one word: abbreviated ("params" / "parameters") or prefixed ("reshuffle")."""
+    """Whether ``word`` and one of ``others`` are one word, prefixed ("reshuffle") or abbreviated ("params")."""
     for other in others:
-        longer, shorter_word = (word, other) if len(word) >= len(other) else (other, word)
-        if len(shorter_word) >= 4 and longer.endswith(shorter_word):
+        short, long = sorted((word, other), key=len)
+        if len(short) >= 4 and long.endswith(short):
             return True
-        shorter = min(len(word), len(other))
-        same = next((i for i, (x, y) in enumerate(zip(word, other, strict=False)) if x != y), shorter)
-        if same >= 4 and same * 2 >= shorter:
+        common = next((i for i, (x, y) in enumerate(zip(short, long, strict=False)) if x != y), len(short))
+        if common >= 4 and common * 2 >= len(short):
             return True
     return False
 
