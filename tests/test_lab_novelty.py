@@ -371,6 +371,18 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
         ("swap the optimizer to Lion", "update with only the sign of the interpolated momentum"),
         ("use flash attention", "use the fused attention kernel"),
         ("value residual learning", "mix the first layer's values into every later layer"),
+        ("QK norm", "apply RMSNorm to the query and key vectors in every attention layer"),
+        ("ReLU^2 activation in the MLP", "square the output of the ReLU in the MLP"),
+        ("keep an EMA of the weights for eval", "evaluate with a running average of the model weights"),
+        ("multi-token prediction", "train extra heads to predict the next two tokens at once"),
+        (
+            "ALiBi instead of RoPE",
+            "replace RoPE with a linear penalty on attention scores that grows with token distance",
+        ),
+        ("document masking", "don't let tokens attend to other documents packed in the same sequence"),
+        ("x0 residual mixing", "mix the input embedding back into every layer's residual stream"),
+        ("GQA with 2 kv heads", "use 2 key/value heads shared by groups of query heads"),
+        ("use GQA", "fewer key/value heads than query heads"),
     ],
 )
 def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:
@@ -640,6 +652,10 @@ def test_a_ledger_description_is_read_without_its_commentary() -> None:
         ("lower scalar lr to 0.3 after 3x MLP", "embedding lr 0.3"),
         ("DEPTH=8, n_embd=512", "depth 8, n_embd 768"),
         ("raise adam beta1 to 0.85", "adam beta2 0.85"),
+        ("add QK-norm", "normalise the values before the output projection"),
+        ("keep an EMA of the weights for eval", "average the gradients over 4 micro-batches"),
+        ("document masking in attention", "mask 15% of input tokens"),
+        ("GQA with 2 kv heads", "use 4 key/value heads shared by groups of query heads"),
     ],
 )
 def test_hard_negatives_from_real_ledgers_are_not_duplicates(store: MemoryStore, logged: str, probe: str) -> None:

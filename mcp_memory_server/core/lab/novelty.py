@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.6"
+READING = "reading-2026-12-04.7"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -105,6 +105,49 @@ _RULES: list[tuple[str, str]] = [
         " z_loss ",
     ),
     # what a technique does, said instead of its name (the common ones of small-LM ledgers)
+    (
+        r"\b(?:apply|use|add)\s+(?:an?\s+)?(?:rms[\s-]*|l2[\s-]*|layer[\s-]*)?norm(?:ali[sz]ation)?\s+(?:to|on)\s+(?:both\s+)?(?:the\s+)?"
+        r"(?:queries|query|q)\s+and\s+(?:the\s+)?(?:keys?|k)(?:\s+vectors)?\b"
+        r"|\b(?:rms[\s-]*|l2[\s-]*)?normali[sz](?:e|es|ed|ing)\s+(?:both\s+)?(?:the\s+)?(?:queries|query(?:\s+vectors)?|q)\s+and\s+"
+        r"(?:the\s+)?(?:keys|key(?:\s+vectors)?|k)\b",
+        " qk_norm ",
+    ),
+    (
+        r"\bsquar(?:e|es|ed|ing)\s+(?:the\s+)?(?:output\s+of\s+(?:the\s+)?)?relu(?:\s+(?:output|activations?))?\b"
+        r"|\brelu\s+(?:followed\s+by|then)\s+(?:a\s+)?squar(?:e|ing)\b",
+        " relu_squared ",
+    ),
+    (
+        r"\b(?:running|moving|exponential(?:ly\s+decayed)?)\s+average\s+of\s+(?:the\s+)?(?:model(?:'s)?\s+)?(?:weights|parameters|params)\b",
+        " ema ",
+    ),
+    (
+        r"\bpredict(?:s|ing)?\s+(?:the\s+)?(?:next\s+)?(?:\d+|two|three|four|several|multiple)\s+(?:future\s+)?tokens\s+"
+        r"(?:ahead|at\s+once|per\s+position|in\s+parallel)\b",
+        " multi_token_prediction ",
+    ),
+    (
+        r"\b(?:an?\s+)?(?:linear\s+)?(?:penalt(?:y|ies)|bias(?:es)?)\s+(?:on|to)\s+(?:the\s+)?attention\s+(?:scores|logits)\s+"
+        r"(?:that\s+)?(?:grows?|grow(?:ing|s)|increas\w+|scal\w+)\s+(?:linearly\s+)?(?:with|by)\s+(?:the\s+)?(?:token\s+|query[\s-]*key\s+)?distance\b",
+        " alibi ",
+    ),
+    (
+        r"\b(?:don't|do\s+not|never)\s+(?:let\s+)?(?:tokens\s+)?attend\s+(?:across|to)\s+(?:tokens\s+(?:of|from|in)\s+)?"
+        r"(?:other|previous|different|neighbou?ring)\s+documents\b"
+        r"|\b(?:stop|prevent|keep|block)(?:s|ping|ing)?\s+(?:the\s+)?attention\s+from\s+(?:crossing|leaking\s+across)\s+document\s+boundaries\b"
+        r"|\bblock[\s-]*diagonal\s+(?:causal\s+)?(?:attention\s+)?mask\b",
+        " doc_masking ",
+    ),
+    (
+        r"\b(?:mix|add|feed|blend)(?:es|ed|ing)?\s+(?:the\s+)?(?:initial|input|original|token)\s+embeddings?\s+(?:back\s+)?"
+        r"into\s+(?:the\s+)?(?:every|each|all)\s+(?:layers?|blocks?)(?:'s?)?(?:\s+residual(?:\s+stream)?)?\b",
+        " x0_mixing ",
+    ),
+    (
+        r"\bfewer\s+(?:key\s*/\s*value|key[\s-]*value|kv)\s+heads\s+than\s+(?:query\s+)?heads\b"
+        r"|\b(?:key\s*/\s*value|key[\s-]*value|kv)\s+heads?\s+shared\s+(?:by|across)\s+(?:groups\s+of\s+)?query\s+heads\b",
+        " kv_heads ",
+    ),
     (
         r"\b(?:1|a|the\s+same|single)\s+(?:shared\s+)?(?:weight\s+)?(?:matrix|matrices|weights?|parameters?)\s+"
         r"(?:for|between)\s+(?:both\s+)?(?:the\s+)?(?:(?:token|input)\s+){0,2}embeddings?\s+and\s+(?:the\s+)?"
@@ -319,7 +362,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\bmixture\s+of\s+depths\b", " mixture_of_depths "),
     (r"\bmulti[\s-]*query\s+attention\b|\bmqa\b", " kv_heads 1 "),
     (
-        r"\bn[\s_]?kv[\s_]?heads?\b|\bkv[\s-]*heads?\b|\bkey[\s-]*value\s+heads?\b|\bgrouped[\s-]*query\s+attention\b|\bgqa\b",
+        r"\bn[\s_]?kv[\s_]?heads?\b|\bkv[\s-]*heads?\b|\bkey(?:[\s-]*|\s*/\s*)value\s+heads?\b|\bgrouped[\s-]*query\s+attention\b|\bgqa\b",
         " kv_heads ",
     ),
     (r"\bhead[\s_-]*(?:dim(?:ension)?s?|size)\b", " head_dim "),
