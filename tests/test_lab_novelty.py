@@ -383,6 +383,7 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
         ("x0 residual mixing", "mix the input embedding back into every layer's residual stream"),
         ("GQA with 2 kv heads", "use 2 key/value heads shared by groups of query heads"),
         ("use GQA", "fewer key/value heads than query heads"),
+        ("label smoothing 0.1 on the decoder", "smooth the decoder's target distribution with epsilon 0.1"),
     ],
 )
 def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:

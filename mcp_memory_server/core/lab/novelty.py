@@ -159,7 +159,8 @@ _RULES: list[tuple[str, str]] = [
     (
         r"\b(?:mix(?:ing)?|blend(?:ing)?)\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:targets?|labels?)\s+with\s+(?:a\s+)?uniform\b"
         r"|\bsoft(?:en(?:ed|ing)?)?\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:next[\s-]*token\s+)?(?:targets?|labels?)\b"
-        r"|\bspread(?:s|ing)?\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+)?(?:probability\s+)?mass\b",
+        r"|\bspread(?:s|ing)?\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+)?(?:probability\s+)?mass\b"
+        r"|\bsmooth(?:s|ed|ing)?\s+(?:the\s+)?(?:[a-z]+(?:'s)?\s+)?(?:target|label)\s+distributions?\b",
         r" label_smoothing \1 ",
     ),
     (
