@@ -68,7 +68,7 @@ OTHER_HAND = ROOT / "bench" / "data" / "novelty_ledgers_other_hand.json"
 # only reported, never read or tuned on). ``hand5_held`` (stop 28: a Super Mario DQN ledger and a
 # small-LM one) arrived after stop 28's rules were chosen and is only reported.
 MORE_HANDS = sorted((ROOT / "bench" / "data").glob("novelty_ledgers_hand*.json"))
-SPLITS = ("dev", "held_out", "other_dev", "other_hand", "hand3_dev", "hand4_held", "hand5_held")
+SPLITS = ("dev", "held_out", "other_dev", "other_hand", "hand3_dev", "hand4_held", "hand5_held", "hand6_dev", "hand7_held")
 GOALS = {
     "duplicate_recall": (">=", 0.90),
     "false_duplicates_novel": ("<=", 0.05),

@@ -384,6 +384,12 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
         ("GQA with 2 kv heads", "use 2 key/value heads shared by groups of query heads"),
         ("use GQA", "fewer key/value heads than query heads"),
         ("label smoothing 0.1 on the decoder", "smooth the decoder's target distribution with epsilon 0.1"),
+        ("grad clip 1.0", "rescale all gradients whenever their global L2 norm goes above 1.0"),
+        ("grad clip 1.0", "if the total L2 norm of all gradients exceeds 1, scale them all down proportionally"),
+        ("remove the logit softcap", "stop passing the output logits through the scaled tanh before the loss"),
+        ("sliding window attention in the first layer", "limit the first layer to local banded attention"),
+        ("parallel attn+MLP (PaLM-style)", "run attention and MLP in parallel off the same normed input and sum them"),
+        ("reduce MLP expansion from 4x to 3x", "shrink the MLP hidden layer from 4x the model dimension to 3x"),
     ],
 )
 def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:
@@ -631,6 +637,26 @@ def test_units_and_abbreviations_read_as_the_same_setting(a: str, b: str) -> Non
     "at 10% of the peak" = a final LR fraction of 0.1, a short window's size = the sliding window's."""
     pair = signals(analyze(a), analyze(b))
     assert pair.agree and not pair.conflict, (analyze(a).settings, analyze(b).settings)
+
+
+@pytest.mark.parametrize(
+    ("described", "knob", "numbers", "option"),
+    [
+        ("GeLU activation: much worse than ReLU²", "activation", set(), "gelu"),
+        ("softcap 15->10: tighter logit cap significantly improves", "logit_softcap", {10.0}, None),
+        ("HEAD_DIM 128->64, giving 4 attention heads instead of 2", "head_dim", {64.0}, None),
+        ("DEVICE_BATCH_SIZE 16→32 so each optimizer step is one micro-batch with no grad accumulation",
+         "device_batch_size", {32.0}, None),
+    ],
+)  # fmt: skip
+def test_a_verdict_after_a_colon_and_what_a_change_brings_about_are_not_settings(
+    described: str, knob: str, numbers: set[float], option: str | None
+) -> None:
+    """ "X: much worse than Y" does not choose Y, and ", giving …" / "so …" name consequences, not changes."""
+    features = analyze(described)
+    assert set(features.settings) == {knob}
+    assert features.settings[knob].numbers == numbers
+    assert features.settings[knob].option == option
 
 
 def test_a_ledger_description_is_read_without_its_commentary() -> None:

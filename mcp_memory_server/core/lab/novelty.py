@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.7"
+READING = "reading-2026-12-04.8"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -105,6 +105,26 @@ _RULES: list[tuple[str, str]] = [
         " z_loss ",
     ),
     # what a technique does, said instead of its name (the common ones of small-LM ledgers)
+    (r"\boff\s+(?=(?:the|a|an|of|each|every)\b)", " from "),  # "in parallel off the same input" switches nothing off
+    (
+        r"\b(?:rescale|scale|clip)\s+(?:all\s+|the\s+)?(?:gradients|grads)(?:\s+(?:all\s+)?down)?\s+(?:whenever|when|if)\s+"
+        r"(?:their|the)\s+(?:global\s+|total\s+)?(?:l2\s+)?norm\s+(?:goes\s+above|exceeds|is\s+above|is\s+over)"
+        r"|\bif\s+the\s+(?:global\s+|total\s+)?(?:l2\s+)?norm\s+of\s+(?:all\s+)?(?:the\s+)?(?:gradients|grads)\s+"
+        r"(?:exceeds|goes\s+above|is\s+above)",
+        " grad_clip ",
+    ),
+    (
+        r"\b(?:pass(?:ing)?|send(?:ing)?|put(?:ting)?)\s+(?:the\s+)?(?:output\s+)?logits\s+through\s+(?:a\s+|the\s+)?"
+        r"(?:scaled\s+)?tanh\b(?:\s+squash(?:ing)?)?",
+        " logit_softcap ",
+    ),
+    (r"\b(?:local\s+)?band(?:ed)?\s+(?:causal\s+)?attention\b", " sliding_window "),
+    (
+        r"\b(?:mlp|ffn|feed[\s-]*forward)(?:\s+(?:hidden|ratio|expansion|layer|width|size))*\s+from\s+(\d+(?:\.\d+)?)\s*x"
+        r"(?:\s+(?:the\s+)?(?:model[\s_]*dim(?:ension)?|width|n[\s_]?embd|d[\s_]?model))?\s+to\s+(\d+(?:\.\d+)?)\s*x\b"
+        r"(?:\s+(?:hidden\s+)?(?:dim(?:ension)?\s+)?expansion)?",
+        r" mlp_ratio \1 -> \2 ",
+    ),
     (
         r"\b(?:apply|use|add)\s+(?:an?\s+)?(?:rms[\s-]*|l2[\s-]*|layer[\s-]*)?norm(?:ali[sz]ation)?\s+(?:to|on)\s+(?:both\s+)?(?:the\s+)?"
         r"(?:queries|query|q)\s+and\s+(?:the\s+)?(?:keys?|k)(?:\s+vectors)?\b"
@@ -134,6 +154,7 @@ _RULES: list[tuple[str, str]] = [
     (
         r"\b(?:don't|do\s+not|never)\s+(?:let\s+)?(?:tokens\s+)?attend\s+(?:across|to)\s+(?:tokens\s+(?:of|from|in)\s+)?"
         r"(?:other|previous|different|neighbou?ring)\s+documents\b"
+        r"|\bmask(?:s|ed|ing)?\s+(?:the\s+)?attention\s+(?:across|between)\s+(?:different\s+)?documents\b"
         r"|\b(?:stop|prevent|keep|block)(?:s|ping|ing)?\s+(?:the\s+)?attention\s+from\s+(?:crossing|leaking\s+across)\s+document\s+boundaries\b"
         r"|\bblock[\s-]*diagonal\s+(?:causal\s+)?(?:attention\s+)?mask\b",
         " doc_masking ",
@@ -634,6 +655,7 @@ _OFF = frozenset(
         "dropping",
         "off",
         "ablate",
+        "stop",
     ]
 )
 _STOP = frozenset(
@@ -795,6 +817,9 @@ _POWER = re.compile(r"\b(\d{1,2})\s*(?:\^|\*\*)\s*(\d{1,2})\b")
 _COMMENTARY = re.compile(
     r"\s+[\u2014\u2013]\s|\s--?\s|[(;:,]?\s*\b(?:hypothesis|evidence|result|bottleneck)\b\s*:"
     r"|[(;:,]?\s*\(?\s*hypothesis\b|:\s*(?:val_bpb|crash|crashed|failed|skipped|hung|loss|worse|better)\b|\bval_bpb\s+\d"
+    # a verdict after a colon: "GeLU activation: much worse than ReLU²", "softcap 15->10: tighter cap improves"
+    r"|:\s+(?:[a-z'-]+\s+){0,5}(?:worse|better|improv\w*|regress\w*|hurts?|helps?|neutral|noise|wins?|optimal|diverg\w*"
+    r"|unstable|slower|faster|marginal\w*|identical)\b"
     # a result set off by a spaced colon: "double DQN : median HNS 1.12", "... : recall@50 +2.1%"
     r"|\s:\s+[a-z][\w@./-]*(?:\s+[a-z][\w@./-]*)?\s+[-+]?\d",
     re.IGNORECASE,
@@ -831,7 +856,9 @@ _REPORTED = re.compile(
 # So is what it leaves alone: "lengthen the base lookahead, leaving lookahead_curvature_gain at 0.25".
 _CONTEXT = re.compile(
     r"\s+(?:after\s+(?=\d|remov|add|switch|chang|rais|lower|increas|decreas|halv|doubl)|at\s+(?=batch|bs\b|depth|width|lr\b)).*$"
-    r"|\s*,\s*(?:while\s+)?leaving\s+.*$",
+    r"|\s*,\s*(?:while\s+)?leaving\s+.*$"
+    # and what the change brings about: "HEAD_DIM 128->64, giving 4 heads instead of 2", "... so each step is one micro-batch"
+    r"|\s*,?\s+(?:giving|so\s+that|so(?!\s+(?:far|much|many|long)\b)|which\s+(?:gives|means|makes|keeps)|resulting\s+in)\s+.*$",
     re.IGNORECASE,
 )
 
