@@ -604,6 +604,27 @@ def test_a_knob_named_only_in_a_runs_commentary_is_still_extra(store: MemoryStor
     assert result.top_matches[0].relation == "variant"
 
 
+def test_another_step_of_a_runs_sweep_is_a_variant_however_it_is_worded(store: MemoryStore) -> None:
+    """Changing only knobs a run changed, one to another value, is a variant even when the cosine is low."""
+    [run_id] = _ledger(store, [("set DEPTH=2 and ASPECT_RATIO=96 (model_dim stays 256)", "discard", 1.01)])
+    result = store.lab.check("DEPTH=5 — maybe the extra capacity pays off after all the LR retuning")
+    assert [(m.run_id, m.relation) for m in result.top_matches] == [(run_id, "variant")]
+    assert result.classification == "repeat_failure"
+    # ... a stricter threshold than the default still rules it out ...
+    assert store.lab.check("DEPTH=5", threshold=0.9).classification == "novel"
+    # ... and a line that changes many things (a recipe) is no sweep of each of them.
+    _ledger(store, [("remove value embeddings and softcap; use muon, fan-in init, qk norm, depth 8", "keep", 1.0)])
+    result = store.lab.check("use the Lion optimizer")
+    assert result.classification == "novel", result.top_matches
+
+
+def test_a_value_compared_with_is_not_a_value_set() -> None:
+    """ "push the embedding LR well past 0.8" sets 1.2, not 0.8."""
+    features = analyze("EMBEDDING_LR=1.2: push the embedding LR well past 0.8")
+    assert features.settings["embedding_lr"].numbers == {1.2}
+    assert not signals(features, analyze("EMBEDDING_LR=0.8")).agree
+
+
 def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) -> None:
     """Naming the slot of a bare option must not make Lion a repeat of a run that tried Sophia."""
     _ledger(store, [("swap the optimizer to Sophia", "discard", 1.01)])
@@ -627,6 +648,8 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
         ("shrink attention heads to 64 dims each", "head_dim 64"),
         ("FINAL_LR_FRAC=0.1", "stop the decay at 10% of the peak learning rate"),
         ("FINAL_LR_FRAC=0.29", "final LR at 29% of peak"),
+        ("WARMUP_RATIO = 1/50", "WARMUP_RATIO=0.02"),
+        ("set warmdown ratio to 1/4", "warmdown ratio 0.25"),
         ("SHORT_WINDOW 1024->256", "sliding window size 256"),
         ("warmdown over the final 20% of training", "warmdown over the last fifth of training"),
         ("raise the matrix lr to 0.05", "raise the Muon matrix learning rate to 0.05"),

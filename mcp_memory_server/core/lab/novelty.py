@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.8"
+READING = "reading-2026-12-04.9"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -80,6 +80,9 @@ class Weights:
     """Added when both name the same knobs with the same explicit values."""
     bare: float = 0.0
     """Subtracted when neither names any knob: the cosine alone must then carry the match."""
+    sweep: float = 0.0
+    """The least score of another step of a run's sweep (:attr:`PairSignals.sweep`); at the default match
+    threshold it is a variant however the lines are worded, and a stricter threshold still rules it out."""
 
 
 # Calibrated on the dev ledgers of bench/data/novelty_ledgers.json, keeping >= 95% on
@@ -87,10 +90,18 @@ class Weights:
 # match == duplicate: on real ledgers a match with no conflicting and no extra setting is a
 # repeat; variants come from the settings, not from a band of middling cosines.
 EMBEDDING_WEIGHTS = Weights(
-    match=0.48, duplicate=0.48, disjoint=0.50, partial=0.0, one_sided=0.15, conflict=0.0, agree=0.30, bare=0.10
+    match=0.48,
+    duplicate=0.48,
+    disjoint=0.50,
+    partial=0.0,
+    one_sided=0.15,
+    conflict=0.0,
+    agree=0.30,
+    bare=0.10,
+    sweep=0.48,
 )
 LEXICAL_WEIGHTS = Weights(
-    match=0.24, duplicate=0.52, disjoint=0.30, partial=0.20, one_sided=0.0, conflict=0.0, agree=0.30
+    match=0.24, duplicate=0.52, disjoint=0.30, partial=0.20, one_sided=0.0, conflict=0.0, agree=0.30, sweep=0.24
 )
 
 # -- reading a description -----------------------------------------------------------------------
@@ -716,6 +727,8 @@ _OLD_VALUE_SPANS = [
     re.compile(r"\breplac(?:e|ed|ing)\s+(?:(?!\bto\b)[^,;()])+?\s+(?:with|by)\b"),
     re.compile(r"\bswap(?:ped|ping)?\s+(?:(?!\bto\b)[^,;()])+?\s+(?:for|with)\b"),
     re.compile(r"\b(?:up|down)\s+from\s+[^,;()]+"),
+    # a value compared with, not set: "EMBEDDING_LR=1.2: push the embedding LR well past 0.8"
+    re.compile(r"\b(?:past|beyond)\s+[-+]?\.?\d[\d.e+-]*"),
 ]
 
 
@@ -772,6 +785,10 @@ class PairSignals:
     extra: bool = False
     """The first description (the idea checked) names a knob the second (the logged run) does not:
     it does more than the run did ("lr 0.03 plus warmup 0.1" after "lr 0.03"), so it is no duplicate."""
+    sweep: bool = False
+    """The idea changes only knobs the run changed, one of them to another value, option or state
+    ("DEPTH=5" after "set DEPTH=2 and ASPECT_RATIO=96"): another step of the same sweep, a variant
+    however differently the two lines are worded."""
 
 
 def _format_number(value: float) -> str:
@@ -812,6 +829,7 @@ _SUBUNIT = re.compile(r"\b(\d+(?:\.\d+)?)\s*(cm|mm|ms)\b")
 _FRACTIONS = {"half": "0.5", "third": "0.333", "quarter": "0.25", "fifth": "0.2", "tenth": "0.1"}
 _FRACTION = re.compile(r"(?<!\bby )\b(?:one|a|the\s+(?:last|final|first))\s+(half|third|quarter|fifth|tenth)\b")
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b")
+_RATIO = re.compile(r"(=|:|\bto|\bat|\bis)\s*(\d{1,3})\s*/\s*([1-9]\d{0,3})\b(?!\s*[/.\d])")
 _POWER = re.compile(r"\b(\d{1,2})\s*(?:\^|\*\*)\s*(\d{1,2})\b")
 # Commentary real ledgers append to the change itself: the result, the reasoning, a verdict.
 _COMMENTARY = re.compile(
@@ -924,6 +942,8 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     lowered = text.lower().replace("→", " -> ").replace("=>", " -> ").replace("\u2019", "'")
     names = config_names(lowered) | known
     # Config names ("WARMDOWN_RATIO=0.3") read as words, like the prose that names the same knobs.
+    # A value given as a fraction is that fraction: "WARMUP_RATIO = 1/50" is 0.02 (a "16/64" span is no value).
+    lowered = _RATIO.sub(lambda m: f"{m.group(1)} {_format_number(int(m.group(2)) / int(m.group(3)))}", lowered)
     lowered = lowered.replace("_", " ").replace("=", " ")
     lowered = _FRACTION.sub(lambda m: _FRACTIONS[m.group(1)], lowered)
     lowered = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], lowered)
@@ -1185,8 +1205,22 @@ def _setting_signals(a: Features, b: Features, *, explain: bool = False) -> Pair
         agree=agree,
         differences=tuple(differences),
         extra=bool(a.changed - shared) or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
+        sweep=bool(differences) and _sweeps(a, b),
     )
 
+
+def _sweeps(idea: Features, run: Features) -> bool:
+    # A line that changes many things (a baseline's recipe, a combination) is no sweep of each of them.
+    return (
+        bool(idea.changed)
+        and idea.changed <= run.changed
+        and len(run.changed) <= _SWEEP_KNOBS
+        and any(_difference(k, idea.settings[k], run.settings[k], False) for k in idea.changed)
+    )
+
+
+_SWEEP_KNOBS = 2
+"""The most knobs a run may change for an idea that changes some of them to be a step of its sweep."""
 
 _TERSE_RUN = 10
 """Content words in a run description short enough that each joined clause is a change of its own."""
@@ -1417,6 +1451,8 @@ def adjust(base: float, pair: PairSignals, weights: Weights) -> float:
         score -= weights.conflict
     elif pair.agree:
         score += weights.agree
+    if pair.sweep:
+        score = max(score, weights.sweep)  # a step of the run's sweep is a match, a variant (it conflicts)
     return min(1.0, max(0.0, score))
 
 
