@@ -618,6 +618,12 @@ def test_another_step_of_a_runs_sweep_is_a_variant_however_it_is_worded(store: M
     assert result.classification == "novel", result.top_matches
 
 
+def test_a_fraction_that_qualifies_a_noun_is_no_value() -> None:
+    """ "a half cosine wave" is a shape, "the last fifth of training" a value."""
+    assert analyze("shape the LR cooldown as a half cosine wave").settings["warmdown"].numbers == frozenset()
+    assert analyze("warmdown over the last fifth of training").settings["warmdown"].numbers == {0.2}
+
+
 def test_a_value_compared_with_is_not_a_value_set() -> None:
     """ "push the embedding LR well past 0.8" sets 1.2, not 0.8."""
     features = analyze("EMBEDDING_LR=1.2: push the embedding LR well past 0.8")

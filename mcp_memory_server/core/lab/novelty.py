@@ -827,7 +827,12 @@ _SUBUNITS = {"cm": 100.0, "mm": 1000.0, "ms": 1000.0}
 _SUBUNIT = re.compile(r"\b(\d+(?:\.\d+)?)\s*(cm|mm|ms)\b")
 # "the last fifth", "one half": a share of the run or of a value. "cut by a third" is a change, not a value.
 _FRACTIONS = {"half": "0.5", "third": "0.333", "quarter": "0.25", "fifth": "0.2", "tenth": "0.1"}
-_FRACTION = re.compile(r"(?<!\bby )\b(?:one|a|the\s+(?:last|final|first))\s+(half|third|quarter|fifth|tenth)\b")
+# A fraction is a value where a quantity follows or nothing does ("the last fifth of training", "a quarter"),
+# not where it qualifies a noun ("a half cosine wave", "a half-sized expert").
+_FRACTION = re.compile(
+    r"(?<!\bby )\b(?:one|a|the\s+(?:last|final|first))\s+(half|third|quarter|fifth|tenth)\b"
+    r"(?=\s*$|\s*[,.;:)]|\s+(?:of|and|or|for|in|on|at|to|with|then|as|is|but|over|during|through)\b)"
+)
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b")
 _RATIO = re.compile(r"(=|:|\bto|\bat|\bis)\s*(\d{1,3})\s*/\s*([1-9]\d{0,3})\b(?!\s*[/.\d])")
 _POWER = re.compile(r"\b(\d{1,2})\s*(?:\^|\*\*)\s*(\d{1,2})\b")
