@@ -879,7 +879,7 @@ _REPORTED = re.compile(
 # So is what it leaves alone: "lengthen the base lookahead, leaving lookahead_curvature_gain at 0.25".
 _CONTEXT = re.compile(
     r"\s+(?:after\s+(?=\d|remov|add|switch|chang|rais|lower|increas|decreas|halv|doubl)|at\s+(?=batch|bs\b|depth|width|lr\b)).*$"
-    r"|\s*,\s*(?:while\s+)?leaving\s+.*$"
+    r"|\s*,\s*(?:while\s+|but\s+)?(?:leaving|keeping|holding)\s+.*$"
     # and what the change brings about: "HEAD_DIM 128->64, giving 4 heads instead of 2", "... so each step is one micro-batch"
     r"|\s*,?\s+(?:giving|so\s+that|so(?!\s+(?:far|much|many|long)\b)|which\s+(?:gives|means|makes|keeps)|resulting\s+in)\s+.*$",
     re.IGNORECASE,
