@@ -322,9 +322,18 @@ def test_a_sixth_hand_adds_held_out_pairs_in_ten_other_domains() -> None:
     assert all(p["label"] in expected[p["kind"]] and p["run"].strip() and p["idea"].strip() for p in pairs)
 
 
-@pytest.mark.parametrize(("name", "split"), [("hand3", "hand3_dev"), ("hand4", "hand4_held"), ("hand5", "hand5_held")])
+@pytest.mark.parametrize(
+    ("name", "split"),
+    [
+        ("hand3", "hand3_dev"),
+        ("hand4", "hand4_held"),
+        ("hand5", "hand5_held"),
+        ("hand6", "hand6_dev"),
+        ("hand7", "hand7_held"),
+    ],
+)
 def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: str) -> None:
-    """Each of three more authors labelled two more forks: valid targets, one split, no repository seen before."""
+    """Each of five more authors labelled two more forks: valid targets, one split, no repository seen before."""
     earlier = [
         LEDGERS,
         OTHER_HAND,
@@ -335,7 +344,7 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
     assert len(sources) == 2 and {s["split"] for s in sources} == {split}
     assert not seen & {s["repo"] for s in sources}
     for source in sources:
-        assert source["path"].endswith("results.tsv") and len(source["commit"]) == 40 and len(source["runs"]) >= 30
+        assert source["path"].endswith(".tsv") and len(source["commit"]) == 40 and len(source["runs"]) >= 30
         keys = {run["key"] for run in source["runs"]}
         assert {run["status"] for run in source["runs"]} <= {"keep", "discard", "crash"}
         for probe in source["probes"]:
