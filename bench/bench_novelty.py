@@ -72,6 +72,7 @@ OTHER_HAND = ROOT / "bench" / "data" / "novelty_ledgers_other_hand.json"
 MORE_HANDS = sorted((ROOT / "bench" / "data").glob("novelty_ledgers_hand*.json"))
 SPLITS = (
     "dev", "held_out", "other_dev", "other_hand", "hand3_dev", "hand4_held", "hand5_held", "hand6_dev", "hand7_held",
+    "hand8_dev", "hand9_dev",
 )  # fmt: skip
 GOALS = {
     "duplicate_recall": (">=", 0.90),

@@ -399,6 +399,17 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
         ("sliding window attention in the first layer", "limit the first layer to local banded attention"),
         ("parallel attn+MLP (PaLM-style)", "run attention and MLP in parallel off the same normed input and sum them"),
         ("reduce MLP expansion from 4x to 3x", "shrink the MLP hidden layer from 4x the model dimension to 3x"),
+        (
+            "weight tying",
+            "use one shared matrix for the token embedding lookup and the output projection to vocabulary",
+        ),
+        ("full attention in every layer", "let every layer attend over the entire context window"),
+        ("SwiGLU MLP", "an MLP where a SiLU-activated projection multiplies a second linear projection elementwise"),
+        (
+            "remove value embeddings",
+            "get rid of the per-layer token lookup tables whose outputs are mixed into the values",
+        ),
+        ("cosine LR decay instead of linear warmdown", "decay the learning rate along a cosine curve"),
     ],
 )
 def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:
@@ -665,6 +676,11 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
         ("FINAL_LR_FRAC=0.1", "stop the decay at 10% of the peak learning rate"),
         ("FINAL_LR_FRAC=0.29", "final LR at 29% of peak"),
         ("WARMUP_RATIO = 1/50", "WARMUP_RATIO=0.02"),
+        ("final_lr_frac 1/10 -> 1/20", "final LR fraction 0.05"),
+        ("heavier Adam averaging: betas 0.95 / 0.999", "ADAM_BETAS=(0.95, 0.999)"),
+        ("Adam β1 0.8→0.9", "adam beta1 0.9"),
+        ("lower the end-of-schedule LR fraction 0.1 -> 0.05", "FINAL_LR_FRAC=0.05"),
+        ("MLP_EXPANSION 4->8", "MLP ratio 8"),
         ("set warmdown ratio to 1/4", "warmdown ratio 0.25"),
         ("SHORT_WINDOW 1024->256", "sliding window size 256"),
         ("warmdown over the final 20% of training", "warmdown over the last fifth of training"),
@@ -722,6 +738,17 @@ def test_a_ledger_description_is_read_without_its_commentary() -> None:
         ("keep an EMA of the weights for eval", "average the gradients over 4 micro-batches"),
         ("document masking in attention", "mask 15% of input tokens"),
         ("GQA with 2 kv heads", "use 4 key/value heads shared by groups of query heads"),
+        ("ADAM_BETAS (0.8,0.95)->(0.9,0.99)", "Muon beta2 0.95->0.90"),
+        (
+            "softcap 15->30",
+            "softcap=30 on the attention scores inside each layer (the final logit softcap stays at 15)",
+        ),
+        (
+            "increase Muon initial momentum from 0.85 to 0.9",
+            "optimize the unembedding (lm_head) with Muon instead of Adam",
+        ),
+        ("cosine LR decay instead of linear warmdown", "cosine weight decay schedule instead of linear decay"),
+        ("WARMDOWN_RATIO=0.3", "cosine-shaped warmdown instead of the linear ramp, WARMDOWN_RATIO unchanged at 0.5"),
     ],
 )
 def test_hard_negatives_from_real_ledgers_are_not_duplicates(store: MemoryStore, logged: str, probe: str) -> None:

@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.9"
+READING = "reading-2026-12-04.10"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -117,6 +117,28 @@ _RULES: list[tuple[str, str]] = [
     ),
     # what a technique does, said instead of its name (the common ones of small-LM ledgers)
     (r"\boff\s+(?=(?:the|a|an|of|each|every)\b)", " from "),  # "in parallel off the same input" switches nothing off
+    (r"\bget(?:ting)?\s+rid\s+of\b", " remove "),
+    (
+        r"\b(?:every|all|each)\s+layers?\s+(?:to\s+)?attends?\s+(?:over|to)\s+(?:the\s+)?(?:entire|full|whole)\s+"
+        r"(?:context(?:\s+window)?|sequence)\b",
+        " no sliding_window ",
+    ),
+    (
+        r"\b(?:a\s+)?(?:silu|swish)[\s-]*(?:activated|gated)?\s+(?:projection|branch)\s+"
+        r"(?:multiplies|gates|times|scales)\s+(?:a\s+|the\s+)?(?:second|other)\s+(?:linear\s+)?projection\b",
+        " swiglu ",
+    ),
+    (
+        r"\b(?:per[\s-]*layer\s+)?(?:token\s+)?(?:lookup\s+)?(?:tables|embeddings)\s+(?:whose\s+outputs\s+are\s+)?"
+        r"(?:mixed|added)\s+into\s+(?:the\s+)?(?:attention\s+)?values\b",
+        " value_embeddings ",
+    ),
+    # a cap on the attention scores is not the final logit cap
+    (
+        r"\b(?:tanh\s+)?soft[\s-]*cap(?:ping)?\s*(?:=|of)?\s*(\d+(?:\.\d+)?)?\s+(?:on|of|for)\s+(?:the\s+)?attention\s+(?:scores|logits)\b"
+        r"|\battention[\s_-]+(?:scores?\s+|logits?\s+)?soft[\s-]*cap(?:ping)?\b",
+        r" attn_softcap \1 ",
+    ),
     (
         r"\b(?:rescale|scale|clip)\s+(?:all\s+|the\s+)?(?:gradients|grads)(?:\s+(?:all\s+)?down)?\s+(?:whenever|when|if)\s+"
         r"(?:their|the)\s+(?:global\s+|total\s+)?(?:l2\s+)?norm\s+(?:goes\s+above|exceeds|is\s+above|is\s+over)"
@@ -182,8 +204,9 @@ _RULES: list[tuple[str, str]] = [
     ),
     (
         r"\b(?:1|a|the\s+same|single)\s+(?:shared\s+)?(?:weight\s+)?(?:matrix|matrices|weights?|parameters?)\s+"
-        r"(?:for|between)\s+(?:both\s+)?(?:the\s+)?(?:(?:token|input)\s+){0,2}embeddings?\s+and\s+(?:the\s+)?"
+        r"(?:for|between)\s+(?:both\s+)?(?:the\s+)?(?:(?:token|input)\s+){0,2}embeddings?(?:\s+(?:lookup|table|matrix))?\s+and\s+(?:the\s+)?"
         r"(?:output|unembedding|lm[\s-]*head|readout|final)\b(?:\s+(?:projection|layer|head|matrix))?"
+        r"(?:\s+(?:to|onto)\s+(?:the\s+)?vocab(?:ulary)?\b)?"
         r"|\breus(?:e|ing)\s+(?:the\s+)?(?:(?:token|input)\s+){0,2}embeddings?(?:\s+(?:matrix|weights))?\s+(?:as|for)\s+"
         r"(?:the\s+)?(?:output|unembedding|lm[\s-]*head|readout)\b(?:\s+(?:projection|layer|head|matrix))?",
         " tied ",
@@ -324,7 +347,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\bgated\s+(?:silu|swish)\b|\b(?:silu|swish)[\s-]*gated\b", " swiglu "),
     (r"\bswish\b", " silu "),
     (
-        r"\badam(?:w)?[\s_]*betas?\s*\(?\s*(\d*\.?\d+)\s*,\s*(\d*\.?\d+)\s*\)?",
+        r"\b(?:adam(?:w)?[\s_]*)?betas?\s*:?\s*\(?\s*(\d*\.?\d+)\s*[,/]\s*(\d*\.?\d+)\s*\)?",
         r" adam_beta1 \1 adam_beta2 \2 ",
     ),
     (r"\badam(?:w)?\s*b(?:eta)?\s*1\b", " adam_beta1 "),
@@ -346,7 +369,8 @@ _RULES: list[tuple[str, str]] = [
     (r"\blm[\s_]head\b", " lm head "),
     (r"\bevery\s+(?:other|second)\s+layers?\b|\balternat(?:e|ing)\s+layers?\b", " alternating layers "),
     # schedules and learning rates
-    (r"\b(?:lr|learning[\s-]*rate)\s+(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down|decay)\b", r" \1 "),
+    (r"\b(?:lr|learning[\s-]*rate)\s+decay\b", " warmdown "),  # "cosine LR decay" is "decay the LR along a cosine"
+    (r"\b(?:lr|learning[\s-]*rate)\s+(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down)\b", r" \1 "),
     (r"\b(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down)\s+(?:of\s+)?(?:the\s+)?(?:lr|learning[\s-]*rate)\b", r" \1 "),
     (r"\bmomentum\s+warm[\s-]*up\b", " momentum_warmup "),
     (
@@ -366,7 +390,8 @@ _RULES: list[tuple[str, str]] = [
     ),
     (r"\bscalars?\s+(?:lr|learning[\s-]*rates?)\b|\bscalar[\s_]lr\b", " scalar_lr "),
     (
-        r"\bfinal\s+(?:lr|learning[\s-]*rate)\s*(?:fraction|frac|ratio|floor)\b|\bfinal[\s_]lr[\s_]frac\b"
+        r"\b(?:final|end[\s-]+of[\s-]+(?:schedule|training|run))\s+(?:lr|learning[\s-]*rate)\s*(?:fraction|frac|ratio|floor)\b"
+        r"|\bfinal[\s_]lr[\s_]frac\b"
         r"|\bmin(?:imum)?\s+(?:lr|learning[\s-]*rate)\s+(?:ratio|fraction)\b|\b(?:final\s+)?(?:lr|learning[\s-]*rate)\s+floor\b",
         " final_lr_frac ",
     ),
@@ -375,12 +400,20 @@ _RULES: list[tuple[str, str]] = [
         r"(?:\s+(?:lr|learning[\s-]*rate)|(?=[\s,;.)]|$))",
         r" final_lr_frac \1 ",
     ),
-    (r"\b(?:lr|learning[\s-]*rate)\s+schedul(?:e|er)s?\b|\bschedule\b", " lr_schedule "),
+    (
+        r"\b(?:lr|learning[\s-]*rate)\s+schedul(?:e|er)s?\b"
+        r"|(?<!decay\s)(?<!\bwd\s)(?<!momentum\s)(?<!batch\s)(?<!dropout\s)\bschedule\b",
+        " lr_schedule ",
+    ),
     (
         r"\b(?:lr|learning[\s-]*rate)\s+(?:flat|constant)\b|\b(?:flat|constant)\s+(?:lr|learning[\s-]*rate)\b",
         " constant_lr ",
     ),
-    (r"\bcosine(?:\s+(?:decay|annealing|schedule))?\b", " cosine_lr "),
+    # a cosine of something else is not the LR schedule: "cosine similarity", "cosine weight decay schedule"
+    (
+        r"\bcosine(?:\s+(?:decay|annealing|schedule))?\b(?![\s-]+(?:similarity|distance|sim|weight[\s_]*decay|wd|momentum))",
+        " cosine_lr ",
+    ),
     (r"\bwarm[\s-]*up\b", " warmup "),
     (
         r"\bwarm[\s-]*down\b|\bcool[\s-]*down\b|\banneal(?:ing)?\b|\blinear(?:ly)?\s+decay\b"
@@ -404,7 +437,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(?:attention\s+)?heads?\s+(?:to|of|with|at)\s+(\d+)\s+dim(?:ension)?s?\b", r" head_dim \1 "),
     (r"\bhead(\d+)\b", r" head_dim \1 "),
     (
-        r"\b(?:mlp|ffn|feed[\s-]*forward)\s+(?:expansion\s+)?(?:ratio|multiplier|mult|factor|hidden\s+size)\b"
+        r"\b(?:mlp|ffn|feed[\s-]*forward)\s+(?:expansion(?:\s+(?:ratio|multiplier|mult|factor))?|ratio|multiplier|mult|factor|hidden\s+size)\b"
         r"|\bexpansion\s+(?:ratio|factor)\b",
         " mlp_ratio ",
     ),
@@ -459,7 +492,12 @@ _RULES: list[tuple[str, str]] = [
     (r"\bflash[\s-]*attention(?:[\s-]*\d)?\b", " flash_attention "),
     # optimisers
     (r"\bnesterov(?:\s+momentum)?\b", " nesterov "),
-    (r"\bmuon\s+momentum\b|\bmomentum\s+(?:of|for)\s+muon\b", " muon_momentum "),
+    (
+        r"\bmuon\s+(?:initial\s+|final\s+|start(?:ing)?\s+|peak\s+)?momentum\b|\bmomentum\s+(?:of|for)\s+muon\b",
+        " muon_momentum ",
+    ),
+    # NorMuon's second moment is Muon's own, not Adam's: "Muon beta2 0.95->0.90"
+    (r"\b(?:nor)?muon(?:'s)?\s+beta[\s_]*2\b", " muon_beta2 "),
     (r"\badam(?:w)?\s+beta[\s_]*1\b|\bbeta[\s_]*1\b", " adam_beta1 "),
     (r"\badam(?:w)?\s+beta[\s_]*2\b|\bbeta[\s_]*2\b", " adam_beta2 "),
     (r"\badam(?:w)?\s+eps(?:ilon)?\b", " adam_eps "),
@@ -547,6 +585,7 @@ _NUMERIC_KNOBS = frozenset(
         "batch_size", "seq_len", "vocab_size", "token_dropout", "dropout", "label_smoothing", "z_loss", "ema",
         "embedding_init", "init_std", "residual_scale", "adam_lr", "partial_rope", "xsa", "bigram_hash", "swa",
         "conv_kernel", "data_shards", "load_balance_loss", "n_experts", "top_k", "attn_gate", "drop_path",
+        "muon_beta2", "attn_softcap",
     }
 )  # fmt: skip
 # On/off features: "remove X", "no X", "X off" switch them off.
@@ -556,7 +595,7 @@ _FEATURE_KNOBS = frozenset(
         "nesterov", "torch_compile", "unet_skips", "x0_mixing", "parallel_blocks", "doc_masking", "ema",
         "multi_token_prediction", "flash_attention", "zero_init", "grad_checkpointing", "z_loss", "dropout",
         "label_smoothing", "grad_clip", "mixture_of_depths", "moe", "logit_softcap", "partial_rope", "xsa", "swa",
-        "bigram_hash", "attn_gate", "drop_path", "bias",
+        "bigram_hash", "attn_gate", "drop_path", "bias", "attn_softcap",
     }
 )  # fmt: skip
 _OPTIONS: dict[str, str] = {
@@ -834,7 +873,10 @@ _FRACTION = re.compile(
     r"(?=\s*$|\s*[,.;:)]|\s+(?:of|and|or|for|in|on|at|to|with|then|as|is|but|over|during|through)\b)"
 )
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b")
-_RATIO = re.compile(r"(=|:|\bto|\bat|\bis)\s*(\d{1,3})\s*/\s*([1-9]\d{0,3})\b(?!\s*[/.\d])")
+_RATIO = re.compile(
+    r"(=|:|\bto|\bat|\bis|->)\s*(\d{1,3})\s*/\s*([1-9]\d{0,3})\b(?!\s*[/.\d])"
+    r"|(\s)(\d{1,3})\s*/\s*([1-9]\d{0,3})(?=\s*->)"
+)
 _POWER = re.compile(r"\b(\d{1,2})\s*(?:\^|\*\*)\s*(\d{1,2})\b")
 # Commentary real ledgers append to the change itself: the result, the reasoning, a verdict.
 _COMMENTARY = re.compile(
@@ -881,7 +923,10 @@ _CONTEXT = re.compile(
     r"\s+(?:after\s+(?=\d|remov|add|switch|chang|rais|lower|increas|decreas|halv|doubl)|at\s+(?=batch|bs\b|depth|width|lr\b)).*$"
     r"|\s*,\s*(?:while\s+|but\s+)?(?:leaving|keeping|holding)\s+.*$"
     # and what the change brings about: "HEAD_DIM 128->64, giving 4 heads instead of 2", "... so each step is one micro-batch"
-    r"|\s*,?\s+(?:giving|so\s+that|so(?!\s+(?:far|much|many|long)\b)|which\s+(?:gives|means|makes|keeps)|resulting\s+in)\s+.*$",
+    r"|\s*,?\s+(?:->\s*)?(?:giving|gives|(?:should|would|will)\s+give|so\s+that|so(?!\s+(?:far|much|many|long)\b)"
+    r"|which\s+(?:gives|means|makes|keeps)|resulting\s+in)\s+.*$"
+    # a setting it states it keeps: ", WARMDOWN_RATIO unchanged at 0.5", ", depth stays at 8"
+    r"|\s*,\s*[\w\s]{0,40}?\b(?:unchanged|stays|remains|held)\b.*$",
     re.IGNORECASE,
 )
 
@@ -943,12 +988,17 @@ def _unread(name: str) -> bool:
 _REPORTS = frozenset({"val", "loss", "bpb", "acc", "accuracy", "auc", "mfu", "mem", "memory", "time", "tok", "tokens"})
 
 
+def _ratio(m: re.Match[str]) -> str:
+    lead, top, bottom = m.group(1, 2, 3) if m.group(1) is not None else m.group(4, 5, 6)
+    return f"{lead} {_format_number(int(top) / int(bottom))}"
+
+
 def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
-    lowered = text.lower().replace("→", " -> ").replace("=>", " -> ").replace("\u2019", "'")
+    lowered = text.lower().replace("→", " -> ").replace("=>", " -> ").replace("\u2019", "'").replace("β", " beta")
     names = config_names(lowered) | known
     # Config names ("WARMDOWN_RATIO=0.3") read as words, like the prose that names the same knobs.
     # A value given as a fraction is that fraction: "WARMUP_RATIO = 1/50" is 0.02 (a "16/64" span is no value).
-    lowered = _RATIO.sub(lambda m: f"{m.group(1)} {_format_number(int(m.group(2)) / int(m.group(3)))}", lowered)
+    lowered = _RATIO.sub(_ratio, lowered)
     lowered = lowered.replace("_", " ").replace("=", " ")
     lowered = _FRACTION.sub(lambda m: _FRACTIONS[m.group(1)], lowered)
     lowered = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], lowered)
