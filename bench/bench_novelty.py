@@ -68,7 +68,9 @@ OTHER_HAND = ROOT / "bench" / "data" / "novelty_ledgers_other_hand.json"
 # only reported, never read or tuned on). ``hand5_held`` (stop 28: a Super Mario DQN ledger and a
 # small-LM one) arrived after stop 28's rules were chosen and is only reported. Stop 29 added two more
 # hands: ``hand6_dev`` (two small-LM forks; tuned on) and ``hand7_held`` (a CIFAR-100 classifier and a
-# pose-regression ledger, written at the same time and only reported, its errors never read).
+# pose-regression ledger, written at the same time and only reported, its errors never read), then
+# ``hand8_dev`` (two more small-LM forks) and ``hand9_dev`` (a hex tic-tac-toe bot and an XGBoost
+# credit-risk model), both tuned on after one first measurement.
 MORE_HANDS = sorted((ROOT / "bench" / "data").glob("novelty_ledgers_hand*.json"))
 SPLITS = (
     "dev", "held_out", "other_dev", "other_hand", "hand3_dev", "hand4_held", "hand5_held", "hand6_dev", "hand7_held",

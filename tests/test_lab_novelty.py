@@ -330,10 +330,12 @@ def test_a_sixth_hand_adds_held_out_pairs_in_ten_other_domains() -> None:
         ("hand5", "hand5_held"),
         ("hand6", "hand6_dev"),
         ("hand7", "hand7_held"),
+        ("hand8", "hand8_dev"),
+        ("hand9", "hand9_dev"),
     ],
 )
 def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: str) -> None:
-    """Each of five more authors labelled two more forks: valid targets, one split, no repository seen before."""
+    """Each of seven more authors labelled two more forks: valid targets, one split, no repository seen before."""
     earlier = [
         LEDGERS,
         OTHER_HAND,
