@@ -641,6 +641,16 @@ def test_another_step_of_a_runs_sweep_is_a_variant_however_it_is_worded(store: M
     assert result.classification == "novel", result.top_matches
 
 
+def test_an_index_and_a_leading_underscore_belong_to_the_name() -> None:
+    """ "LINE_SCORES[2] 5 -> 8" sets line_scores_2 to 8; "_DELTA_WEIGHT" is the config name delta_weight."""
+    up, down = analyze("increase LINE_SCORES[2] from 5 to 8"), analyze("decrease LINE_SCORES[2] from 5 to 2")
+    assert up.settings["line_scores_2"].numbers == {8.0}
+    assert signals(up, down).conflict
+    halfway = analyze("drop _DELTA_WEIGHT to 1.25, halfway between 1.0 and the current 1.5")
+    assert set(halfway.settings) == {"delta_weight"} and halfway.settings["delta_weight"].numbers == {1.25}
+    assert signals(halfway, analyze("increase _DELTA_WEIGHT from 1.0 to 1.5")).conflict
+
+
 def test_a_fraction_that_qualifies_a_noun_is_no_value() -> None:
     """ "a half cosine wave" is a shape, "the last fifth of training" a value."""
     assert analyze("shape the LR cooldown as a half cosine wave").settings["warmdown"].numbers == frozenset()

@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.10"
+READING = "reading-2026-12-04.11"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -766,8 +766,11 @@ _OLD_VALUE_SPANS = [
     re.compile(r"\breplac(?:e|ed|ing)\s+(?:(?!\bto\b)[^,;()])+?\s+(?:with|by)\b"),
     re.compile(r"\bswap(?:ped|ping)?\s+(?:(?!\bto\b)[^,;()])+?\s+(?:for|with)\b"),
     re.compile(r"\b(?:up|down)\s+from\s+[^,;()]+"),
-    # a value compared with, not set: "EMBEDDING_LR=1.2: push the embedding LR well past 0.8"
+    # a value compared with, not set: "EMBEDDING_LR=1.2: push the embedding LR well past 0.8", "halfway
+    # between 1.0 and the current 1.5"
     re.compile(r"\b(?:past|beyond)\s+[-+]?\.?\d[\d.e+-]*"),
+    re.compile(r"\bbetween\s+[-+]?\.?\d[\d.e+-]*\s+and\s+(?:the\s+current\s+)?[-+]?\.?\d[\d.e+-]*"),
+    re.compile(r"\b(?:the\s+)?current(?:ly)?\s+(?:at\s+)?[-+]?\.?\d[\d.e+-]*"),
 ]
 
 
@@ -873,6 +876,7 @@ _FRACTION = re.compile(
     r"(?=\s*$|\s*[,.;:)]|\s+(?:of|and|or|for|in|on|at|to|with|then|as|is|but|over|during|through)\b)"
 )
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b")
+_INDEXED = re.compile(r"\b([a-z_][a-z0-9_]*)\[(\d{1,3})\]")
 _RATIO = re.compile(
     r"(=|:|\bto|\bat|\bis|->)\s*(\d{1,3})\s*/\s*([1-9]\d{0,3})\b(?!\s*[/.\d])"
     r"|(\s)(\d{1,3})\s*/\s*([1-9]\d{0,3})(?=\s*->)"
@@ -995,6 +999,10 @@ def _ratio(m: re.Match[str]) -> str:
 
 def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     lowered = text.lower().replace("→", " -> ").replace("=>", " -> ").replace("\u2019", "'").replace("β", " beta")
+    # An index belongs to the name it follows: "LINE_SCORES[2] from 5 to 8" sets line_scores_2, not 2.
+    lowered = _INDEXED.sub(r"\1_\2", lowered)
+    # ... and a private constant's leading underscore is no part of it: "_CANDIDATE_CAP 12->8".
+    lowered = re.sub(r"(?<!\w)_+(?=[a-z])", "", lowered)
     names = config_names(lowered) | known
     # Config names ("WARMDOWN_RATIO=0.3") read as words, like the prose that names the same knobs.
     # A value given as a fraction is that fraction: "WARMUP_RATIO = 1/50" is 0.02 (a "16/64" span is no value).
