@@ -412,6 +412,10 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
             "get rid of the per-layer token lookup tables whose outputs are mixed into the values",
         ),
         ("cosine LR decay instead of linear warmdown", "decay the learning rate along a cosine curve"),
+        (
+            "SwiGLU activation replaces ReLU^2",
+            "an MLP where a SiLU-activated projection gates a second linear projection",
+        ),
     ],
 )
 def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:
@@ -760,6 +764,7 @@ def test_a_ledger_description_is_read_without_its_commentary() -> None:
             "optimize the unembedding (lm_head) with Muon instead of Adam",
         ),
         ("cosine LR decay instead of linear warmdown", "cosine weight decay schedule instead of linear decay"),
+        ("all-layers value embeddings", "ve_gate_channels 32->64 for the value-embedding gate"),
         ("WARMDOWN_RATIO=0.3", "cosine-shaped warmdown instead of the linear ramp, WARMDOWN_RATIO unchanged at 0.5"),
     ],
 )

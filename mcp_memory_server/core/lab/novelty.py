@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.11"
+READING = "reading-2026-12-04.12"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -487,7 +487,7 @@ _RULES: list[tuple[str, str]] = [
         r"|\bsoft[\s-]*cap(?:ping)?\b",
         " logit_softcap ",
     ),
-    (r"\bvalue[\s_-]*embed(?:ding)?s?\b|\bve\b", " value_embeddings "),
+    (r"\bvalue[\s_-]*embed(?:ding)?s?\b|\bve\b(?!\s+gate)", " value_embeddings "),  # ve_gate_channels is the gate's
     (r"\bvalue[\s_-]*residuals?(?:\s+learning)?\b", " value_residual "),
     (r"\bflash[\s-]*attention(?:[\s-]*\d)?\b", " flash_attention "),
     # optimisers
@@ -765,6 +765,7 @@ _OLD_VALUE_SPANS = [
     re.compile(r"(?<![^\s,;()])[^\s,;()]+\s*->\s*"),
     re.compile(r"\breplac(?:e|ed|ing)\s+(?:(?!\bto\b)[^,;()])+?\s+(?:with|by)\b"),
     re.compile(r"\bswap(?:ped|ping)?\s+(?:(?!\bto\b)[^,;()])+?\s+(?:for|with)\b"),
+    re.compile(r"\breplaces\s+[^,;()]+"),  # "SwiGLU activation replaces ReLU^2"
     re.compile(r"\b(?:up|down)\s+from\s+[^,;()]+"),
     # a value compared with, not set: "EMBEDDING_LR=1.2: push the embedding LR well past 0.8", "halfway
     # between 1.0 and the current 1.5"
