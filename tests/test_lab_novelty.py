@@ -540,7 +540,6 @@ def test_a_config_name_the_vocabulary_does_not_know_is_a_knob_of_its_own(store: 
         ),
         ("z-loss regularization (1e-4 coefficient)", "add z-loss with weight 1e-4"),
         ("lengthen curvature_preview 14->18", "lengthen curvature_preview to 18, leaving cross_track_gain at 0.5"),
-        ("warmup 500 -> 1000 steps", "warmup 500 -> 1000 steps, keeping peak lr at 6e-4 and batch at 256"),
         # a second change the run made too, in other words
         ("DeepAR with student-t likelihood + lagged covariates", "DeepAR, student-t likelihood plus lag features"),
         # one knob under two names in a terse edit

@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.12"
+READING = "reading-2026-12-04.13"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -926,7 +926,7 @@ _REPORTED = re.compile(
 # So is what it leaves alone: "lengthen the base lookahead, leaving lookahead_curvature_gain at 0.25".
 _CONTEXT = re.compile(
     r"\s+(?:after\s+(?=\d|remov|add|switch|chang|rais|lower|increas|decreas|halv|doubl)|at\s+(?=batch|bs\b|depth|width|lr\b)).*$"
-    r"|\s*,\s*(?:while\s+|but\s+)?(?:leaving|keeping|holding)\s+.*$"
+    r"|\s*,\s*(?:while\s+)?leaving\s+.*$"
     # and what the change brings about: "HEAD_DIM 128->64, giving 4 heads instead of 2", "... so each step is one micro-batch"
     r"|\s*,?\s+(?:->\s*)?(?:giving|gives|(?:should|would|will)\s+give|so\s+that|so(?!\s+(?:far|much|many|long)\b)"
     r"|which\s+(?:gives|means|makes|keeps)|resulting\s+in)\s+.*$"
