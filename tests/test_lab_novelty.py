@@ -654,6 +654,18 @@ def test_an_index_and_a_leading_underscore_belong_to_the_name() -> None:
     assert signals(halfway, analyze("increase _DELTA_WEIGHT from 1.0 to 1.5")).conflict
 
 
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("recency features over the last 12 months", "recency features, last 365 days"),
+        ("window 2y", "window 24 months"),
+    ],
+)
+def test_durations_are_read_in_days(a: str, b: str) -> None:
+    """12 months = 365 days and 2y = 24 months: the same value however the duration is written."""
+    assert analyze(a).loose_numbers == analyze(b).loose_numbers != frozenset()
+
+
 def test_a_fraction_that_qualifies_a_noun_is_no_value() -> None:
     """ "a half cosine wave" is a shape, "the last fifth of training" a value."""
     assert analyze("shape the LR cooldown as a half cosine wave").settings["warmdown"].numbers == frozenset()

@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.13"
+READING = "reading-2026-12-04.14"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -867,6 +867,14 @@ _NUMBER_WORDS = {
     "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "sixteen": "16", "thirty-two": "32",
 }  # fmt: skip
 _SUBUNITS = {"cm": 100.0, "mm": 1000.0, "ms": 1000.0}
+_DAYS = {"day": 1.0, "week": 7.0, "wk": 7.0, "month": 30.4375, "mo": 30.4375, "year": 365.25, "yr": 365.25, "y": 365.25}
+_DURATION = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(day|week|wk|month|mo|year|yr)s?|(y))\b")
+
+
+def _days(m: re.Match[str]) -> str:
+    return f"{_format_number(round(float(m.group(1)) * _DAYS[m.group(2) or m.group(3)]))} days"
+
+
 _SUBUNIT = re.compile(r"\b(\d+(?:\.\d+)?)\s*(cm|mm|ms)\b")
 # "the last fifth", "one half": a share of the run or of a value. "cut by a third" is a change, not a value.
 _FRACTIONS = {"half": "0.5", "third": "0.333", "quarter": "0.25", "fifth": "0.2", "tenth": "0.1"}
@@ -1017,6 +1025,8 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     lowered = re.sub(r"(\d)\s*(?:percent|pct)\b", r"\1%", lowered)
     # Lengths and times in the unit a ledger uses most: "90 cm" is the 0.9 (m) a run logged, "250 ms" 0.25 (s).
     lowered = _SUBUNIT.sub(lambda m: _format_number(float(m.group(1)) / _SUBUNITS[m.group(2)]), lowered)
+    # Durations in days: "the last 12 months" is "the last 365 days", "2y" is "24 months".
+    lowered = _DURATION.sub(_days, lowered)
     for pattern, replacement in _compiled_rules():
         lowered = pattern.sub(replacement, lowered)
     # Normalise every number so "1e5", "100000" and "100k" read the same to the model too.
