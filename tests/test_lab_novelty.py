@@ -617,10 +617,13 @@ def test_numbers_past_a_float_and_megabyte_descriptions_are_checked_not_crashed(
 def test_a_module_name_or_a_reported_quantity_is_no_config_name() -> None:
     """Only a name given a value is a setting, and not the metrics a run reports."""
     assert config_names("weight tying (lm_head.weight=wte.weight): val_bpb 1.02, final_loss=3.1") == frozenset()
-    assert config_names("matrix_lr 0.04, scale_pos_weight=3, colsample_bytree to .8") == {
+    assert config_names("matrix_lr 0.04, scale_pos_weight=3, max_delta_step to .8") == {
         "scale_pos_weight",
-        "colsample_bytree",
+        "max_delta_step",
     }
+    # a name the vocabulary reads is a knob already, not a config name of the ledger's own
+    assert config_names("colsample_bytree=0.8") == frozenset()
+    assert "colsample_bytree" in analyze("colsample_bytree=0.8").settings
 
 
 def test_a_knob_named_only_in_a_runs_commentary_is_still_extra(store: MemoryStore) -> None:
@@ -708,6 +711,11 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
         ("Adam β1 0.8→0.9", "adam beta1 0.9"),
         ("lower the end-of-schedule LR fraction 0.1 -> 0.05", "FINAL_LR_FRAC=0.05"),
         ("MLP_EXPANSION 4->8", "MLP ratio 8"),
+        ("n_estimators 400->600", "boost for 600 rounds instead of 400"),
+        ("n_est=1000", "grow 1k trees"),
+        ("mcw=3", "require a hessian sum of at least 3 in every child"),
+        ("max_bin=512", "512 histogram buckets per feature"),
+        ("subsample=0.7", "each tree sees a random 70% of the rows"),
         ("set warmdown ratio to 1/4", "warmdown ratio 0.25"),
         ("SHORT_WINDOW 1024->256", "sliding window size 256"),
         ("warmdown over the final 20% of training", "warmdown over the last fifth of training"),

@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.14"
+READING = "reading-2026-12-04.15"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -368,6 +368,21 @@ _RULES: list[tuple[str, str]] = [
     (r"\bwte\b", " token embedding "),
     (r"\blm[\s_]head\b", " lm head "),
     (r"\bevery\s+(?:other|second)\s+layers?\b|\balternat(?:e|ing)\s+layers?\b", " alternating layers "),
+    # gradient-boosted trees, in their standard parameter names (XGBoost / LightGBM)
+    (r"\b(\d+(?:\.\d+)?k?)\s+(?:boosting\s+)?(?:trees|rounds|estimators)\b", r" n_estimators \1 "),
+    (r"\bn[\s_]est(?:imators)?\b|\bnum[\s_]boost[\s_]rounds?\b|\bnrounds\b", " n_estimators "),
+    (r"\bmcw\b|\bmin[\s_]child[\s_]weight\b|\bhessian\s+sum\b", " min_child_weight "),
+    (r"\b(\d+)\s+(?:histogram\s+)?(?:bins|buckets)(?:\s+per\s+feature)?\b", r" max_bin \1 "),
+    (r"\bmax[\s_]bins?\b", " max_bin "),
+    (
+        r"\b(\d+(?:\.\d+)?\s*%)\s+of\s+(?:the\s+)?rows\b(?:\s+(?:per|for\s+each|in\s+each)\s+tree)?",
+        r" subsample \1 ",
+    ),
+    (
+        r"\b(\d+(?:\.\d+)?\s*%)\s+of\s+(?:the\s+)?(?:columns|features)\b(?:\s+(?:per|for\s+each|in\s+each)\s+tree)?",
+        r" colsample_bytree \1 ",
+    ),
+    (r"\bcolsample[\s_]bytree\b", " colsample_bytree "),
     # schedules and learning rates
     (r"\b(?:lr|learning[\s-]*rate)\s+decay\b", " warmdown "),  # "cosine LR decay" is "decay the LR along a cosine"
     (r"\b(?:lr|learning[\s-]*rate)\s+(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down)\b", r" \1 "),
@@ -585,7 +600,7 @@ _NUMERIC_KNOBS = frozenset(
         "batch_size", "seq_len", "vocab_size", "token_dropout", "dropout", "label_smoothing", "z_loss", "ema",
         "embedding_init", "init_std", "residual_scale", "adam_lr", "partial_rope", "xsa", "bigram_hash", "swa",
         "conv_kernel", "data_shards", "load_balance_loss", "n_experts", "top_k", "attn_gate", "drop_path",
-        "muon_beta2", "attn_softcap",
+        "muon_beta2", "attn_softcap", "n_estimators", "min_child_weight", "max_bin", "subsample", "colsample_bytree",
     }
 )  # fmt: skip
 # On/off features: "remove X", "no X", "X off" switch them off.
