@@ -606,11 +606,15 @@ def test_context_values_and_other_values_are_no_repeat(store: MemoryStore, logge
 def test_numbers_past_a_float_and_megabyte_descriptions_are_checked_not_crashed(store: MemoryStore) -> None:
     """ "1e999", 400 digits in a row or a description of a megabyte: the check answers; such values are no setting."""
     huge = "1" * 400
-    _ledger(store, [("lr 1e999", "discard", 1.01), (f"depth {huge} cm", "discard", 1.02)])
+    _ledger(
+        store,
+        [("lr 1e999", "discard", 1.01), (f"depth {huge} cm", "discard", 1.02), (f"lookback {huge} days", "keep", 1.0)],
+    )
     assert analyze("lr 1e999").settings["learning_rate"].numbers == frozenset()
     assert analyze(f"{huge} cm").loose_numbers == frozenset()
+    assert analyze(f"lookback {huge} weeks").loose_numbers == frozenset()  # a duration past a float is no value
     result = store.lab.check("7" * 1_000_000)
-    assert result.classification == "novel" and result.counts["runs"] == 2
+    assert result.classification == "novel" and result.counts["runs"] == 3
     assert store.lab.check(f"depth {huge} cm").classification == "duplicate_run"
 
 
@@ -661,7 +665,7 @@ def test_an_index_and_a_leading_underscore_belong_to_the_name() -> None:
     ("a", "b"),
     [
         ("recency features over the last 12 months", "recency features, last 365 days"),
-        ("window 2y", "window 24 months"),
+        ("lookback 2y", "lookback 24 months"),
     ],
 )
 def test_durations_are_read_in_days(a: str, b: str) -> None:
@@ -673,6 +677,97 @@ def test_a_fraction_that_qualifies_a_noun_is_no_value() -> None:
     """ "a half cosine wave" is a shape, "the last fifth of training" a value."""
     assert analyze("shape the LR cooldown as a half cosine wave").settings["warmdown"].numbers == frozenset()
     assert analyze("warmdown over the last fifth of training").settings["warmdown"].numbers == {0.2}
+
+
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        # a label before a colon is not a change followed by its verdict
+        ("MLP: better activation, ReLU² -> SwiGLU", "MLP: better activation, ReLU² -> GELU"),
+        (
+            "Speed: faster attention kernel, FA3 instead of SDPA",
+            "Speed: faster dataloader with pin_memory and 8 workers",
+        ),
+        ("Init: improved init, zero-init the output projections", "Init: improved init, init std 0.02 -> 0.01"),
+        ("Window pattern : short window 512 on 3 of 4 layers", "Window pattern : short window 256 on 3 of 4 layers"),
+        # the cause before "so" is context; the change is what follows it
+        ("Loss spikes at lr 0.06 so add QK-norm", "Loss spikes at lr 0.06 so add z-loss 1e-4"),
+        ("OOM at DEPTH 12 so halve DEVICE_BATCH_SIZE 64 -> 32", "OOM at DEPTH 12 so enable activation checkpointing"),
+        # a held setting is part of the line, and only its clause is context
+        (
+            "Window pattern SSSL, long window held at 2048, short window 1024 -> 512",
+            "Window pattern SSSL, long window held at 2048, short window 1024 -> 256",
+        ),
+        (
+            "WSD schedule, LR held at peak until 60% then linear decay",
+            "WSD schedule, LR held at peak until 85% then linear decay",
+        ),
+        # "the past N", "beyond N", "between a and b" are values
+        ("sliding window attending to the past 512 tokens", "sliding window attending to the past 1024 tokens"),
+        ("truncate documents beyond 512 tokens", "truncate documents beyond 2048 tokens"),
+        ("clamp rewards between -1 and 1", "clamp rewards between -10 and 10"),
+        ("halve the current 0.04 matrix LR", "halve the current 0.02 matrix LR"),
+        # knobs misread before
+        ("tie embeddings", "break ties in the ranking randomly by adding jitter"),
+        ("logit softcap 50", "attn softcap 50"),
+        ("activation GELU -> tanh", "cap logits at 15 with tanh"),
+        ("SwiGLU replaces ReLU²", "SwiGLU replaces ReLU² and the hidden size drops 4x -> 8/3x"),
+    ],
+)
+def test_attacked_lines_that_are_different_experiments_are_not_repeats(
+    store: MemoryStore, logged: str, probe: str
+) -> None:
+    """Found by an attack on this stop's reading: each pair was called a duplicate (most at cosine 1.0 of a cut line)."""
+    _ledger(store, [(logged, "discard", 1.01)])
+    _assert_no_repeat(store.lab.check(probe, mode="explore"))
+
+
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        ("value embeddings only on the last 2 layers", "DEPTH 8 -> 10"),
+        ("batch size 256 -> 512", "batch norm momentum 0.1 -> 0.01"),
+        ("MTP with 2 extra prediction heads", "N_HEAD 6 -> 8"),
+        ("context length 1024 -> 2048", "in-context examples 4 -> 8"),
+        ("label smoothing 0.1", "distill from the teacher with soft targets, temperature 2"),
+        ("drop path 0.1 on the last 4 blocks", "ViT depth 12 -> 16"),
+    ],
+)
+def test_a_scope_or_a_lookalike_word_is_no_step_of_a_sweep(store: MemoryStore, logged: str, probe: str) -> None:
+    """ "the last 2 layers" is where a change applies, batch norm is no batch size, prediction heads are not attention heads."""
+    _ledger(store, [(logged, "discard", 1.01)])
+    result = store.lab.check(probe, mode="explore")
+    assert result.classification == "novel", result.top_matches
+
+
+@pytest.mark.parametrize(
+    ("logged", "probe"),
+    [
+        ("attention softcap 50", "softcap the attention logits at 50"),
+        ("attention softcap 30", "tanh-cap the attention scores at 30"),
+        ("add QK-norm", "QK RMSNorm"),
+        ("add QK-norm", "normalize keys and queries with RMSNorm before the dot product"),
+        ("ReLU² activation", "ReLU(x)^2 activation in the MLP"),
+        ("ReLU² MLP", "squared-ReLU MLP"),
+        ("document masking in attention", "don't attend across document boundaries"),
+        ("doc masking", "document masking"),
+        ("x0 mixing", "learnable x0 lambdas"),
+        ("sliding window attention with window 256", "banded causal mask of width 256"),
+        ("ALiBi positional bias instead of RoPE", "linear distance penalty on attention scores instead of rotary"),
+        ("logit softcap 15", "cap logits at 15 with tanh"),
+        ("SwiGLU MLP", "gated MLP with SiLU"),
+        ("WARMDOWN_RATIO = 1/3", "warmdown over the last third of training"),
+        ("WARMUP_RATIO = 0.02", "WARMUP_RATIO 1/50"),
+        ("Adam β2 0.95 -> 0.99", "Adam β₂ 0.95 → 0.99"),
+        ("add QK-norm", "Loss spikes at lr 0.06 so add QK-norm"),
+        ("DEVICE_BATCH_SIZE 64 -> 32", "OOM at depth 12 so halve DEVICE_BATCH_SIZE to 32"),
+        ("DEPTH 8 -> 10", "DEPTH 8 -> 10 with MATRIX_LR unchanged at 0.04"),
+    ],
+)
+def test_attacked_rewordings_are_still_repeats(store: MemoryStore, logged: str, probe: str) -> None:
+    """Found by the same attack: rewordings the new rules missed."""
+    [run_id] = _ledger(store, [(logged, "discard", 1.01)])
+    _assert_repeats(store.lab.check(probe, mode="explore"), run_id)
 
 
 def test_a_value_compared_with_is_not_a_value_set() -> None:

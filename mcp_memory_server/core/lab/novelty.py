@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.15"
+READING = "reading-2026-12-04.16"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -135,8 +135,16 @@ _RULES: list[tuple[str, str]] = [
     ),
     # a cap on the attention scores is not the final logit cap
     (
+        r"\b(?:soft|tanh)[\s-]*cap(?:s|ped|ping)?\s+(?:the\s+)?(?:attention|attn)\s+(?:scores|logits)(?:\s+at\s+(\d+(?:\.\d+)?))?",
+        r" attn_softcap \1 ",
+    ),
+    (
+        r"\bcap(?:s|ped|ping)?\s+(?:the\s+)?(?:output\s+)?logits\s+at\s+(\d+(?:\.\d+)?)\s+with\s+(?:a\s+)?tanh\b",
+        r" logit_softcap \1 ",
+    ),
+    (
         r"\b(?:tanh\s+)?soft[\s-]*cap(?:ping)?\s*(?:=|of)?\s*(\d+(?:\.\d+)?)?\s+(?:on|of|for)\s+(?:the\s+)?attention\s+(?:scores|logits)\b"
-        r"|\battention[\s_-]+(?:scores?\s+|logits?\s+)?soft[\s-]*cap(?:ping)?\b",
+        r"|\b(?:attention|attn)[\s_-]+(?:scores?\s+|logits?\s+)?soft[\s-]*cap(?:ping)?\b",
         r" attn_softcap \1 ",
     ),
     (
@@ -151,7 +159,19 @@ _RULES: list[tuple[str, str]] = [
         r"(?:scaled\s+)?tanh\b(?:\s+squash(?:ing)?)?",
         " logit_softcap ",
     ),
+    (
+        r"\bband(?:ed)?\s+(?:causal\s+)?(?:attention\s+)?mask\s+(?:of\s+)?width\s+(\d+)",
+        r" sliding_window window_size \1 ",
+    ),
     (r"\b(?:local\s+)?band(?:ed)?\s+(?:causal\s+)?attention\b", " sliding_window "),
+    (r"\bdoc(?:ument)?[\s_-]*mask(?:ing)?\b|\bintra[\s-]*document\s+attention(?:\s+only)?\b", " doc_masking "),
+    (r"\b(?:don't|do\s+not|never)\s+attend\s+across\s+document\s+boundaries\b", " doc_masking "),
+    (r"\bx0[\s_-]*(?:residual\s+)?mix(?:ing)?\b", " x0_mixing "),
+    (r"\bgated\s+mlp\s+with\s+(?:a\s+)?(?:silu|swish)\b", " swiglu mlp "),
+    (
+        r"\b(?:an?\s+)?(?:linear\s+)?distance[\s-]*(?:based\s+)?(?:penalty|bias)\s+on\s+(?:the\s+)?attention\s+(?:scores|logits)\b",
+        " alibi ",
+    ),
     (
         r"\b(?:mlp|ffn|feed[\s-]*forward)(?:\s+(?:hidden|ratio|expansion|layer|width|size))*\s+from\s+(\d+(?:\.\d+)?)\s*x"
         r"(?:\s+(?:the\s+)?(?:model[\s_]*dim(?:ension)?|width|n[\s_]?embd|d[\s_]?model))?\s+to\s+(\d+(?:\.\d+)?)\s*x\b"
@@ -161,8 +181,10 @@ _RULES: list[tuple[str, str]] = [
     (
         r"\b(?:apply|use|add)\s+(?:an?\s+)?(?:rms[\s-]*|l2[\s-]*|layer[\s-]*)?norm(?:ali[sz]ation)?\s+(?:to|on)\s+(?:both\s+)?(?:the\s+)?"
         r"(?:queries|query|q)\s+and\s+(?:the\s+)?(?:keys?|k)(?:\s+vectors)?\b"
-        r"|\b(?:rms[\s-]*|l2[\s-]*)?normali[sz](?:e|es|ed|ing)\s+(?:both\s+)?(?:the\s+)?(?:queries|query(?:\s+vectors)?|q)\s+and\s+"
-        r"(?:the\s+)?(?:keys|key(?:\s+vectors)?|k)\b",
+        r"|\b(?:rms[\s-]*|l2[\s-]*)?normali[sz](?:e|es|ed|ing)\s+(?:both\s+)?(?:the\s+)?"
+        r"(?:(?:queries|query(?:\s+vectors)?|q)\s+and\s+(?:the\s+)?(?:keys|key(?:\s+vectors)?|k)"
+        r"|(?:keys|key(?:\s+vectors)?|k)\s+and\s+(?:the\s+)?(?:queries|query(?:\s+vectors)?|q))\b"
+        r"(?:\s+with\s+(?:an?\s+)?(?:rms[\s-]*|layer[\s-]*|l2[\s-]*)?norm\w*)?",
         " qk_norm ",
     ),
     (
@@ -213,7 +235,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     (
         r"\b(?:mix(?:ing)?|blend(?:ing)?)\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:targets?|labels?)\s+with\s+(?:a\s+)?uniform\b"
-        r"|\bsoft(?:en(?:ed|ing)?)?\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:next[\s-]*token\s+)?(?:targets?|labels?)\b"
+        r"|\bsoften(?:ed|ing|s)?\s+(?:the\s+)?(?:(?:one|1)[\s-]*hot\s+)?(?:next[\s-]*token\s+)?(?:targets?|labels?)\b"
         r"|\bspread(?:s|ing)?\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+)?(?:probability\s+)?mass\b"
         r"|\bsmooth(?:s|ed|ing)?\s+(?:the\s+)?(?:[a-z]+(?:'s)?\s+)?(?:target|label)\s+distributions?\b",
         r" label_smoothing \1 ",
@@ -363,7 +385,10 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(\d+)l\b", r" depth \1 "),
     (r"\bd(\d+)\b", r" depth \1 "),
     (r"\bshar(?:e|ed|ing)\s+(?:the\s+)?(?:input\s+and\s+output\s+)?embeddings?\b", " tied "),
-    (r"relu\s*²|relu\s*\^\s*2|relu\s*squared|squared\s+relu|\brelu2\b|\brelusq\b", " relu_squared "),
+    (
+        r"relu\s*²|relu\s*(?:\(\s*x\s*\)\s*)?(?:\^\s*2|squared)|relu[\s-]*squared|squared[\s-]+relu|\brelu2\b|\brelusq\b",
+        " relu_squared ",
+    ),
     (r"\bc[\s_]proj\b", " output projection "),
     (r"\bwte\b", " token embedding "),
     (r"\blm[\s_]head\b", " lm head "),
@@ -457,8 +482,17 @@ _RULES: list[tuple[str, str]] = [
         " mlp_ratio ",
     ),
     (r"\b(\d+(?:\.\d+)?)\s*x\s+(?:the\s+)?(?:model[\s_]*dim(?:ension)?|width|n[\s_]?embd|d[\s_]?model)\b", r" \1 "),
-    (r"\bn[\s_]?heads?\b|\bnum[\s_]heads\b|\b(?:number\s+of\s+)?(?:attention\s+)?heads\b", " n_heads "),
-    (r"\b(\d+)\s+(?:transformer\s+)?(?:layers|blocks)(?:\s+deep)?\b", r" depth \1 "),
+    (
+        r"\bn[\s_]?heads?\b|\bnum[\s_]heads\b"
+        r"|\b(?:number\s+of\s+)?(?<!prediction\s)(?<!output\s)(?<!classifier\s)(?<!policy\s)(?<!value\s)(?:attention\s+)?heads\b",
+        " n_heads ",
+    ),
+    # N layers is the depth, but "the last 2 layers", "3 of 4 layers" are where a change applies
+    (
+        r"(?<!last\s)(?<!first\s)(?<!final\s)(?<!\btop\s)(?<!bottom\s)(?<!upper\s)(?<!lower\s)(?<!\bof\s)(?<!\bon\s)"
+        r"\b(\d+)\s+(?:transformer\s+)?(?:layers|blocks)(?:\s+deep)?\b(?!\s+(?:of|in)\b)",
+        r" depth \1 ",
+    ),
     (r"\bn[\s_]?layers?\b|\bnum[\s_]layers\b|\bnumber\s+of\s+(?:layers|blocks)\b|\blayers\s+deep\b", " depth "),
     (r"\b(?:\d+\s+(?:more\s+)?layers?\s+)?deeper\b", " increase depth "),
     (r"\b(?:\d+\s+(?:fewer\s+)?layers?\s+)?shallower\b", " decrease depth "),
@@ -471,10 +505,12 @@ _RULES: list[tuple[str, str]] = [
     (r"\bnarrower\b", " decrease width "),
     (r"\baspect[\s_]*ratio\b", " aspect_ratio "),
     (r"\b(?:untie[ds]?|untying)\b|\bseparate\s+(?:weights|matrices|parameters)\b|\bdecoupled?\b", " untied "),
-    (r"\bweight\s+tying\b|\b(?:tie[ds]?|tying)\b|\bshared\s+(?:input\s+and\s+output\s+)?embeddings?\b", " tied "),
+    # ("break ties in the ranking" ties nothing)
+    (r"\bweight\s+tying\b|\b(?:tie|tied|tying)\b|\bshared\s+(?:input\s+and\s+output\s+)?embeddings?\b", " tied "),
     # norms, positions, attention
     (
-        r"\bqk[\s_-]*norm(?:ali[sz]ation)?\b|\bnormali[sz]e\s+(?:the\s+)?(?:queries\s+and\s+keys|q\s+and\s+k)\b"
+        r"\bqk[\s_-]*(?:rms[\s_-]*|layer[\s_-]*)?norm(?:ali[sz]ation)?\b"
+        r"|\bnormali[sz]e\s+(?:the\s+)?(?:queries\s+and\s+keys|keys\s+and\s+queries|q\s+and\s+k)\b"
         r"|\bquery[\s-]*key\s+norm(?:ali[sz]ation)?\b",
         " qk_norm ",
     ),
@@ -492,6 +528,8 @@ _RULES: list[tuple[str, str]] = [
         r"\bsliding[\s-]*window(?:\s+attention)?\b|\bwindowed\s+attention\b|\blocal\s+attention\b|\bswa\b",
         " sliding_window ",
     ),
+    # a number given the window is its size: "sliding window 256", "sliding window attention with window 256"
+    (r"\bsliding_window\s+(?=\d)|\bwindow\s+(?=\d)", " sliding_window window_size "),
     (r"\b(?=[sl]*s)(?=[sl]*l)([sl]{3,8})\b", r" window_pattern_\1 "),
     (
         r"\b(?:global\s+)?full[\s-]+(?:context\s+)?attention\b|\bglobal\s+attention\b|\ball\s+layers\s+(?:are\s+)?global\b",
@@ -508,7 +546,7 @@ _RULES: list[tuple[str, str]] = [
     # optimisers
     (r"\bnesterov(?:\s+momentum)?\b", " nesterov "),
     (
-        r"\bmuon\s+(?:initial\s+|final\s+|start(?:ing)?\s+|peak\s+)?momentum\b|\bmomentum\s+(?:of|for)\s+muon\b",
+        r"\bmuon(?:'s)?\s+(?:initial\s+|final\s+|start(?:ing)?\s+|peak\s+)?momentum\b|\bmomentum\s+(?:of|for)\s+muon\b",
         " muon_momentum ",
     ),
     # NorMuon's second moment is Muon's own, not Adam's: "Muon beta2 0.95->0.90"
@@ -531,9 +569,10 @@ _RULES: list[tuple[str, str]] = [
         r"\bdevice[\s_]*batch(?:[\s_]*size)?\b|\bmicro[\s_]*batch[\s_]*size\b|\bper[\s-]*device\s+batch(?:\s+size)?\b",
         " device_batch_size ",
     ),
-    (r"\b(?:total\s+)?batch(?:[\s_]*size)?\b|\bbs\b", " batch_size "),
+    (r"\b(?:total\s+)?batch(?:[\s_]*size)?\b(?![\s_-]*norm)|\bbs\b", " batch_size "),  # batch norm is no batch size
     (
-        r"\bmax[\s_]seq[\s_]len\b|\bseq(?:uence)?[\s_]*len(?:gth)?\b|\bcontext(?:[\s_]*(?:length|len|window|size))?\b"
+        r"\bmax[\s_]seq[\s_]len\b|\bseq(?:uence)?[\s_]*len(?:gth)?\b|\bcontext[\s_]*(?:length|len|window|size)\b"
+        r"|(?<!in-)(?<!retriever\s)\bcontext\b(?=\s*(?:=|:|to|from)?\s*\d)"
         r"|\bblock[\s_]*size\b|\bctx(?:[\s_]*len)?\b",
         " seq_len ",
     ),
@@ -780,13 +819,17 @@ _OLD_VALUE_SPANS = [
     re.compile(r"(?<![^\s,;()])[^\s,;()]+\s*->\s*"),
     re.compile(r"\breplac(?:e|ed|ing)\s+(?:(?!\bto\b)[^,;()])+?\s+(?:with|by)\b"),
     re.compile(r"\bswap(?:ped|ping)?\s+(?:(?!\bto\b)[^,;()])+?\s+(?:for|with)\b"),
-    re.compile(r"\breplaces\s+[^,;()]+"),  # "SwiGLU activation replaces ReLU^2"
+    re.compile(
+        r"\breplaces\s+(?:the\s+)?[^\s,;()]+(?:\s+(?:activation|mlp|norm|optimizer|schedule))?"
+    ),  # "SwiGLU replaces ReLU^2"
     re.compile(r"\b(?:up|down)\s+from\s+[^,;()]+"),
     # a value compared with, not set: "EMBEDDING_LR=1.2: push the embedding LR well past 0.8", "halfway
     # between 1.0 and the current 1.5"
-    re.compile(r"\b(?:past|beyond)\s+[-+]?\.?\d[\d.e+-]*"),
-    re.compile(r"\bbetween\s+[-+]?\.?\d[\d.e+-]*\s+and\s+(?:the\s+current\s+)?[-+]?\.?\d[\d.e+-]*"),
-    re.compile(r"\b(?:the\s+)?current(?:ly)?\s+(?:at\s+)?[-+]?\.?\d[\d.e+-]*"),
+    # ("the past 512 tokens", "beyond 512 tokens", "between -1 and 1" are values)
+    re.compile(r"\b(?:well|far|way|much)\s+(?:past|beyond)\s+[-+]?\.?\d[\d.e+-]*"),
+    re.compile(
+        r"\b(?:half[\s-]*way|mid[\s-]*way)\s+between\s+[-+]?\.?\d[\d.e+-]*\s+and\s+(?:the\s+current\s+)?[-+]?\.?\d[\d.e+-]*"
+    ),
 ]
 
 
@@ -887,12 +930,14 @@ _DURATION = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(day|week|wk|month|mo|year|yr)s?
 
 
 def _days(m: re.Match[str]) -> str:
-    return f"{_format_number(round(float(m.group(1)) * _DAYS[m.group(2) or m.group(3)]))} days"
+    days = float(m.group(1)) * _DAYS[m.group(2) or m.group(3)]
+    # a number past a float ("1e999", 400 digits) stays as written: it is no value (see _parse_number)
+    return f"{_format_number(round(days))} days" if math.isfinite(days) else m.group(0)
 
 
 _SUBUNIT = re.compile(r"\b(\d+(?:\.\d+)?)\s*(cm|mm|ms)\b")
 # "the last fifth", "one half": a share of the run or of a value. "cut by a third" is a change, not a value.
-_FRACTIONS = {"half": "0.5", "third": "0.333", "quarter": "0.25", "fifth": "0.2", "tenth": "0.1"}
+_FRACTIONS = {"half": "0.5", "third": "0.333333", "quarter": "0.25", "fifth": "0.2", "tenth": "0.1"}
 # A fraction is a value where a quantity follows or nothing does ("the last fifth of training", "a quarter"),
 # not where it qualifies a noun ("a half cosine wave", "a half-sized expert").
 _FRACTION = re.compile(
@@ -903,18 +948,24 @@ _NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, rever
 _INDEXED = re.compile(r"\b([a-z_][a-z0-9_]*)\[(\d{1,3})\]")
 _RATIO = re.compile(
     r"(=|:|\bto|\bat|\bis|->)\s*(\d{1,3})\s*/\s*([1-9]\d{0,3})\b(?!\s*[/.\d])"
-    r"|(\s)(\d{1,3})\s*/\s*([1-9]\d{0,3})(?=\s*->)"
+    r"|(\s)(\d{1,3})\s*/\s*([1-9]\d{0,3})(?=\s*(?:->|$|[,;)]|of\b))"
 )
 _POWER = re.compile(r"\b(\d{1,2})\s*(?:\^|\*\*)\s*(\d{1,2})\b")
 # Commentary real ledgers append to the change itself: the result, the reasoning, a verdict.
 _COMMENTARY = re.compile(
     r"\s+[\u2014\u2013]\s|\s--?\s|[(;:,]?\s*\b(?:hypothesis|evidence|result|bottleneck)\b\s*:"
-    r"|[(;:,]?\s*\(?\s*hypothesis\b|:\s*(?:val_bpb|crash|crashed|failed|skipped|hung|loss|worse|better)\b|\bval_bpb\s+\d"
-    # a verdict after a colon: "GeLU activation: much worse than ReLU²", "softcap 15->10: tighter cap improves"
-    r"|:\s+(?:[a-z'-]+\s+){0,5}(?:worse|better|improv\w*|regress\w*|hurts?|helps?|neutral|noise|wins?|optimal|diverg\w*"
-    r"|unstable|slower|faster|marginal\w*|identical)\b"
-    # a result set off by a spaced colon: "double DQN : median HNS 1.12", "... : recall@50 +2.1%"
-    r"|\s:\s+[a-z][\w@./-]*(?:\s+[a-z][\w@./-]*)?\s+[-+]?\d",
+    r"|[(;:,]?\s*\(?\s*hypothesis\b|:\s*(?:val_bpb|crash|crashed|failed|skipped|hung|loss)\b|\bval_bpb\s+\d"
+    # a result set off by a spaced colon: "double DQN : median HNS 1.12", "... : recall@50 +2.1%" (the number
+    # ends it: "Window pattern : short window 512 on 3 of 4 layers" is a label and its change)
+    r"|\s:\s+[a-z][\w@./-]*(?:\s+[a-z][\w@./-]*)?\s+[-+]?\d[\d.]*\s*%?(?=\s*(?:$|[(,;]|->|\u2192|vs\b))",
+    re.IGNORECASE,
+)
+# A verdict after a colon: "GeLU activation: much worse than ReLU²", "softcap 15->10: tighter cap improves".
+# Only after a change (two words or a value) and when no edit follows: "MLP: better activation, ReLU² ->
+# SwiGLU" and "Init: improved init, zero-init the output projections" are a label and the change.
+_VERDICT = re.compile(
+    r":\s+(?:[a-z'-]+\s+){0,5}(?:worse|better|improv\w*|regress\w*|hurts?|helps?|neutral|noise|wins?|optimal"
+    r"|diverg\w*|unstable|slower|faster|marginal\w*|identical)\b(?![^:;]{0,40}?(?:->|\u2192))",
     re.IGNORECASE,
 )
 _TAG = re.compile(r"^\s*(?:exp\s*\d+\s*[:.)-]\s*)?(?:\[[^\]]{1,20}\]\s*)*", re.IGNORECASE)
@@ -947,14 +998,28 @@ _REPORTED = re.compile(
 )
 # Context the change was made in ("lower scalar lr to 0.2 after 3x MLP", "... at batch 2^13").
 # So is what it leaves alone: "lengthen the base lookahead, leaving lookahead_curvature_gain at 0.25".
+_CHANGE_VERBS = (
+    "add|enable|disable|switch|raise|lower|increase|decrease|halve|double|clip|use|try|set|remove|drop|turn|replace"
+    "|swap|cut|reduce|give|apply|move|make|shrink|grow|widen|narrow|bump|tune|change|scale|freeze|unfreeze|tie|untie"
+)
+# The cause a line gives before its change: "loss spikes at lr 0.06 so add QK-norm" changes QK-norm.
+_CAUSE = re.compile(
+    r"^.*?\b(?:so|hence|therefore|thus)\s+(?=(?:(?:we|i)\s+)?(?:" + _CHANGE_VERBS + r")\b)", re.IGNORECASE
+)
 _CONTEXT = re.compile(
     r"\s+(?:after\s+(?=\d|remov|add|switch|chang|rais|lower|increas|decreas|halv|doubl)|at\s+(?=batch|bs\b|depth|width|lr\b)).*$"
     r"|\s*,\s*(?:while\s+)?leaving\s+.*$"
     # and what the change brings about: "HEAD_DIM 128->64, giving 4 heads instead of 2", "... so each step is one micro-batch"
-    r"|\s*,?\s+(?:->\s*)?(?:giving|gives|(?:should|would|will)\s+give|so\s+that|so(?!\s+(?:far|much|many|long)\b)"
-    r"|which\s+(?:gives|means|makes|keeps)|resulting\s+in)\s+.*$"
-    # a setting it states it keeps: ", WARMDOWN_RATIO unchanged at 0.5", ", depth stays at 8"
-    r"|\s*,\s*[\w\s]{0,40}?\b(?:unchanged|stays|remains|held)\b.*$",
+    # ("so" only where no change follows: "loss spikes at lr 0.06 so add QK-norm" is the cause, then the change)
+    r"|\s*,\s*(?:giving|gives|which\s+(?:gives|means|makes|keeps)|resulting\s+in)\s+.*$"
+    r"|\s*,?\s+(?:->\s*)?(?:(?:should|would|will)\s+give|so\s+that"
+    r"|so(?!\s+(?:far|much|many|long)\b)(?!\s+(?:(?:we|i)\s+)?(?:" + _CHANGE_VERBS + r")\b))\s+.*$",
+    re.IGNORECASE,
+)
+# A setting a line says it keeps, up to the end of its clause: ", WARMDOWN_RATIO unchanged at 0.5", "; depth stays at 8".
+_KEPT = re.compile(
+    r"\s*(?:[,;]|\bwith\b)\s*[a-z][\w\s]{0,40}?\b(?:unchanged|stays|remains|still)(?:\s+(?:at|=)\s*[-+]?\.?\d[\d.e+-]*\s*%?)?"
+    r"\s*(?=$|[,;)])",
     re.IGNORECASE,
 )
 
@@ -968,8 +1033,14 @@ def core(text: str) -> str:
     """
     head = _TAG.sub("", text, count=1)
     cut = _COMMENTARY.search(head)
+    verdict = _VERDICT.search(head)
+    if verdict is not None and (cut is None or verdict.start() < cut.start()):
+        before = head[: verdict.start()]
+        if re.search(r"\d|->|\u2192", before) or len(before.split()) >= 2:
+            cut = verdict
     if cut is not None and cut.start() >= 3:
         head = head[: cut.start()]
+    head = _KEPT.sub("", _CAUSE.sub("", head, count=1))
     kept = _REPORTED.sub(" ", _ASIDE.sub(" ", head))
     if not re.search(r"\d", kept):
         kept = _REPORTED.sub(" ", _COMMENT_ONLY.sub(" ", head))
@@ -1022,7 +1093,15 @@ def _ratio(m: re.Match[str]) -> str:
 
 
 def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
-    lowered = text.lower().replace("→", " -> ").replace("=>", " -> ").replace("\u2019", "'").replace("β", " beta")
+    lowered = (
+        text.lower()
+        .replace("→", " -> ")
+        .replace("=>", " -> ")
+        .replace("\u2019", "'")
+        .replace("β₁", " beta1")
+        .replace("β₂", " beta2")
+        .replace("β", " beta")
+    )
     # An index belongs to the name it follows: "LINE_SCORES[2] from 5 to 8" sets line_scores_2, not 2.
     lowered = _INDEXED.sub(r"\1_\2", lowered)
     # ... and a private constant's leading underscore is no part of it: "_CANDIDATE_CAP 12->8".
