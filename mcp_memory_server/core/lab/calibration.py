@@ -62,15 +62,13 @@ class PairTable:
     kinds: list[str]
     extra: np.ndarray | None = None
     """The probe names a knob the run does not (it cannot be a duplicate); None: never."""
-    sweep: np.ndarray | None = None
-    """The probe is another step of the run's sweep (a variant at least); None: never."""
 
     def select(self, rows: Sequence[int]) -> PairTable:
         index = np.asarray(rows, dtype=np.int64)
         return PairTable(
             self.base[index], self.jaccard[index], self.both[index], self.one_sided[index], self.conflict[index],
             self.agree[index], self.targets[index], [self.labels[i] for i in rows], [self.kinds[i] for i in rows],
-            None if self.extra is None else self.extra[index], None if self.sweep is None else self.sweep[index],
+            None if self.extra is None else self.extra[index],
         )  # fmt: skip
 
 
@@ -87,7 +85,6 @@ def pair_table(
     shape = matrix.shape
     jaccard, both, one_sided = np.zeros(shape), np.zeros(shape, bool), np.zeros(shape, bool)
     conflict, agree, extra = np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, bool)
-    sweep = np.zeros(shape, bool)
     if use_signals:
         for i, probe in enumerate(probes):
             for j, run in enumerate(runs):
@@ -98,7 +95,6 @@ def pair_table(
                 conflict[i, j] = pair.conflict
                 agree[i, j] = pair.agree
                 extra[i, j] = pair.extra
-                sweep[i, j] = pair.sweep
     keys = {r["key"]: j for j, r in enumerate(devset.runs)}
     targets = np.zeros(shape, bool)
     for i, labelled in enumerate(devset.probes):
@@ -106,7 +102,7 @@ def pair_table(
             targets[i, keys[key]] = True
     return PairTable(
         matrix, jaccard, both, one_sided, conflict, agree, targets,
-        [p["label"] for p in devset.probes], [p["kind"] for p in devset.probes], extra, sweep,
+        [p["label"] for p in devset.probes], [p["kind"] for p in devset.probes], extra,
     )  # fmt: skip
 
 
@@ -151,8 +147,6 @@ def _scores(table: PairTable, weights: Weights) -> np.ndarray:
     score -= np.where(~table.both & ~table.one_sided, weights.bare, 0.0)
     score -= np.where(table.conflict, weights.conflict, 0.0)
     score += np.where(~table.conflict & table.agree, weights.agree, 0.0)
-    if table.sweep is not None:
-        score = np.where(table.sweep, np.maximum(score, weights.sweep), score)
     return np.asarray(np.clip(score, 0.0, 1.0))
 
 

@@ -435,12 +435,8 @@ class Lab:
             row = rows[i]
             run = row.read(names) if names else row.features
             # Below the match threshold only the agreement bonus can lift a run, and that needs the same
-            # knobs changed (``same_knobs_changed``, inlined: this loop sees thousands of runs per check),
-            # or a step of the run's sweep: the idea changes only knobs the run changed.
-            if (
-                similarity < match and run.knobs != features.knobs and run.changed != features.changed
-                and not (features.changed and features.changed <= run.changed)
-            ):  # fmt: skip
+            # knobs changed (``same_knobs_changed``, inlined: this loop sees thousands of runs per check).
+            if similarity < match and run.knobs != features.knobs and run.changed != features.changed:
                 continue
             score, relation, _ = compare(features, run, similarity, weights)
             if relation != "unrelated":

@@ -80,9 +80,6 @@ class Weights:
     """Added when both name the same knobs with the same explicit values."""
     bare: float = 0.0
     """Subtracted when neither names any knob: the cosine alone must then carry the match."""
-    sweep: float = 0.0
-    """The least score of another step of a run's sweep (:attr:`PairSignals.sweep`); at the default match
-    threshold it is a variant however the lines are worded, and a stricter threshold still rules it out."""
 
 
 # Calibrated on the dev ledgers of bench/data/novelty_ledgers.json, keeping >= 95% on
@@ -90,18 +87,10 @@ class Weights:
 # match == duplicate: on real ledgers a match with no conflicting and no extra setting is a
 # repeat; variants come from the settings, not from a band of middling cosines.
 EMBEDDING_WEIGHTS = Weights(
-    match=0.48,
-    duplicate=0.48,
-    disjoint=0.50,
-    partial=0.0,
-    one_sided=0.15,
-    conflict=0.0,
-    agree=0.30,
-    bare=0.10,
-    sweep=0.48,
+    match=0.48, duplicate=0.48, disjoint=0.50, partial=0.0, one_sided=0.15, conflict=0.0, agree=0.30, bare=0.10
 )
 LEXICAL_WEIGHTS = Weights(
-    match=0.24, duplicate=0.52, disjoint=0.30, partial=0.20, one_sided=0.0, conflict=0.0, agree=0.30, sweep=0.24
+    match=0.24, duplicate=0.52, disjoint=0.30, partial=0.20, one_sided=0.0, conflict=0.0, agree=0.30
 )
 
 # -- reading a description -----------------------------------------------------------------------
@@ -886,10 +875,6 @@ class PairSignals:
     extra: bool = False
     """The first description (the idea checked) names a knob the second (the logged run) does not:
     it does more than the run did ("lr 0.03 plus warmup 0.1" after "lr 0.03"), so it is no duplicate."""
-    sweep: bool = False
-    """The idea changes only knobs the run changed, one of them to another value, option or state
-    ("DEPTH=5" after "set DEPTH=2 and ASPECT_RATIO=96"): another step of the same sweep, a variant
-    however differently the two lines are worded."""
 
 
 def _format_number(value: float) -> str:
@@ -1373,22 +1358,8 @@ def _setting_signals(a: Features, b: Features, *, explain: bool = False) -> Pair
         agree=agree,
         differences=tuple(differences),
         extra=bool(a.changed - shared) or any(_adds_value(a.settings[k], b.settings[k]) for k in shared),
-        sweep=bool(differences) and _sweeps(a, b),
     )
 
-
-def _sweeps(idea: Features, run: Features) -> bool:
-    # A line that changes many things (a baseline's recipe, a combination) is no sweep of each of them.
-    return (
-        bool(idea.changed)
-        and idea.changed <= run.changed
-        and len(run.changed) <= _SWEEP_KNOBS
-        and any(_difference(k, idea.settings[k], run.settings[k], False) for k in idea.changed)
-    )
-
-
-_SWEEP_KNOBS = 2
-"""The most knobs a run may change for an idea that changes some of them to be a step of its sweep."""
 
 _TERSE_RUN = 10
 """Content words in a run description short enough that each joined clause is a change of its own."""
@@ -1619,8 +1590,6 @@ def adjust(base: float, pair: PairSignals, weights: Weights) -> float:
         score -= weights.conflict
     elif pair.agree:
         score += weights.agree
-    if pair.sweep:
-        score = max(score, weights.sweep)  # a step of the run's sweep is a match, a variant (it conflicts)
     return min(1.0, max(0.0, score))
 
 
