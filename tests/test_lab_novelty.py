@@ -698,6 +698,9 @@ def test_a_fraction_that_qualifies_a_noun_is_no_value() -> None:
         ("logit softcap 50", "attn softcap 50"),
         ("activation GELU -> tanh", "cap logits at 15 with tanh"),
         ("SwiGLU replaces ReLU²", "SwiGLU replaces ReLU² and the hidden size drops 4x -> 8/3x"),
+        ("add sliding window attention, window 512, on 3 of 4 layers", "SWA from 75% of training"),
+        ("WARMDOWN_RATIO 0.5 -> 0.7", "layer-wise LR decay 0.65 -> 0.75"),
+        ("Adam beta1 0.9 -> 0.8", "KL β 1 -> 4"),
     ],
 )
 def test_attacked_lines_that_are_different_experiments_are_not_repeats(

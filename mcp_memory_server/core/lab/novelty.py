@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.16"
+READING = "reading-2026-12-04.17"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -345,7 +345,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\bexclusive\s+self[\s-]*attention\b|\bxsa\b", " xsa "),
     (r"\bbigram\s*hash\s*embedding\w*|\bbigramhashembedding\b", " bigram_hash "),
     (
-        r"\bswa\b(?=\s+(?:over|during|for|of|every|steps?|start|weights?|averag))|\bstochastic\s+weight\s+averag\w*",
+        r"\bswa\b(?=\s+(?:over|during|for|of|from|every|steps?|start|weights?|averag))|\bstochastic\s+weight\s+averag\w*",
         " swa ",
     ),
     (r"\bconv(?:olution)?(?:al)?\s+kernel(?:\s+size)?\b", " conv_kernel "),
@@ -398,7 +398,10 @@ _RULES: list[tuple[str, str]] = [
     ),
     (r"\bcolsample[\s_]bytree\b", " colsample_bytree "),
     # schedules and learning rates
-    (r"\b(?:lr|learning[\s-]*rate)\s+decay\b", " warmdown "),  # "cosine LR decay" is "decay the LR along a cosine"
+    (
+        r"(?<!wise\s)\b(?:lr|learning[\s-]*rate)\s+decay\b",
+        " warmdown ",
+    ),  # (layer-wise LR decay scales each layer)  # "cosine LR decay" is "decay the LR along a cosine"
     (r"\b(?:lr|learning[\s-]*rate)\s+(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down)\b", r" \1 "),
     (r"\b(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down)\s+(?:of\s+)?(?:the\s+)?(?:lr|learning[\s-]*rate)\b", r" \1 "),
     (r"\bmomentum\s+warm[\s-]*up\b", " momentum_warmup "),
@@ -431,7 +434,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     (
         r"\b(?:lr|learning[\s-]*rate)\s+schedul(?:e|er)s?\b"
-        r"|(?<!decay\s)(?<!\bwd\s)(?<!momentum\s)(?<!batch\s)(?<!dropout\s)\bschedule\b",
+        r"|(?<!decay\s)(?<!\bwd\s)(?<!momentum\s)(?<!batch\s)(?<!dropout\s)(?<!noise\s)(?<!beta\s)\bschedule\b",
         " lr_schedule ",
     ),
     (
@@ -440,7 +443,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     # a cosine of something else is not the LR schedule: "cosine similarity", "cosine weight decay schedule"
     (
-        r"\bcosine(?:\s+(?:decay|annealing|schedule))?\b(?![\s-]+(?:similarity|distance|sim|weight[\s_]*decay|wd|momentum))",
+        r"\bcosine(?:\s+(?:decay|annealing|schedule))?\b(?![\s-]+(?:similarity|distance|sim|weight[\s_]*decay|wd|momentum|noise|beta|classifier|annealed\s+weight))",
         " cosine_lr ",
     ),
     (r"\bwarm[\s-]*up\b", " warmup "),
@@ -514,7 +517,8 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(\d+)[\s-]*token\s+window\b", r" window_size \1 "),
     (r"\bwindow[\s_]*(?:size|length)\b", " window_size "),
     (
-        r"\bsliding[\s-]*window(?:\s+attention)?\b|\bwindowed\s+attention\b|\blocal\s+attention\b|\bswa\b",
+        r"\bsliding[\s-]*window(?:\s+attention)?\b|\bwindowed\s+attention\b|\blocal\s+attention\b"
+        r"|\bswa\b(?!\s+(?:over|during|for|of|from|every|steps?|start|weights?|averag))",
         " sliding_window ",
     ),
     # a number given the window is its size: "sliding window 256", "sliding window attention with window 256"
@@ -540,7 +544,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     # NorMuon's second moment is Muon's own, not Adam's: "Muon beta2 0.95->0.90"
     (r"\b(?:nor)?muon(?:'s)?\s+beta[\s_]*2\b", " muon_beta2 "),
-    (r"\badam(?:w)?\s+beta[\s_]*1\b|\bbeta[\s_]*1\b", " adam_beta1 "),
+    (r"\badam(?:w)?\s+beta[\s_]*1\b|(?<!\bkl\s)(?<!\bdpo\s)\bbeta[\s_]*1\b", " adam_beta1 "),  # a KL's β is not Adam's
     (r"\badam(?:w)?\s+beta[\s_]*2\b|\bbeta[\s_]*2\b", " adam_beta2 "),
     (r"\badam(?:w)?\s+eps(?:ilon)?\b", " adam_eps "),
     (r"\bnewton[\s-]*schulz(?:\s+(?:steps|iterations|iters))?\b|\bns[\s_]*(?:steps|iters|iterations)\b", " ns_steps "),
@@ -1083,9 +1087,9 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
         .replace("→", " -> ")
         .replace("=>", " -> ")
         .replace("\u2019", "'")
-        .replace("β₁", " beta1")
-        .replace("β₂", " beta2")
-        .replace("β", " beta")
+        .replace("β₁", "beta1")
+        .replace("β₂", "beta2")
+        .replace("β", "beta")
     )
     # An index belongs to the name it follows: "LINE_SCORES[2] from 5 to 8" sets line_scores_2, not 2.
     lowered = _INDEXED.sub(r"\1_\2", lowered)
