@@ -398,10 +398,8 @@ _RULES: list[tuple[str, str]] = [
     ),
     (r"\bcolsample[\s_]bytree\b", " colsample_bytree "),
     # schedules and learning rates
-    (
-        r"(?<!wise\s)\b(?:lr|learning[\s-]*rate)\s+decay\b",
-        " warmdown ",
-    ),  # (layer-wise LR decay scales each layer)  # "cosine LR decay" is "decay the LR along a cosine"
+    # "cosine LR decay" is "decay the LR along a cosine"; a layer-wise LR decay scales each layer instead
+    (r"(?<!wise\s)\b(?:lr|learning[\s-]*rate)\s+decay\b", " warmdown "),
     (r"\b(?:lr|learning[\s-]*rate)\s+(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down)\b", r" \1 "),
     (r"\b(warm[\s-]*up|warm[\s-]*down|cool[\s-]*down)\s+(?:of\s+)?(?:the\s+)?(?:lr|learning[\s-]*rate)\b", r" \1 "),
     (r"\bmomentum\s+warm[\s-]*up\b", " momentum_warmup "),
