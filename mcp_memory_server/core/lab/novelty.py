@@ -153,8 +153,6 @@ _RULES: list[tuple[str, str]] = [
         r" sliding_window window_size \1 ",
     ),
     (r"\b(?:local\s+)?band(?:ed)?\s+(?:causal\s+)?attention\b", " sliding_window "),
-    (r"\bdoc(?:ument)?[\s_-]*mask(?:ing)?\b|\bintra[\s-]*document\s+attention(?:\s+only)?\b", " doc_masking "),
-    (r"\b(?:don't|do\s+not|never)\s+attend\s+across\s+document\s+boundaries\b", " doc_masking "),
     (r"\bx0[\s_-]*(?:residual\s+)?mix(?:ing)?\b", " x0_mixing "),
     (r"\bgated\s+mlp\s+with\s+(?:a\s+)?(?:silu|swish)\b", " swiglu mlp "),
     (
@@ -200,7 +198,9 @@ _RULES: list[tuple[str, str]] = [
         r"(?:other|previous|different|neighbou?ring)\s+documents\b"
         r"|\bmask(?:s|ed|ing)?\s+(?:the\s+)?attention\s+(?:across|between)\s+(?:different\s+)?documents\b"
         r"|\b(?:stop|prevent|keep|block)(?:s|ping|ing)?\s+(?:the\s+)?attention\s+from\s+(?:crossing|leaking\s+across)\s+document\s+boundaries\b"
-        r"|\bblock[\s-]*diagonal\s+(?:causal\s+)?(?:attention\s+)?mask\b",
+        r"|\bblock[\s-]*diagonal\s+(?:causal\s+)?(?:attention\s+)?mask\b"
+        r"|\b(?:don't|do\s+not|never)\s+attend\s+across\s+document\s+boundaries\b"
+        r"|\bdoc(?:ument)?[\s_-]*mask(?:ing)?\b|\bintra[\s-]*document\s+attention(?:\s+only)?\b",
         " doc_masking ",
     ),
     (
@@ -499,9 +499,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\bweight\s+tying\b|\b(?:tie|tied|tying)\b|\bshared\s+(?:input\s+and\s+output\s+)?embeddings?\b", " tied "),
     # norms, positions, attention
     (
-        r"\bqk[\s_-]*(?:rms[\s_-]*|layer[\s_-]*)?norm(?:ali[sz]ation)?\b"
-        r"|\bnormali[sz]e\s+(?:the\s+)?(?:queries\s+and\s+keys|keys\s+and\s+queries|q\s+and\s+k)\b"
-        r"|\bquery[\s-]*key\s+norm(?:ali[sz]ation)?\b",
+        r"\bqk[\s_-]*(?:rms[\s_-]*|layer[\s_-]*)?norm(?:ali[sz]ation)?\b|\bquery[\s-]*key\s+norm(?:ali[sz]ation)?\b",
         " qk_norm ",
     ),
     (r"\bfinal\s+(?:layer\s*)?norm\b|\bnorm\s+before\s+the\s+lm\s+head\b", " final_norm "),
