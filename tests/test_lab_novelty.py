@@ -416,6 +416,10 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
             "SwiGLU activation replaces ReLU^2",
             "an MLP where a SiLU-activated projection gates a second linear projection",
         ),
+        ("Muon ns_steps 5->3", "run fewer iterations (3 instead of 5) of the polynomial that orthogonalizes the updates"),
+        ("increase ns_steps from 5 to 6", "one more pass of the quintic iteration that orthogonalises Muon's update, 6"),
+        ("raise Muon beta2 from 0.95 to 0.98", "the EMA of squared gradients that Muon normalises by: 0.95 -> 0.98"),
+        ("Muon momentum 0.85 -> 0.95", "the orthogonalized-update optimizer's momentum coefficient from 0.85 to 0.95"),
     ],
 )
 def test_a_paraphrase_that_describes_the_mechanism_is_a_duplicate(store: MemoryStore, logged: str, probe: str) -> None:
@@ -869,6 +873,9 @@ def test_a_ledger_description_is_read_without_its_commentary() -> None:
         ("cosine LR decay instead of linear warmdown", "cosine weight decay schedule instead of linear decay"),
         ("all-layers value embeddings", "ve_gate_channels 32->64 for the value-embedding gate"),
         ("WARMDOWN_RATIO=0.3", "cosine-shaped warmdown instead of the linear ramp, WARMDOWN_RATIO unchanged at 0.5"),
+        ("reduce weight decay from 0.2 to 0.01", "increase weight decay on the embedding tables from 0 to 0.01"),
+        ("WEIGHT_DECAY=0.01", "apply weight decay 0.01 to the embedding tables as well"),
+        ("Muon ns_steps 5->6", "Muon momentum 0.95 -> 0.96, 6 more warmup steps"),
     ],
 )
 def test_hard_negatives_from_real_ledgers_are_not_duplicates(store: MemoryStore, logged: str, probe: str) -> None:

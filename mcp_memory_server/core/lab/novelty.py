@@ -54,7 +54,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.17"
+READING = "reading-2026-12-04.18"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -252,9 +252,33 @@ _RULES: list[tuple[str, str]] = [
         r"\brandomly\s+zero(?:ing|es)?\s+(?:out\s+)?(?:a\s+fraction\s+of\s+)?(?:the\s+)?(?:activations|units|neurons)\b",
         " dropout ",
     ),
+    # Muon's Newton-Schulz steps, said as what they compute: "3 iterations of the quintic polynomial that
+    # orthogonalises the update"
     (
-        r"\borthogonali[sz](?:e|es|ed|ing|ation)\s+(?:of\s+)?(?:the\s+)?(?:(?:2d|matrix|weight)\s+)?(?:updates?|gradients?|momentum)\b",
+        r"\b(?:iterations?|steps?|passes|pass|rounds?)\s+(\([^()]{0,30}\)\s+)?of\s+(?:the\s+)?"
+        r"(?:quintic|cubic|polynomial|newton[\s-]*schulz)(?:\s+(?:polynomial|approximation|iteration|map))*"
+        r"(?:\s+(?:that|which)\s+orthogonali[sz]es(?:\s+(?:(?:nor)?muon's|the))?(?:\s+(?:updates?|gradients?|momentum))?)?",
+        r" ns_steps \1 ",
+    ),
+    (
+        r"\borthogonali[sz](?:e|es|ed|ing|ation)[\s-]+(?:of\s+)?(?:the\s+)?(?:(?:2d|matrix|weight)\s+)?(?:updates?|gradients?|momentum)\b",
         " muon ",
+    ),
+    # the second-moment average said in words: Adam's, or Muon's own when Muon is named with it
+    (
+        r"\b(?:nor)?muon's\s+(?:ema|(?:exponential\s+|running\s+)?(?:moving\s+)?average)\s+of\s+(?:the\s+)?squared\s+grad(?:ient)?s?\b"
+        r"|\b(?:ema|(?:exponential\s+|running\s+)?(?:moving\s+)?average)\s+of\s+(?:the\s+)?squared\s+grad(?:ient)?s?\s+"
+        r"(?:that|which)\s+(?:nor)?muon\b(?:\s+(?:uses|keeps|normali[sz]es)\b(?:\s+by\b)?)?",
+        " muon_beta2 ",
+    ),
+    (
+        r"\b(?:ema|(?:exponential\s+|running\s+)?(?:moving\s+)?average)\s+of\s+(?:the\s+)?squared\s+grad(?:ient)?s?\b"
+        r"(?=[^.;]{0,40}\bmuon\b)",
+        " muon_beta2 ",
+    ),
+    (
+        r"\b(?:ema|(?:exponential\s+|running\s+)?(?:moving\s+)?average)\s+of\s+(?:the\s+)?squared\s+grad(?:ient)?s?\b",
+        " adam_beta2 ",
     ),
     (
         r"\b(?:share|sharing)\s+(?:the\s+)?(?:key\s*(?:/|and)\s*value|kv)\s+(?:heads|projections)\s+across\s+(?:the\s+)?(?:query\s+)?heads\b",
@@ -535,7 +559,8 @@ _RULES: list[tuple[str, str]] = [
     # optimisers
     (r"\bnesterov(?:\s+momentum)?\b", " nesterov "),
     (
-        r"\bmuon(?:'s)?\s+(?:initial\s+|final\s+|start(?:ing)?\s+|peak\s+)?momentum\b|\bmomentum\s+(?:of|for)\s+muon\b",
+        r"\bmuon(?:\s+optimizer)?(?:'s)?\s+(?:initial\s+|final\s+|start(?:ing)?\s+|peak\s+)?momentum(?:\s+coefficient)?\b"
+        r"|\bmomentum\s+(?:of|for)\s+(?:the\s+)?muon\b",
         " muon_momentum ",
     ),
     # NorMuon's second moment is Muon's own, not Adam's: "Muon beta2 0.95->0.90"
@@ -545,6 +570,13 @@ _RULES: list[tuple[str, str]] = [
     (r"\badam(?:w)?\s+eps(?:ilon)?\b", " adam_eps "),
     (r"\bnewton[\s-]*schulz(?:\s+(?:steps|iterations|iters))?\b|\bns[\s_]*(?:steps|iters|iterations)\b", " ns_steps "),
     (r"\badamw?\b", " adamw "),
+    # decay on the embedding tables is a knob of its own (the matrices' decay is weight_decay)
+    (
+        r"\b(?:weight[\s_]*decay|wd)\b(?=(?:\s+(?:of\s+)?[-+]?\.?\d[\d.e+-]*)?(?:\s+from\s+[\d.e+-]+\s+to\s+[\d.e+-]+)?"
+        r"\s+(?:on|to|for)\s+(?:the\s+)?(?:token\s+|value\s+)?embeddings?(?:\s+(?:tables?|matri(?:x|ces)|weights))?\b)"
+        r"|\b(?:token\s+|value\s+)?embeddings?(?:\s+(?:tables?|matri(?:x|ces)))?\s+(?:weight[\s_]*decay|wd)\b",
+        " embedding_weight_decay ",
+    ),
     (r"\bweight[\s_]*decay\b|\bwd\b", " weight_decay "),
     (
         r"\bgrad(?:ient)?s?[\s_-]*(?:norm[\s_-]*)?clip(?:ping)?\b|\bclip(?:ping)?\s+(?:the\s+)?(?:global\s+)?grad(?:ient)?s?(?:[\s_-]*norms?)?\b|\bmax[\s_]norm\b"
@@ -628,7 +660,7 @@ _NUMERIC_KNOBS = frozenset(
         "batch_size", "seq_len", "vocab_size", "token_dropout", "dropout", "label_smoothing", "z_loss", "ema",
         "embedding_init", "init_std", "residual_scale", "adam_lr", "partial_rope", "xsa", "bigram_hash", "swa",
         "conv_kernel", "data_shards", "load_balance_loss", "n_experts", "top_k", "attn_gate", "drop_path",
-        "muon_beta2", "attn_softcap", "n_estimators", "min_child_weight", "max_bin", "subsample", "colsample_bytree",
+        "muon_beta2", "attn_softcap", "embedding_weight_decay", "n_estimators", "min_child_weight", "max_bin", "subsample", "colsample_bytree",
     }
 )  # fmt: skip
 # On/off features: "remove X", "no X", "X off" switch them off.
@@ -969,6 +1001,8 @@ _COMMENT_ONLY = re.compile(
     _ASIDE_HEAD
     + rf"(?![^()]*\b[a-z][a-z0-9_]*\s*=\s*{_VALUE})"
     + rf"(?!\s*{_VALUE}\s*[a-z/]*\s*\))"
+    # "(3 instead of 5)": the change's value and the one it replaces
+    + rf"(?!\s*{_VALUE}\s*[a-z%]*\s+(?:instead\s+of|rather\s+than|not)\s+{_VALUE})"
     + rf"(?!\s*[a-z_]+\s+{_VALUE}(?:\s*,\s*[a-z_]+\s+{_VALUE})*\s*\))"
     + r"[^()]*\)",
     re.IGNORECASE,
@@ -1097,6 +1131,8 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     lowered = _RATIO.sub(_ratio, lowered)
     lowered = lowered.replace("_", " ").replace("=", " ")
     lowered = _FRACTION.sub(lambda m: _FRACTIONS[m.group(1)], lowered)
+    # A count of steps taken is no value set: "one more pass" (5 -> 6), "two fewer layers".
+    lowered = re.sub(r"\b(?:one|two|three|four|a\s+couple|[1-4])\s+(more|fewer|extra|additional)\b", r"\1", lowered)
     lowered = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], lowered)
     lowered = re.sub(r"(?<=[a-z)])\s*\^\s*2\b", " squared", lowered)
     lowered = _POWER.sub(lambda m: str(int(m.group(1)) ** int(m.group(2))), lowered)
