@@ -416,8 +416,14 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
             "SwiGLU activation replaces ReLU^2",
             "an MLP where a SiLU-activated projection gates a second linear projection",
         ),
-        ("Muon ns_steps 5->3", "run fewer iterations (3 instead of 5) of the polynomial that orthogonalizes the updates"),
-        ("increase ns_steps from 5 to 6", "one more pass of the quintic iteration that orthogonalises Muon's update, 6"),
+        (
+            "Muon ns_steps 5->3",
+            "run fewer iterations (3 instead of 5) of the polynomial that orthogonalizes the updates",
+        ),
+        (
+            "increase ns_steps from 5 to 6",
+            "one more pass of the quintic iteration that orthogonalises Muon's update, 6",
+        ),
         ("raise Muon beta2 from 0.95 to 0.98", "the EMA of squared gradients that Muon normalises by: 0.95 -> 0.98"),
         ("Muon momentum 0.85 -> 0.95", "the orthogonalized-update optimizer's momentum coefficient from 0.85 to 0.95"),
     ],
