@@ -216,8 +216,10 @@ def baselines(sources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # paraphrases. ``hard_dev`` may be read and tuned on; ``hard_held`` is only reported.
 # ``novelty_pairs_hard2.json`` (stop 28): 200 more pairs of a sixth hand in ten other domains, written
 # the same way while stop 28's rules were chosen and first run after; ``hard2_held`` is only reported.
-PAIRS = (ROOT / "bench" / "data" / "novelty_pairs_hard.json", ROOT / "bench" / "data" / "novelty_pairs_hard2.json")
-PAIR_SPLITS = ("hard_dev", "hard_held", "hard2_held")
+PAIRS = tuple(
+    ROOT / "bench" / "data" / f"novelty_pairs_{name}.json" for name in ("hard", "hard2", "mech_dev", "mech_held")
+)
+PAIR_SPLITS = ("hard_dev", "hard_held", "hard2_held", "mech_dev", "mech_held")
 
 
 def pair_rows() -> dict[str, list[dict[str, Any]]]:

@@ -104,6 +104,194 @@ _RULES: list[tuple[str, str]] = [
         r"|\b(?:squared|square\s+of\s+the)\s+(?:log[\s-]*partition(?:\s+function)?|logsumexp|log[\s-]*sum[\s-]*exp|log\s*z)\b",
         " z_loss ",
     ),
+    # z-loss as its formula: "the square of log(sum(exp(logits)))", "logsumexp(logits)^2", "(log Z)^2"
+    (
+        r"\b(?:the\s+)?square\s+of\s+(?:the\s+)?(?:log[\s-]*sum[\s-]*exp|logsumexp|log\s*\(\s*sum\s*\(\s*exp\s*\([^()]{0,20}\)\s*\)\s*\)"
+        r"|log[\s-]*partition(?:\s+function)?|log\s*z)(?![a-z])(?:\s*\([^()]{0,20}\))?"
+        r"|\(?\s*\b(?:log[\s-]*sum[\s-]*exp|logsumexp|log\s*z|log\s*\(\s*sum\s*\(\s*exp\s*\([^()]{0,20}\)\s*\)\s*\))"
+        r"(?:\s*\([^()]{0,20}\))?\s*\)?\s*squared\b"
+        r"|\bkeep\s+(?:the\s+)?log[\s-]*(?:partition|z|sum[\s-]*exp)\b[^.;]{0,40}?\bnear\s+zero\b",
+        " z_loss ",
+    ),
+    # Muon: its polar factor
+    (r"\bpolar\s+factor\b", " muon "),
+    # scoped dropouts are knobs of their own ("attention dropout 0.1" is not "residual dropout 0.1")
+    (
+        r"\brandomly\s+zero(?:es|ing)?\s+(?:out\s+)?(?:(\d+(?:\.\d+)?\s*%?)\s+of\s+)?(?:the\s+)?(?:post[\s-]*softmax\s+)?"
+        r"attention\s+(?:weights|probabilities|probs|maps?)\b",
+        r" attn_dropout \1 ",
+    ),
+    (
+        r"\b(?:attention|attn)[\s_-]+(?:probs?\s+|weights?\s+)?dropout\b|\bdropout\s+(?:on|in)\s+(?:the\s+)?attention\s+(?:weights|probs|probabilities|matrix)\b",
+        " attn_dropout ",
+    ),
+    (
+        r"\b(?:embedding|emb|wte|input)[\s_-]+dropout\b|\bdropout\s+(?:on|after)\s+(?:the\s+)?(?:token\s+)?embeddings?\b",
+        " embedding_dropout ",
+    ),
+    (
+        r"\b(?:randomly\s+)?zero(?:es|ing)?\s+(?:out\s+)?a\s+random\s+(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:each|every|the)\b[^.;]{0,30}?\bactivations\b",
+        r" dropout \1 ",
+    ),
+    (
+        r"\b(?:skip|drop)(?:s|ping)?\s+(?:each|every)\s+(?:residual\s+)?(?:branch|layer|block)\s+(?:at\s+random|randomly)\b",
+        " drop_path ",
+    ),
+    # Adam's moments said in words or abbreviated ("adam b2 0.99", "Adam second-moment decay 0.99")
+    (r"\badam(?:w)?\s+b([12])\b", r" adam beta\1 "),
+    (
+        r"\b(?:adam(?:w)?(?:'s)?\s+)?second[\s-]+moment(?:\s+(?:decay(?:\s+rate)?|coefficient|beta|ema|average))?\b"
+        r"(?![^.;]{0,60}\b(?:muon|orthogonali|matrix\s+optimi))",
+        " adam_beta2 ",
+    ),
+    (
+        r"\b(?:adam(?:w)?(?:'s)?\s+)?first[\s-]+moment(?:\s+(?:decay(?:\s+rate)?|coefficient|beta|ema|average))?\b",
+        " adam_beta1 ",
+    ),
+    # abbreviations real ledgers use
+    (r"\bls\s+(?=[-+]?\.?\d)", " label_smoothing "),
+    (r"\bar\s+(?=\d)|\b(?:per[\s-]*layer\s+)?width\s+multiplier\b", " aspect_ratio "),
+    (r"\bemb\s+lr\b|\b(?:input\s+)?embedding\s+(?:table\s+)?learning\s+rate\b", " embedding_lr "),
+    (
+        r"\b(?:learning\s+rate|lr)\s+(?:of|for)\s+(?:the\s+)?(?:output\s+(?:head|projection|layer)|lm[\s_]head|unembedding)\b"
+        r"(?:\s*\(\s*lm[\s_]head\s*\))?"
+        r"|\b(?:output\s+(?:head|projection)|lm[\s_]head|unembedding)(?:'s)?\s+(?:learning\s+rate|lr)\b",
+        " unembedding_lr ",
+    ),
+    (
+        r"\b(?:learning\s+rate|lr)\s+(?:for|of)\s+(?:the\s+)?(?:per[\s-]*layer\s+)?scalar(?:s|\s+param(?:eter)?s)\b"
+        r"|\b(?:per[\s-]*layer\s+)?scalar(?:s|\s+param(?:eter)?s)(?:'s)?\s+(?:get\s+)?(?:learning\s+rate|lr)\b",
+        " scalar_lr ",
+    ),
+    (r"\bper[\s-]*device\s+micro[\s-]*batch(?:\s+size)?\b", " device_batch_size "),
+    (r"\bdecoupled\s+(?:weight\s+)?decay\b", " weight_decay "),
+    (r"\b(smaller|larger|bigger|wider|narrower)\s+(?:attention\s+)?heads\b", r" \1 head_dim "),
+    (
+        r"\b(?:attention\s+)?heads\s+(?:to|of|with)\s+(\d+)[\s-]*dims?(?:\s+each)?\b|\b(\d+)[\s-]*dims?\s+(?:each|per\s+head)\b",
+        r" head_dim \1\2 ",
+    ),
+    (r"\b(\d+)\s*e\s+top[\s-]*(\d)\b", r" \1 experts top \2 "),
+    (
+        r"\brouter\s+sends\s+(?:every|each)\s+token\s+(?:through|to)\s+(?:exactly\s+)?(\d+)\s+of\s+(\d+)\s+(?:separate\s+)?"
+        r"(?:feed[\s-]*forward\s+(?:networks|blocks)|experts|mlps)\b",
+        r" moe top_k \1 n_experts \2 ",
+    ),
+    # activations and norms written as formulas
+    (r"\bmax\s*\(\s*0\s*,\s*x\s*\)\s*squared\b", " relu_squared "),
+    (r"\bmax\s*\(\s*0\s*,\s*x\s*\)", " relu "),
+    (r"\bx\s*\*\s*phi\s*\(\s*x\s*\)|\bgaussian[\s-]*cdf\b", " gelu "),
+    (
+        r"\bmultipl(?:y|ies)\s+silu\s*\([^()]{0,20}\)\s+elementwise\s+with\b|\bsilu\s*\([^()]{0,20}\)\s*\*\s*\(",
+        " swiglu ",
+    ),
+    (r"\belementwise\s+tanh\s*\(\s*alpha\s*\*?\s*x\s*\)|\bdynamic\s+tanh\b|\bdyt\b", " dyt "),
+    (r"\bx\s*=?\s*norm\s*\(\s*x\s*\+\s*f\s*\(\s*x\s*\)\s*\)", " post_norm "),
+    (r"\bx\s*=?\s*x\s*\+\s*f\s*\(\s*norm\s*\(\s*x\s*\)\s*\)", " pre_norm "),
+    (r"\bpost[\s-]*(?:ln|norm|layer[\s-]*norm)\b", " post_norm "),
+    (r"\bpre[\s-]*(?:ln|norm|layer[\s-]*norm)\b", " pre_norm "),
+    (r"\bsandwich[\s-]*(?:ln|norm)\b", " sandwich_norm "),
+    (r"\belementwise[\s-]*affine\b|\blearn(?:able|ed)\s+(?:per[\s-]*channel\s+)?gains?\b", " norm_affine "),
+    # attention mechanisms said in words
+    (
+        r"\bsubtract\w*\s+(?:a\s+)?(?:head[\s-]*specific\s+|per[\s-]*head\s+)?(?:linear\s+)?slope\b[^.;]{0,50}?\bdistance\b",
+        " alibi ",
+    ),
+    (
+        r"\b(?:each|every)\s+head's\s+attention\s+(?:scores|logits)\s+by\s+its\s+own\s+(?:trainable|learn(?:ed|able))\s+(?:scalar|temperature)\b"
+        r"|\b(?:learn(?:ed|able)|trainable)\s+per[\s-]*head\s+(?:attention\s+)?temperature\b",
+        " attn_temperature ",
+    ),
+    (r"\bextra\s+softmax\s+slot\b|\battention\s+sinks?\b|\bsink\s+(?:logits?|tokens?)\b", " attn_sink "),
+    (
+        r"\btwo\s+softmax\s+maps\b[^.;]{0,40}\bdifference\b|\bdifferential\s+attention\b|\bdiff[\s-]*attn\b",
+        " diff_attn ",
+    ),
+    (
+        r"\b(?:apply\s+)?(?:the\s+)?(?:rotary|rope)(?:\s+(?:transform|embedding|rotation)s?)?\s+(?:to|on)\s+(?:only\s+)?"
+        r"(\d+(?:\.\d+)?\s*%?)\s+of\s+(?:the\s+)?(?:channels|dims|dimensions)\b",
+        r" partial_rope \1 ",
+    ),
+    (
+        r"\b(?:trainable|learned|learnable)\s+(?:vector|embedding)\s+(?:per|for\s+each)\s+position(?:\s+index)?\b"
+        r"|\blearned\s+(?:absolute\s+)?pos(?:ition(?:al)?)?\s+embeddings?\b",
+        " learned_positions ",
+    ),
+    # residual path
+    (
+        r"\btrainable\s+(?:gate|scalar|scale)\s+(?:that\s+)?(?:starts|initiali[sz]ed)\s+at\s+(?:zero|0)\b|\brezero\b",
+        " rezero ",
+    ),
+    (
+        r"\blearn(?:able|ed)\s+per[\s-]*layer\s+(?:multiplier|scalar|scale)s?\s+on\s+the\s+(?:running\s+)?residual(?:\s+stream)?\b",
+        " resid_lambdas ",
+    ),
+    (
+        r"\b(?:input[\s-]*)?embedding[\s-]*skip\s+(?:coefficients|scalars|weights|lambdas)\b"
+        r"|\bre[\s-]*inject(?:s|ing)?\s+(?:the\s+)?(?:normali[sz]ed\s+)?(?:token\s+|input\s+)?embeddings?\s+into\s+(?:the\s+)?residual(?:\s+stream)?\b",
+        " x0_mixing ",
+    ),
+    (r"\bresid(?:ual)?[\s_]+lambdas?\b", " resid_lambdas "),
+    # training tricks said in words
+    (r"\bshadow\s+copy\s+of\s+the\s+(?:model\s+)?(?:weights|parameters)\b", " ema "),
+    (r"\b([a-z]+)\s*=?\s*(0?\.\d+)\s*\*\s*\1\s*\+\s*0?\.\d+\s*\*\s*[a-z]+\b", r" decay \2 "),
+    (
+        r"\b(?:arithmetic\s+)?(?:mean|average)\s+of\s+(?:the\s+)?(?:parameter|weight|model|checkpoint)\s+snapshots\b",
+        " stochastic weight averaging ",
+    ),
+    (r"\btargets?\s*=?\s*0?\.\d+\s*\*\s*one[\s-]*hot\s*\+\s*(0?\.\d+)\s*/\s*v\b", r" label_smoothing \1 "),
+    (
+        r"\b(?:mix|blend)(?:es|ing)?\s+(?:each|every)\s+one[\s-]*hot\s+(?:[\w-]+\s+){0,2}targets?\s+with\s+(?:a\s+)?uniform\b",
+        " label_smoothing ",
+    ),
+    (
+        r"\brescale\s+(?:the\s+)?(?:full\s+|global\s+|whole\s+|total\s+)?(?:gradient|grads?|g)\b[^.;]{0,40}?\b(?:norm|length)\b",
+        " grad_clip ",
+    ),
+    (
+        r"\bt\s*\+\s*2\s+prediction\s+head\b|\bpredict(?:ing|s)?\s+2\s+(?:steps|tokens)\s+ahead\b",
+        " multi_token_prediction ",
+    ),
+    (
+        r"\bprogressively\s+(?:lengthen|grow|increase)\s+the\s+(?:context|sequence(?:\s+length)?)\b|\bseq(?:uence)?\s+len(?:gth)?\s+curriculum\b",
+        " seq_warmup ",
+    ),
+    (r"\b8[\s-]*bit\s+float(?:ing[\s-]*point)?\b", " fp8 "),
+    (r"\b(?:learnable\s+)?additive\s+offset(?:\s+vectors?)?\b", " bias "),
+    (r"\b1\s+k\s+and\s+1\s+v\s+projections?\s+shared\b", " kv_heads 1 "),
+    (r"\binterpolate\s+each\s+position's\s+embedding\s+with\s+(?:its\s+)?(?:predecessor|previous)", " token_shift "),
+    (r"\btoken[\s-]*shift\b", " token_shift "),
+    (r"\bquery\s*/\s*key\s+normali[sz]ation\b|\bq\s*/\s*k\s+normali[sz]ation\b", " qk_norm "),
+    (r"\btranspose\s+of\s+the\s+(?:input\s+)?(?:token\s+)?(?:embedding\s+)?(?:table|matrix)\b", " tied "),
+    (r"\bper[\s-]*element\s+adaptive[\s-]*moment\b|\badaptive[\s-]*moment\s+(?:steps|updates|estimation)\b", " adamw "),
+    (
+        r"\b(?:feed[\s-]*forward|mlp)(?:\s+blocks?)?[^.;]{0,20}?\bhidden\s+(?:width|size|dim)\s+(\d+(?:\.\d+)?)\s*\*\s*d\b",
+        r" mlp_ratio \1 ",
+    ),
+    (r"\b(\d+(?:\.\d+)?)\s*\*\s*d(?:[\s_]?model)?\b", r" \1x "),
+    (
+        r"\b(?:apply\s+)?(?:the\s+)?(?:rotary|rope)(?:\s+(?:transform|embedding|rotation)s?)?\s+(?:to|on)\s+(?:only\s+)?half\s+of\s+(?:the\s+)?(?:channels|dims|dimensions)\b",
+        " partial_rope 0.5 ",
+    ),
+    (r"\bvalue[\s-]*embeddings?[\s-]+gat(?:e|es|ing)\b(?![\s_]+channels)", " ve_gate "),
+    # a softcap written as its formula, on the attention scores or on the logits
+    (
+        r"\b(?:attention|attn)\s+(?:scores|logits)\b[^.;]{0,30}?(\d+(?:\.\d+)?)\s*\*\s*tanh\s*\(\s*[a-z]+\s*/\s*\1\s*\)",
+        r" attn_softcap \1 ",
+    ),
+    (
+        r"\b(?:attention|attn)\s+(?:scores?|logits?)\s+(?:soft|tanh)[\s-]*cap(?:s|ped|ping)?(?:\s+at\s+(\d+(?:\.\d+)?))?",
+        r" attn_softcap \1 ",
+    ),
+    (r"\b(\d+(?:\.\d+)?)\s*\*\s*tanh\s*\(\s*[a-z]+\s*/\s*\1\s*\)", r" logit_softcap \1 "),
+    (r"\bc\s*\*\s*tanh\s*\(\s*[a-z]\s*/\s*c\s*\)(?:\s+squash(?:ing)?)?|\btanh\s+squash(?:ing)?\b", " logit_softcap "),
+    (r"\b1\s*-\s*sqrt\b(?:\s*\([^()]{0,60}\))?", " sqrt_decay "),
+    (r"\b(?:decay|cooldown)\s+phase\b", " warmdown "),
+    # "a tuple of betas" is Adam's two
+    (
+        r"\(\s*(0?\.\d+)\s*,\s*(0?\.\d+)\s*\)\s*(?:for\s+)?(?:the\s+)?adam(?:w)?\s+betas\b(?!\s*->)"
+        r"|\badam(?:w)?\s+betas\s*(?:to|of)?\s*\(\s*(0?\.\d+)\s*,\s*(0?\.\d+)\s*\)(?!\s*->)",
+        r" adam_beta1 \1\3 , adam_beta2 \2\4 ",
+    ),
     # what a technique does, said instead of its name (the common ones of small-LM ledgers)
     (r"\boff\s+(?=(?:the|a|an|of|each|every)\b)", " from "),  # "in parallel off the same input" switches nothing off
     (r"\bget(?:ting)?\s+rid\s+of\b", " remove "),
@@ -119,7 +307,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     (
         r"\b(?:per[\s-]*layer\s+)?(?:token\s+)?(?:lookup\s+)?(?:tables|embeddings)\s+(?:whose\s+outputs\s+are\s+)?"
-        r"(?:mixed|added)\s+into\s+(?:the\s+)?(?:attention\s+)?values\b",
+        r"(?:get\s+)?(?:mixed|added|gated)\s+into\s+(?:the\s+)?(?:attention\s+)?(?:values|v)\b",
         " value_embeddings ",
     ),
     # a cap on the attention scores is not the final logit cap
@@ -261,7 +449,11 @@ _RULES: list[tuple[str, str]] = [
         r" ns_steps \1 ",
     ),
     (
-        r"\borthogonali[sz](?:e|es|ed|ing|ation)[\s-]+(?:of\s+)?(?:the\s+)?(?:(?:2d|matrix|weight)\s+)?(?:updates?|gradients?|momentum)\b",
+        r"\b(?:quintic|polynomial|newton[\s-]*schulz)\s+iterations?\b|\borthogonali[sz]ation\s+(?:iterations?|steps?|passes)\b",
+        " ns_steps ",
+    ),
+    (
+        r"\borthogonali[sz](?:e|es|ed|ing|ation)[\s-]+(?:of\s+)?(?:the\s+)?(?:(?:2[\s-]?d|matrix|weight|hidden)\s+){0,2}(?:updates?|gradients?|momentum)\b",
         " muon ",
     ),
     # the second-moment average said in words: Adam's, or Muon's own when Muon is named with it
@@ -312,7 +504,8 @@ _RULES: list[tuple[str, str]] = [
     (r"\bgated\s+linear\s+units?\s+(?:with|using|of)\s+(?:a\s+)?gelu\b", " geglu "),
     (
         r"\b(?:update|step)(?:s)?\s+(?:with|by|using)\s+(?:only\s+)?the\s+sign\s+of\s+(?:the\s+)?"
-        r"(?:interpolated\s+)?(?:momentum|gradient)\b",
+        r"(?:interpolated\s+)?(?:momentum|gradient)\b"
+        r"|\b(?:only\s+)?the\s+sign\s+of\s+(?:an?\s+|the\s+)?(?:momentum|gradient)\s*(?:/|and|-)\s*(?:gradient|momentum)\s+(?:interpolation|blend|mix)\b",
         " lion ",
     ),
     (
@@ -480,7 +673,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     # size and shape
     (r"\bmixture\s+of\s+depths\b", " mixture_of_depths "),
-    (r"\bmulti[\s-]*query\s+attention\b|\bmqa\b", " kv_heads 1 "),
+    (r"\bmulti[\s-]*query(?:\s+attention)?\b|\bmqa\b", " kv_heads 1 "),
     (
         r"\bn[\s_]?kv[\s_]?heads?\b|\bkv[\s-]*heads?\b|\bkey(?:[\s-]*|\s*/\s*)value\s+heads?\b|\bgrouped[\s-]*query\s+attention\b|\bgqa\b",
         " kv_heads ",
@@ -529,7 +722,10 @@ _RULES: list[tuple[str, str]] = [
     (r"\bfinal\s+(?:layer\s*)?norm\b|\bnorm\s+before\s+the\s+lm\s+head\b", " final_norm "),
     (r"\brms[\s_-]*norm\b", " rmsnorm "),
     (r"\blayer[\s_-]*norm\b", " layernorm "),
-    (r"\b(?:rope|rotary)(?:\s+embeddings?)?\s+(?:base|theta|frequency|freq)\b|\brope[\s_]theta\b", " rope_base "),
+    (
+        r"\b(?:rope|rotary)(?:\s+position(?:al)?)?(?:\s+(?:embeddings?|encodings?))?\s+(?:base|theta|frequency|freq)\b|\brope[\s_]theta\b",
+        " rope_base ",
+    ),
     (r"\brotary(?:\s+(?:position(?:al)?\s+)?embeddings?)?\b|\brope\b", " rope "),
     (r"\balibi(?:\s+positional\s+bias)?\b", " alibi "),
     (r"\bno\s+positional\s+(?:encodings?|embeddings?)\b|\bnope\b", " nope "),
@@ -654,13 +850,13 @@ def _compiled_rules() -> list[tuple[re.Pattern[str], str]]:
 _NUMERIC_KNOBS = frozenset(
     {
         "learning_rate", "embedding_lr", "unembedding_lr", "scalar_lr", "final_lr_frac", "warmup", "warmdown",
-        "momentum_warmup", "batch_warmup", "seq_warmup", "kv_heads", "head_dim", "mlp_ratio", "n_heads", "depth",
+        "momentum_warmup", "batch_warmup", "seq_warmup", "x0_mixing", "kv_heads", "head_dim", "mlp_ratio", "n_heads", "depth",
         "width", "aspect_ratio", "rope_base", "window_size", "logit_softcap", "muon_momentum", "adam_beta1",
         "adam_beta2", "adam_eps", "ns_steps", "weight_decay", "grad_clip", "grad_accum", "device_batch_size",
         "batch_size", "seq_len", "vocab_size", "token_dropout", "dropout", "label_smoothing", "z_loss", "ema",
         "embedding_init", "init_std", "residual_scale", "adam_lr", "partial_rope", "xsa", "bigram_hash", "swa",
         "conv_kernel", "data_shards", "load_balance_loss", "n_experts", "top_k", "attn_gate", "drop_path",
-        "muon_beta2", "attn_softcap", "embedding_weight_decay", "n_estimators", "min_child_weight", "max_bin", "subsample", "colsample_bytree",
+        "muon_beta2", "attn_softcap", "embedding_weight_decay", "attn_dropout", "embedding_dropout", "n_estimators", "min_child_weight", "max_bin", "subsample", "colsample_bytree",
     }
 )  # fmt: skip
 # On/off features: "remove X", "no X", "X off" switch them off.
@@ -670,18 +866,20 @@ _FEATURE_KNOBS = frozenset(
         "nesterov", "torch_compile", "unet_skips", "x0_mixing", "parallel_blocks", "doc_masking", "ema",
         "multi_token_prediction", "flash_attention", "zero_init", "grad_checkpointing", "z_loss", "dropout",
         "label_smoothing", "grad_clip", "mixture_of_depths", "moe", "logit_softcap", "partial_rope", "xsa", "swa",
-        "bigram_hash", "attn_gate", "drop_path", "bias", "attn_softcap",
+        "bigram_hash", "attn_gate", "drop_path", "bias", "attn_softcap", "attn_dropout", "embedding_dropout", "rezero",
+        "attn_temperature", "attn_sink", "diff_attn", "norm_affine", "token_shift", "resid_lambdas", "ve_gate",
     }
 )  # fmt: skip
 _OPTIONS: dict[str, str] = {
     "relu_squared": "activation", "gelu": "activation", "swiglu": "activation", "geglu": "activation",
     "silu": "activation", "swish": "activation", "relu": "activation", "tanh": "activation",
-    "rmsnorm": "norm_type", "layernorm": "norm_type",
+    "rmsnorm": "norm_type", "layernorm": "norm_type", "dyt": "norm_type",
+    "pre_norm": "norm_placement", "post_norm": "norm_placement", "sandwich_norm": "norm_placement",
     "rope": "positions", "alibi": "positions", "nope": "positions", "learned_positions": "positions",
     "muon": "optimizer", "adamw": "optimizer", "lion": "optimizer", "sgd": "optimizer", "soap": "optimizer",
     "shampoo": "optimizer", "sophia": "optimizer", "adafactor": "optimizer",
     "fp8": "precision", "bf16": "precision", "fp16": "precision", "fp32": "precision",
-    "cosine_lr": "lr_schedule", "constant_lr": "lr_schedule",
+    "cosine_lr": "lr_schedule", "constant_lr": "lr_schedule", "sqrt_decay": "lr_schedule",
     "tied": "embedding_tying", "untied": "embedding_tying",
 }  # fmt: skip
 # Slots whose name is a plain word the model knows (see _name_slot).
@@ -783,6 +981,9 @@ _OFF = frozenset(
         "stop",
     ]
 )
+_OFF_AFTER = frozenset({"off", "removed", "disabled", "dropped"})
+# Numeric knobs whose absence is the value 0: "drop weight decay entirely" is "WEIGHT_DECAY = 0.0".
+_ZERO_IS_OFF = frozenset({"weight_decay", "embedding_weight_decay"})
 _STOP = frozenset(
     [
         "a",
@@ -970,7 +1171,7 @@ _RATIO = re.compile(
 _POWER = re.compile(r"\b(\d{1,2})\s*(?:\^|\*\*)\s*(\d{1,2})\b")
 # Commentary real ledgers append to the change itself: the result, the reasoning, a verdict.
 _COMMENTARY = re.compile(
-    r"\s+[\u2014\u2013]\s|\s--?\s|[(;:,]?\s*\b(?:hypothesis|evidence|result|bottleneck)\b\s*:"
+    r"\s+[\u2014\u2013]\s|(?<!\b1)\s--?\s|[(;:,]?\s*\b(?:hypothesis|evidence|result|bottleneck)\b\s*:"
     r"|[(;:,]?\s*\(?\s*hypothesis\b|:\s*(?:val_bpb|crash|crashed|failed|skipped|hung|loss)\b|\bval_bpb\s+\d"
     # a result set off by a spaced colon: "double DQN : median HNS 1.12", "... : recall@50 +2.1%" (the number
     # ends it: "Window pattern : short window 512 on 3 of 4 layers" is a label and its change)
@@ -1106,6 +1307,17 @@ def _unread(name: str) -> bool:
 _REPORTS = frozenset({"val", "loss", "bpb", "acc", "accuracy", "auc", "mfu", "mem", "memory", "time", "tok", "tokens"})
 
 
+_ONE_MINUS = re.compile(
+    r"\b1\s*-\s*([a-z][a-z0-9_]*)\s*=\s*((?:\d+(?:\.\d+)?|\.\d+)e-\d{1,2}|0?\.\d+)\b"
+    r"|(?<![\d.])\b1\s*-\s*((?:\d+(?:\.\d+)?|\.\d+)e-\d{1,2}|0?\.\d+)\b"
+)
+
+
+def _one_minus(m: re.Match[str]) -> str:
+    name, value = (m.group(1), m.group(2)) if m.group(1) is not None else ("", m.group(3))
+    return f"{name} {_format_number(1 - float(value))}".strip()
+
+
 def _ratio(m: re.Match[str]) -> str:
     lead, top, bottom = m.group(1, 2, 3) if m.group(1) is not None else m.group(4, 5, 6)
     return f"{lead} {_format_number(int(top) / int(bottom))}"
@@ -1123,6 +1335,10 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     )
     # An index belongs to the name it follows: "LINE_SCORES[2] from 5 to 8" sets line_scores_2, not 2.
     lowered = _INDEXED.sub(r"\1_\2", lowered)
+    # A factor written "x1.5" (or "×1.5") is "1.5x": read as a word, "x1" and ".5" would be two tokens.
+    lowered = re.sub(r"(?<![\w.])[x×]\s*([1-9]\d*(?:\.\d+)?|0\.\d+)(?![\w.])", r"\1x", lowered)
+    # "1 - decay = 1e-3" is a decay of 0.999, "beta2 = 1 - 1e-3" a beta2 of 0.999.
+    lowered = _ONE_MINUS.sub(_one_minus, lowered)
     # ... and a private constant's leading underscore is no part of it: "_CANDIDATE_CAP 12->8".
     lowered = re.sub(r"(?<!\w)_+(?=[a-z])", "", lowered)
     names = config_names(lowered) | known
@@ -1230,9 +1446,14 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
             if owner is not None:
                 directions[owner] = "up" if token in _UP else "down"
         elif token in _OFF:
-            owner = _nearest_knob(knob_at, index, before=1 if token == "off" else 0, after=3, prefer_after=True)
-            if owner is not None and owner in _FEATURE_KNOBS:
+            # "qk norm removed", "warmup off": these follow the knob they switch off
+            owner = _nearest_knob(knob_at, index, before=1 if token in _OFF_AFTER else 0, after=3, prefer_after=True)
+            if owner is None or (token == "stop" and re.search(rf"\bstop\s+(?:the\s+)?{owner}\s+(?:at|final_lr_frac)\b", canonical)):
+                continue  # "stop the cooldown at a tenth of the peak" ends it there, it does not remove it
+            if owner in _FEATURE_KNOBS:
                 off.add(owner)
+            elif owner in _ZERO_IS_OFF and token not in ("stop", "not", "off"):
+                numbers.setdefault(owner, set()).add(0.0)
     settings: dict[str, Setting] = {}
     # A config name counts as a knob where it is given something; a bare mention is only words.
     knob_names = {name for name in knob_names if name in _KNOBS or name in numbers or name in directions or name in off}
