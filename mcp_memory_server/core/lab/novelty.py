@@ -1335,8 +1335,8 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     )
     # An index belongs to the name it follows: "LINE_SCORES[2] from 5 to 8" sets line_scores_2, not 2.
     lowered = _INDEXED.sub(r"\1_\2", lowered)
-    # A factor written "x1.5" (or "×1.5") is "1.5x": read as a word, "x1" and ".5" would be two tokens.
-    lowered = re.sub(r"(?<![\w.])[x×]\s*([1-9]\d*(?:\.\d+)?|0\.\d+)(?![\w.])", r"\1x", lowered)
+    # A factor written "x1.5" is "1.5x": read as a word, "x1" and ".5" would be two tokens.
+    lowered = re.sub(r"(?<![\w.])[x\u00d7]\s*([1-9]\d*(?:\.\d+)?|0\.\d+)(?![\w.])", r"\1x", lowered)
     # "1 - decay = 1e-3" is a decay of 0.999, "beta2 = 1 - 1e-3" a beta2 of 0.999.
     lowered = _ONE_MINUS.sub(_one_minus, lowered)
     # ... and a private constant's leading underscore is no part of it: "_CANDIDATE_CAP 12->8".
