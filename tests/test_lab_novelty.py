@@ -438,6 +438,8 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
         ),
         ("MoE MLP: 4 experts, top-1 routing", "a learned router sends every token through exactly one of four experts"),
         ("tie lm_head.weight = wte.weight", "score the vocabulary with the transpose of the input token table"),
+        ("muon momentum 0.95 -> 0.9", "Reduce the Muon momentum target to 0.90; keep its warmup from 0.85."),
+        ("WD 0.2 -> 0.3", "exp19 stronger decoupled decay on the Muon matrices: 0.3"),
         (
             "increase ns_steps from 5 to 6",
             "one more pass of the quintic iteration that orthogonalises Muon's update, 6",
@@ -917,6 +919,8 @@ def test_a_ledger_description_is_read_without_its_commentary() -> None:
         ("attention dropout 0.1", "residual dropout 0.1"),
         ("residual dropout 0.1", "embedding dropout 0.1 right after wte"),
         ("stop scheduling the Muon weight decay and keep it fixed", "WEIGHT_DECAY=0"),
+        ("DEPTH 8 -> 10", "keep DEPTH at 8 but ASPECT_RATIO 64 -> 80 (width 640)"),
+        ("warmdown shape linear -> cosine", "WARMDOWN_RATIO 0.5 -> 0.7, still linear"),
     ],
 )
 def test_hard_negatives_from_real_ledgers_are_not_duplicates(store: MemoryStore, logged: str, probe: str) -> None:

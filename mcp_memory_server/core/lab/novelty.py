@@ -285,7 +285,10 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(\d+(?:\.\d+)?)\s*\*\s*tanh\s*\(\s*[a-z]+\s*/\s*\1\s*\)", r" logit_softcap \1 "),
     (r"\bc\s*\*\s*tanh\s*\(\s*[a-z]\s*/\s*c\s*\)(?:\s+squash(?:ing)?)?|\btanh\s+squash(?:ing)?\b", " logit_softcap "),
     (r"\b1\s*-\s*sqrt\b(?:\s*\([^()]{0,60}\))?", " sqrt_decay "),
-    (r"\b(?:decay|cooldown)\s+phase\b", " warmdown "),
+    # the shape of a warmdown is the schedule's, its length is the ratio's
+    (r"\b(?:warmdown|cooldown|decay)\s+(?:shape|curve)\b", " lr_schedule "),
+    # "decay on the Muon matrices" says where, it does not choose Muon
+    (r"\b(on|for|to)\s+(?:the\s+)?(?:nor)?muon\s+(matrices|params|parameters|weights)\b", r" \1 the \2 "),
     # "a tuple of betas" is Adam's two
     (
         r"\(\s*(0?\.\d+)\s*,\s*(0?\.\d+)\s*\)\s*(?:for\s+)?(?:the\s+)?adam(?:w)?\s+betas\b(?!\s*->)"
@@ -1244,6 +1247,14 @@ _KEPT = re.compile(
 )
 
 
+# What a line keeps before its change, or after it: "keep DEPTH at 8 but ASPECT_RATIO 64 -> 80",
+# "reduce the Muon momentum to 0.90; keep its warmup from 0.85".
+_KEEP_BUT = re.compile(
+    r"^\s*keep(?:ing)?\s+[^,;]{1,40}?\s*(?:,\s*)?\bbut\s+|\s*;\s*keep(?:ing)?\s+(?:its|the)\s+[^,;]{1,40}$",
+    re.IGNORECASE,
+)
+
+
 def core(text: str) -> str:
     """The change a description names, without the commentary real ledgers append to it.
 
@@ -1261,6 +1272,7 @@ def core(text: str) -> str:
     if cut is not None and cut.start() >= 3:
         head = head[: cut.start()]
     head = _KEPT.sub("", _CAUSE.sub("", head, count=1))
+    head = _KEEP_BUT.sub("", head, count=1)
     kept = _REPORTED.sub(" ", _ASIDE.sub(" ", head))
     if not re.search(r"\d", kept):
         kept = _REPORTED.sub(" ", _COMMENT_ONLY.sub(" ", head))
@@ -1448,7 +1460,9 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
         elif token in _OFF:
             # "qk norm removed", "warmup off": these follow the knob they switch off
             owner = _nearest_knob(knob_at, index, before=1 if token in _OFF_AFTER else 0, after=3, prefer_after=True)
-            if owner is None or (token == "stop" and re.search(rf"\bstop\s+(?:the\s+)?{owner}\s+(?:at|final_lr_frac)\b", canonical)):
+            if owner is None or (
+                token == "stop" and re.search(rf"\bstop\s+(?:the\s+)?{owner}\s+(?:at|final_lr_frac)\b", canonical)
+            ):
                 continue  # "stop the cooldown at a tenth of the peak" ends it there, it does not remove it
             if owner in _FEATURE_KNOBS:
                 off.add(owner)
