@@ -847,6 +847,8 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
         ("use (0.9, 0.95) for Adam betas", "beta1 0.9, beta2 0.95"),
         ("MLP ratio 4->3", "Thinner feed-forward blocks: hidden width 3*d instead of 4*d."),
         ("drop weight decay entirely", "WEIGHT_DECAY = 0.0"),
+        ("halve MATRIX_LR", "MATRIX_LR 0.04 -> 0.02"),
+        ("double the total batch size", "TOTAL_BATCH_SIZE 2^18 -> 2^19"),
         ("x0_lambdas init 0.1 -> 0.2", "start the learned input-embedding skip coefficients at 0.2"),
     ],
 )
@@ -920,6 +922,8 @@ def test_a_ledger_description_is_read_without_its_commentary() -> None:
         ("residual dropout 0.1", "embedding dropout 0.1 right after wte"),
         ("stop scheduling the Muon weight decay and keep it fixed", "WEIGHT_DECAY=0"),
         ("DEPTH 8 -> 10", "keep DEPTH at 8 but ASPECT_RATIO 64 -> 80 (width 640)"),
+        ("halve MATRIX_LR", "MATRIX_LR 0.04 -> 0.03"),
+        ("ramp the learning rate up from zero over 300 steps", "raise the learning rate from 0.04 to 0.06"),
         ("warmdown shape linear -> cosine", "WARMDOWN_RATIO 0.5 -> 0.7, still linear"),
     ],
 )

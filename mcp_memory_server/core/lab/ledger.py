@@ -263,6 +263,8 @@ class _Matched:
     row: _Row
     score: float
     relation: Literal["duplicate", "variant"]
+    similarity: float = 0.0
+    """The base similarity before the signals: it orders runs whose scores are both capped at 1."""
 
 
 class Lab:
@@ -371,8 +373,8 @@ class Lab:
             matched = self._matches(features, probe_vector, weights, names)
             compared = len(self._index.rows)
         wanted = set(tags)
-        # Equally similar runs: those sharing more of the given tags first, then the earliest.
-        matched.sort(key=lambda m: (-round(m.score, 6), -len(wanted & m.row.tags), m.row.seq))
+        # Equally similar runs: the closer text, then those sharing more of the given tags, then the earliest.
+        matched.sort(key=lambda m: (-round(m.score, 6), -round(m.similarity, 6), -len(wanted & m.row.tags), m.row.seq))
         categories = {m.row.run_id: categorize(m.relation, m.row.status, m.row.family, family) for m in matched}
         classification = classify(categories.values())
         counts = {"runs": compared, "matches": len(matched)}
@@ -440,7 +442,7 @@ class Lab:
                 continue
             score, relation, _ = compare(features, run, similarity, weights)
             if relation != "unrelated":
-                out.append(_Matched(row, score, relation))
+                out.append(_Matched(row, score, relation, similarity))
         return out
 
     def _describe(self, row: _Row) -> str:

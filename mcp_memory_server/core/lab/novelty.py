@@ -218,7 +218,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     # residual path
     (
-        r"\btrainable\s+(?:gate|scalar|scale)\s+(?:that\s+)?(?:starts|initiali[sz]ed)\s+at\s+(?:zero|0)\b|\brezero\b",
+        r"\btrainable\s+(?:gate|scalar|scale)\s+(?:that\s+)?(?:starts|initiali[sz]ed)\s+at\s+(?:zero|0)\b(?![.\d])|\brezero\b",
         " rezero ",
     ),
     (
@@ -496,7 +496,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     (r"\blook[\s-]*ahead\s+momentum\b|\bmomentum\s+with\s+(?:a\s+)?look[\s-]*ahead\b", " nesterov "),
     (
-        r"\b(?:ramp|increase|raise)\s+(?:the\s+)?(?:lr|learning[\s-]*rate)\s+(?:up\s+)?(?:linearly\s+)?from\s+(?:0|zero)\b",
+        r"\b(?:ramp|increase|raise)\s+(?:the\s+)?(?:lr|learning[\s-]*rate)\s+(?:up\s+)?(?:linearly\s+)?from\s+(?:0|zero)\b(?![.\d])",
         " warmup ",
     ),
     (
@@ -1066,6 +1066,8 @@ class Setting:
     option: str | None = None
     off: bool = False
     direction: Literal["up", "down"] | None = None
+    factor: float | None = None
+    """What the change multiplies the knob by: "halve" 0.5, "0.04 -> 0.06" 1.5 (None when unsaid)."""
 
     def explicit(self) -> bool:
         return bool(self.numbers) or self.option is not None or self.off
@@ -1445,6 +1447,7 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
     loose: set[float] = set()
     directions: dict[str, str] = {}
     off: set[str] = set()
+    factors = _edit_factors(canonical, knob_names)
     for index, token in enumerate(tokens):
         value = _parse_number(token) if token[0].isdigit() or token[0] == "." else None
         if value is not None:
@@ -1457,6 +1460,8 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
             owner = _nearest_knob(knob_at, index, before=1, after=4, prefer_after=True)
             if owner is not None:
                 directions[owner] = "up" if token in _UP else "down"
+                if token in _FACTOR_WORDS:
+                    factors[owner] = _FACTOR_WORDS[token]
         elif token in _OFF:
             # "qk norm removed", "warmup off": these follow the knob they switch off
             owner = _nearest_knob(knob_at, index, before=1 if token in _OFF_AFTER else 0, after=3, prefer_after=True)
@@ -1476,13 +1481,14 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
             numbers=frozenset(numbers.get(name, ())),
             off=name in off,
             direction=directions.get(name),  # type: ignore[arg-type]
+            factor=factors.get(name),
         )
     for slot, mentions in options.items():
         chosen = mentions[-1][1]
         if any(knob in knob_names for knob in _OWNED_BY.get(chosen, ())) and len(mentions) == 1:
             continue
         existing = settings.get(slot, Setting())
-        settings[slot] = Setting(existing.numbers, chosen, existing.off, existing.direction)
+        settings[slot] = Setting(existing.numbers, chosen, existing.off, existing.direction, existing.factor)
     canonical = _name_slot(canonical, settings)
     # Past an opening parenthesis a "+" is commentary: "(too aggressive + .item() sync slowed it)".
     additions = tuple(
@@ -1501,6 +1507,25 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
         text, canonical, frozenset(content), settings, frozenset(loose), frozenset(settings), additions, becomes,
         changed, edited, content,
     )  # fmt: skip
+
+
+_FACTOR_WORDS = {
+    "halve": 0.5, "halved": 0.5, "halving": 0.5, "double": 2.0, "doubled": 2.0, "doubling": 2.0,
+    "triple": 3.0, "tripled": 3.0, "quadruple": 4.0,
+}  # fmt: skip
+_FROM_TO = re.compile(
+    rf"\b([a-z][a-z0-9_]*)(?:\s+[a-z]+){{0,3}}?\s+(?:from\s+)?({_VALUE})\s*[a-z%]*\s*(?:->|\bto\b)\s*({_VALUE})(?![\d.])"
+)
+
+
+def _edit_factors(canonical: str, knobs: set[str]) -> dict[str, float]:
+    """Each knob's old -> new ratio where the line states both: "lr 0.04 -> 0.02" halves it."""
+    factors: dict[str, float] = {}
+    for m in _FROM_TO.finditer(canonical):
+        old, new = _parse_number(m.group(2)), _parse_number(m.group(3))
+        if m.group(1) in knobs and old and new is not None and m.group(1) not in factors:
+            factors[m.group(1)] = round(new / old, 9)
+    return factors
 
 
 # "KNOB a -> b": the words naming what a terse edit changes.
@@ -1619,7 +1644,7 @@ def _setting_signals(a: Features, b: Features, *, explain: bool = False) -> Pair
     agree = (
         same_knobs and not differences
         and any(_explicit(k, a.settings[k]) and _explicit(k, b.settings[k]) for k in shared)
-        and all(_same_numbers(a.settings[k].numbers, b.settings[k].numbers) for k in shared)
+        and all(_same_values(a.settings[k], b.settings[k]) for k in shared)
     )  # fmt: skip
     return PairSignals(
         knob_jaccard=len(shared) / len(knobs_a | knobs_b),
@@ -1770,12 +1795,25 @@ def _adds_value(idea: Setting, run: Setting) -> bool:
     no value: whether "learning rate 0.08" is what "lower the learning rate" tried depends on
     a baseline neither line states.
     """
+    if _same_factor(idea, run):
+        return False  # "MATRIX_LR 0.04 -> 0.02" is the "halve MATRIX_LR" a run did
     return bool(idea.numbers) and not (run.numbers or run.option)
 
 
 def _explicit(knob: str, setting: Setting) -> bool:
-    """Whether a setting states a value: a number, an option, or (for an on/off feature) its state."""
-    return setting.explicit() or knob in _FEATURE_KNOBS
+    """Whether a setting states a value: a number, an option, a factor, or (for an on/off feature) its state."""
+    return setting.explicit() or knob in _FEATURE_KNOBS or setting.factor is not None
+
+
+def _same_factor(left: Setting, right: Setting) -> bool:
+    return bool(left.factor and right.factor and math.isclose(left.factor, right.factor, rel_tol=0.02))
+
+
+def _same_values(left: Setting, right: Setting) -> bool:
+    """The same numbers, or, where one side gives none, the same factor ("halve" and "0.04 -> 0.02")."""
+    if _same_numbers(left.numbers, right.numbers):
+        return True
+    return not (left.numbers and right.numbers) and _same_factor(left, right)
 
 
 _NO_KNOBS = PairSignals(0.0, False, False, False, False, ())
@@ -1789,6 +1827,8 @@ def _difference(knob: str, left: Setting, right: Setting, explain: bool) -> str 
     """How a shared knob differs, or None; without ``explain`` just the knob's name (cheaper)."""
     if left.numbers and right.numbers and not _within(left.numbers, right.numbers):
         return f"{knob}: {_show(left.numbers)} vs {_show(right.numbers)}" if explain else knob
+    if left.factor and right.factor and not math.isclose(left.factor, right.factor, rel_tol=0.02):
+        return f"{knob}: x{_format_number(left.factor)} vs x{_format_number(right.factor)}" if explain else knob
     if left.option and right.option and left.option != right.option:
         return f"{knob}: {left.option} vs {right.option}" if explain else knob
     if knob in _FEATURE_KNOBS and left.off != right.off:
