@@ -217,9 +217,10 @@ def baselines(sources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # ``novelty_pairs_hard2.json`` (stop 28): 200 more pairs of a sixth hand in ten other domains, written
 # the same way while stop 28's rules were chosen and first run after; ``hard2_held`` is only reported.
 PAIRS = tuple(
-    ROOT / "bench" / "data" / f"novelty_pairs_{name}.json" for name in ("hard", "hard2", "mech_dev", "mech_held")
+    ROOT / "bench" / "data" / f"novelty_pairs_{name}.json"
+    for name in ("hard", "hard2", "mech_dev", "mech_held", "lm3_dev")
 )
-PAIR_SPLITS = ("hard_dev", "hard_held", "hard2_held", "mech_dev", "mech_held")
+PAIR_SPLITS = ("hard_dev", "hard_held", "hard2_held", "mech_dev", "mech_held", "lm3_dev")
 
 
 def pair_rows() -> dict[str, list[dict[str, Any]]]:

@@ -121,9 +121,11 @@ _RULES: list[tuple[str, str]] = [
         r"attention\s+(?:weights|probabilities|probs|maps?)\b",
         r" attn_dropout \1 ",
     ),
+    (r"\b(?:attention|attn)[\s_-]+(?:probs?\s+|weights?\s+)?dropout\b", " attn_dropout "),
     (
-        r"\b(?:attention|attn)[\s_-]+(?:probs?\s+|weights?\s+)?dropout\b|\bdropout\s+(?:on|in)\s+(?:the\s+)?attention\s+(?:weights|probs|probabilities|matrix)\b",
-        " attn_dropout ",
+        r"\bdropout((?:\s+(?:with|of))?(?:\s+p)?\s+[\d.]+%?)?\s+(?:on|in|to)\s+(?:the\s+)?attention\s+"
+        r"(?:weights|probs|probabilities|matrix|maps?|scores)\b",
+        r" attn_dropout \1 ",
     ),
     (
         r"\b(?:embedding|emb|wte|input)[\s_-]+dropout\b|\bdropout\s+(?:on|after)\s+(?:the\s+)?(?:token\s+)?embeddings?\b",
@@ -181,7 +183,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\bmax\s*\(\s*0\s*,\s*x\s*\)", " relu "),
     (r"\bx\s*\*\s*phi\s*\(\s*x\s*\)|\bgaussian[\s-]*cdf\b", " gelu "),
     (
-        r"\bmultipl(?:y|ies)\s+silu\s*\([^()]{0,20}\)\s+elementwise\s+with\b|\bsilu\s*\([^()]{0,20}\)\s*\*\s*\(",
+        r"\bmultipl(?:y|ies)\s+silu\s*\([^()]{0,20}\)\s+elementwise\s+with\b|\bsilu\s*\([^()]{0,20}\)\s*\*",
         " swiglu ",
     ),
     (r"\belementwise\s+tanh\s*\(\s*alpha\s*\*?\s*x\s*\)|\bdynamic\s+tanh\b|\bdyt\b", " dyt "),
@@ -230,7 +232,8 @@ _RULES: list[tuple[str, str]] = [
         r"|\bre[\s-]*inject(?:s|ing)?\s+(?:the\s+)?(?:normali[sz]ed\s+)?(?:token\s+|input\s+)?embeddings?\s+into\s+(?:the\s+)?residual(?:\s+stream)?\b",
         " x0_mixing ",
     ),
-    (r"\bresid(?:ual)?[\s_]+lambdas?\b", " resid_lambdas "),
+    (r"(?<!\bx0\s)\bresid(?:ual)?[\s_]+lambdas?\b", " resid_lambdas "),
+    (r"\bx0\s+skip(?:\s+mixing)?\b", " x0_mixing "),
     # training tricks said in words
     (r"\bshadow\s+copy\s+of\s+the\s+(?:model\s+)?(?:weights|parameters)\b", " ema "),
     (r"\b([a-z]+)\s*=?\s*(0?\.\d+)\s*\*\s*\1\s*\+\s*0?\.\d+\s*\*\s*[a-z]+\b", r" decay \2 "),
@@ -260,6 +263,35 @@ _RULES: list[tuple[str, str]] = [
     (r"\b1\s+k\s+and\s+1\s+v\s+projections?\s+shared\b", " kv_heads 1 "),
     (r"\binterpolate\s+each\s+position's\s+embedding\s+with\s+(?:its\s+)?(?:predecessor|previous)", " token_shift "),
     (r"\btoken[\s-]*shift\b", " token_shift "),
+    (r"\bsquared\s+log\s+of\s+the\s+(?:softmax\s+)?(?:normali[sz]er|partition(?:\s+function)?)\b", " z_loss "),
+    (r"\b(\d+(?:\.\d+)?\s*k?)\s+(?:bpe\s+)?(?:tokeni[sz]er|vocab(?:ulary)?)\b", r" vocab_size \1 "),
+    (r"\b(?:mlp|ffn|feed[\s-]*forward)\s+hidden\s+(?:dim(?:ension)?|size|width)\s+ratio\b", " mlp_ratio "),
+    (r"\b(\d+(?:\.\d+)?)\s*x\s+(?:n[\s_]embd|d[\s_]model|model[\s_]dim(?:ension)?)\b", r" \1x "),
+    (r"\b(\d+(?:\.\d+)?\s*[km]?)[\s-]*tokens?\s+batch(?:es)?\b", r" batch_size \1 "),
+    (r"\bdevice[\s_]+bs\b", " device_batch_size "),
+    (r"\b(?:over|across)\s+(\d+)\s+micro[\s-]*batches\b", r" grad_accum \1 "),
+    (r"\b(?:per[\s-]*(?:gpu|device)\s+)?micro[\s-]*batch(?:es)?(?:\s+size)?\b", " device_batch_size "),
+    (
+        r"\b(?:per[\s-]*head\s+)?linear\s+(?:distance\s+)?(?:penalty|bias)\s+(?:to|on)\s+(?:the\s+)?attention\s+(?:logits|scores)\b",
+        " alibi ",
+    ),
+    (
+        r"\b(?:block|mask)\s+attention\s+across\s+(?:eos|bos|document)\s+boundaries\b|\bonly\s+see\s+(?:their|its)\s+own\s+document\b",
+        " doc_masking ",
+    ),
+    (r"\b(?:early|first[\s-]*half)\s+layers?\s+to\s+(?:its|their)\s+mirror(?:ed)?\b", " unet_skips "),
+    (r"\bfa[23]\b|\bflash[\s-]*attention[\s-]*[23]\b", " flash_attention "),
+    (
+        r"\b(?:start|init(?:iali[sz]e)?)\s+(?:the\s+)?(?:output\s+projections?|c[\s_]proj)\b[^.;]{0,40}?\b(?:at|to)\s+(?:0|zero)\b(?![.\d])",
+        " zero_init ",
+    ),
+    (
+        r"\bmix\s+[\d.]+\s+of\s+the\s+(?:1|one)[\s-]*hot\s+with\s+([\d.]+)\s+(?:spread\s+)?uniform(?:ly)?\b",
+        r" label_smoothing \1 ",
+    ),
+    (r"\bnormali[sz]e\s+by\s+(?:the\s+)?root[\s-]*mean[\s-]*square\b", " rmsnorm "),
+    (r"\btrainable\s+per[\s-]*channel\s+(?:scale|gain)\b", " norm_affine "),
+    (r"\blearnable\s+key\s*/\s*value\s+slot\b", " attn_sink "),
     (r"\bquery\s*/\s*key\s+normali[sz]ation\b|\bq\s*/\s*k\s+normali[sz]ation\b", " qk_norm "),
     (r"\btranspose\s+of\s+the\s+(?:input\s+)?(?:token\s+)?(?:embedding\s+)?(?:table|matrix)\b", " tied "),
     (r"\bper[\s-]*element\s+adaptive[\s-]*moment\b|\badaptive[\s-]*moment\s+(?:steps|updates|estimation)\b", " adamw "),
@@ -516,7 +548,7 @@ _RULES: list[tuple[str, str]] = [
         " flash_attention ",
     ),
     (
-        r"\b(?:mix|add|blend)(?:es|ed|ing)?\s+(?:the\s+)?first[\s-]+layer(?:'s)?\s+values?\s+into\s+"
+        r"\b(?:mix|add|blend)(?:es|ed|ing)?\s+(?:the\s+)?first[\s-]+layer(?:'s)?\s+values?(?:\s+vectors)?\s+into\s+"
         r"(?:the\s+)?(?:later|every|all|each|subsequent|deeper)\s+(?:later\s+)?layers?\b",
         " value_residual ",
     ),
@@ -736,7 +768,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(\d+)[\s-]*token\s+window\b", r" window_size \1 "),
     (r"\bwindow[\s_]*(?:size|length)\b", " window_size "),
     (
-        r"\bsliding[\s-]*window(?:\s+attention)?\b|\bwindowed\s+attention\b|\blocal\s+attention\b"
+        r"\bsliding[\s-]*windows?(?:\s+attention)?\b|\bwindowed\s+attention\b|\blocal\s+attention\b"
         r"|\bswa\b(?!\s+(?:over|during|for|of|from|every|steps?|start|weights?|averag))",
         " sliding_window ",
     ),
@@ -982,9 +1014,12 @@ _OFF = frozenset(
         "off",
         "ablate",
         "stop",
+        "delete",
+        "deleted",
+        "deleting",
     ]
 )
-_OFF_AFTER = frozenset({"off", "removed", "disabled", "dropped"})
+_OFF_AFTER = frozenset({"off", "removed", "disabled", "dropped", "deleted"})
 # Numeric knobs whose absence is the value 0: "drop weight decay entirely" is "WEIGHT_DECAY = 0.0".
 _ZERO_IS_OFF = frozenset({"weight_decay", "embedding_weight_decay"})
 _STOP = frozenset(
@@ -1036,12 +1071,13 @@ _STOP = frozenset(
 _TOKEN = re.compile(r"[a-z_][a-z0-9_]*|(?:\d+(?:\.\d+)?|\.\d+)(?:e[+-]?\d+)?(?:\s*%|k\b|m\b|x\b)?")
 _NUMBER = re.compile(r"^((?:\d+(?:\.\d+)?|\.\d+)(?:e[+-]?\d+)?)\s*(%|k|m|x)?$")
 _OLD_VALUE_SPANS = [
-    re.compile(r"\((?:\s*)(?:was|from|previously|default|baseline)\b[^)]*\)"),
+    re.compile(r"\((?:\s*)(?:was|from|previously|default|baseline|base|now|currently|current)\b[^)]*\)"),
+    re.compile(r"\(\s*[-+]?\.?\d[\d.e+-]*\s*(?:now|currently|at\s+present)\s*\)"),
     re.compile(r"\b(?:instead\s+of|rather\s+than|in\s+place\s+of)\b[^,;()]*"),
     re.compile(r"\bfrom\s+[^,;()]+?\s+(?=to\b)"),
     # The token starts after a delimiter: "(?:[^\s,;()]+)" alone retried from every character of a
     # long token with no arrow, quadratic (40 s on 50,000 digits).
-    re.compile(r"(?<![^\s,;()])[^\s,;()]+\s*->\s*"),
+    re.compile(r"(?<![^\s,;()])[^\s,;()]+(?:\s+(?:tokens?|steps?|layers?|heads?|seqs?|sequences?|dims?))?\s*->\s*"),
     re.compile(r"\breplac(?:e|ed|ing)\s+(?:(?!\bto\b)[^,;()])+?\s+(?:with|by)\b"),
     re.compile(r"\bswap(?:ped|ping)?\s+(?:(?!\bto\b)[^,;()])+?\s+(?:for|with)\b"),
     re.compile(
@@ -1243,7 +1279,7 @@ _CONTEXT = re.compile(
 )
 # A setting a line says it keeps, up to the end of its clause: ", WARMDOWN_RATIO unchanged at 0.5", "; depth stays at 8".
 _KEPT = re.compile(
-    r"\s*(?:[,;]|\bwith\b)\s*[a-z][\w\s]{0,40}?\b(?:unchanged|stays|remains|still)(?:\s+(?:at|=)\s*[-+]?\.?\d[\d.e+-]*\s*%?)?"
+    r"\s*(?:[,;]|\bwith\b)\s*[a-z][\w\s]{0,40}?\b(?:unchanged|stays|remains|still)(?:\s+(?:(?:at|=)\s*)?[-+]?\.?\d[\d.e+-]*\s*%?)?"
     r"\s*(?=$|[,;)])",
     re.IGNORECASE,
 )
@@ -1279,7 +1315,8 @@ def core(text: str) -> str:
     if not re.search(r"\d", kept):
         kept = _REPORTED.sub(" ", _COMMENT_ONLY.sub(" ", head))
     head = _CONTEXT.sub("", kept)
-    head = head.strip(" .,;:")
+    # "increased WARMDOWN_RATIO to 0.7 -> val_bpb 0.9921 (keep)": the arrow led to the result, now cut
+    head = re.sub(r"\s*(?:->|\u2192)\s*$", "", head).strip(" .,;:")
     return head if len(head) >= 3 else text
 
 
@@ -1471,7 +1508,7 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
                 continue  # "stop the cooldown at a tenth of the peak" ends it there, it does not remove it
             if owner in _FEATURE_KNOBS:
                 off.add(owner)
-            elif owner in _ZERO_IS_OFF and token not in ("stop", "not", "off"):
+            elif owner in _ZERO_IS_OFF and token not in ("stop", "not"):
                 numbers.setdefault(owner, set()).add(0.0)
     settings: dict[str, Setting] = {}
     # A config name counts as a knob where it is given something; a bare mention is only words.
@@ -1880,8 +1917,10 @@ def _same_numbers(left: frozenset[float], right: frozenset[float]) -> bool:
 
 
 def _tolerance(x: float, y: float) -> float:
-    # "8k" tokens means 8192 as often as 8000, and "2k" context 2048: large counts match within 2.5%.
-    return 0.025 if min(abs(x), abs(y)) >= 1000 else 1e-6
+    # "8k" tokens means 8192 as often as 8000, and "2k" context 2048: large counts match within 2.5%;
+    # "0.5M" and "1M" tokens are as often 2^19 and 2^20 (4.9% apart): counts past 100k within 5%.
+    smaller = min(abs(x), abs(y))
+    return 0.05 if smaller >= 100_000 else 0.025 if smaller >= 1000 else 1e-6
 
 
 def _show(values: Iterable[float]) -> str:
