@@ -323,6 +323,24 @@ def test_a_sixth_hand_adds_held_out_pairs_in_ten_other_domains() -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "split", "size"),
+    [("mech_dev", "mech_dev", 240), ("mech_held", "mech_held", 200), ("lm3_dev", "lm3_dev", 200)],
+)
+def test_the_lm_pretraining_pair_sets_of_three_more_hands_are_labelled(name: str, split: str, size: int) -> None:
+    """Run/idea pairs about small-LM pretraining, each set by another helper: mechanisms, abbreviations, units,
+    restatements (all duplicates), values (variants) and hard negatives (variant or novel), one split each."""
+    pairs = json.loads(LEDGERS.with_name(f"novelty_pairs_{name}.json").read_text(encoding="utf-8"))["pairs"]
+    assert len(pairs) == size and len({p["id"] for p in pairs}) == size
+    assert {p["split"] for p in pairs} == {split} and {p["domain"] for p in pairs} == {"lm_pretraining"}
+    expected = {"mechanism": {"duplicate"}, "abbreviation": {"duplicate"}, "units": {"duplicate"},
+                "restated": {"duplicate"}, "value": {"variant"}, "hard_negative": {"variant", "novel"}}  # fmt: skip
+    assert {p["kind"] for p in pairs} == set(expected)
+    assert all(p["label"] in expected[p["kind"]] for p in pairs)
+    # each line is one description column of a results.tsv
+    assert all(p["run"].strip() and p["idea"].strip() and "\t" not in p["run"] + p["idea"] for p in pairs)
+
+
+@pytest.mark.parametrize(
     ("name", "split"),
     [
         ("hand3", "hand3_dev"),
