@@ -161,7 +161,7 @@ _RULES: list[tuple[str, str]] = [
         " unembedding_lr ",
     ),
     (
-        r"\b(?:learning\s+rate|lr)\s+(?:for|of)\s+(?:the\s+)?(?:per[\s-]*layer\s+)?scalar(?:s|\s+param(?:eter)?s)\b"
+        r"\b(?:learning\s+rate|lr)\s+(?:for|of|on)\s+(?:the\s+)?(?:per[\s-]*layer\s+)?scalar(?:s|\s+param(?:eter)?s)\b"
         r"|\b(?:per[\s-]*layer\s+)?scalar(?:s|\s+param(?:eter)?s)(?:'s)?\s+(?:get\s+)?(?:learning\s+rate|lr)\b",
         " scalar_lr ",
     ),
@@ -263,6 +263,15 @@ _RULES: list[tuple[str, str]] = [
     (r"\b1\s+k\s+and\s+1\s+v\s+projections?\s+shared\b", " kv_heads 1 "),
     (r"\binterpolate\s+each\s+position's\s+embedding\s+with\s+(?:its\s+)?(?:predecessor|previous)", " token_shift "),
     (r"\btoken[\s-]*shift\b", " token_shift "),
+    (r"\bbatch[\s-]*size\s+(?:warm[\s-]*up|ramp|schedule|curriculum)\b", " batch_warmup "),
+    (r"\bwarm[\s-]*up[\s-]+stable[\s-]+decay\b|\bwsd\b|\btrapezoidal\b", " wsd_lr "),
+    (r"\bramp\s+(?:the\s+)?muon(?:'s)?\s+momentum\b", " momentum_warmup "),
+    (r"\bcontext\s+of\s+(?=\d)", " seq_len "),
+    (
+        r"\b(?:last|final)\s+(?:rms[\s-]*)?norm\s+(?:ahead\s+of|before)\s+(?:the\s+)?(?:output\s+head|lm[\s_]head|unembedding)\b",
+        " final_norm ",
+    ),
+    (r"\bmodel[\s_]dim\s*=?\s*depth\s*\*\s*(\d+)", r" aspect_ratio \1 "),
     (r"\bsquared\s+log\s+of\s+the\s+(?:softmax\s+)?(?:normali[sz]er|partition(?:\s+function)?)\b", " z_loss "),
     (r"\b(\d+(?:\.\d+)?\s*k?)\s+(?:bpe\s+)?(?:tokeni[sz]er|vocab(?:ulary)?)\b", r" vocab_size \1 "),
     (r"\b(?:mlp|ffn|feed[\s-]*forward)\s+hidden\s+(?:dim(?:ension)?|size|width)\s+ratio\b", " mlp_ratio "),
@@ -746,7 +755,10 @@ _RULES: list[tuple[str, str]] = [
     (r"\bwider\b", " increase width "),
     (r"\bnarrower\b", " decrease width "),
     (r"\baspect[\s_]*ratio\b", " aspect_ratio "),
-    (r"\b(?:untie[ds]?|untying)\b|\bseparate\s+(?:weights|matrices|parameters)\b|\bdecoupled?\b", " untied "),
+    (
+        r"\b(?:untie[ds]?|untying)\b|\bseparate\s+(?:embedding\s+)?(?:weights|matrices|parameters)\b|\bdecoupled?\b",
+        " untied ",
+    ),
     # ("break ties in the ranking" ties nothing)
     (r"\bweight\s+tying\b|\b(?:tie|tied|tying)\b|\bshared\s+(?:input\s+and\s+output\s+)?embeddings?\b", " tied "),
     # norms, positions, attention
@@ -914,7 +926,7 @@ _OPTIONS: dict[str, str] = {
     "muon": "optimizer", "adamw": "optimizer", "lion": "optimizer", "sgd": "optimizer", "soap": "optimizer",
     "shampoo": "optimizer", "sophia": "optimizer", "adafactor": "optimizer",
     "fp8": "precision", "bf16": "precision", "fp16": "precision", "fp32": "precision",
-    "cosine_lr": "lr_schedule", "constant_lr": "lr_schedule", "sqrt_decay": "lr_schedule",
+    "cosine_lr": "lr_schedule", "constant_lr": "lr_schedule", "sqrt_decay": "lr_schedule", "wsd_lr": "lr_schedule",
     "tied": "embedding_tying", "untied": "embedding_tying",
 }  # fmt: skip
 # Slots whose name is a plain word the model knows (see _name_slot).
@@ -1132,8 +1144,8 @@ class Features:
 
     @property
     def embedding_text(self) -> str:
-        """The text to embed: canonical spellings, with underscores read as spaces."""
-        return self.canonical.replace("_", " ")
+        """The text to embed: canonical spellings, with underscores read as spaces (and "1.5x" as "1.5")."""
+        return _MULTIPLE.sub("", self.canonical).replace("_", " ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1224,7 +1236,7 @@ _COMMENTARY = re.compile(
 # SwiGLU" and "Init: improved init, zero-init the output projections" are a label and the change.
 _VERDICT = re.compile(
     r":\s+(?:[a-z'-]+\s+){0,5}(?:worse|better|improv\w*|regress\w*|hurts?|helps?|neutral|noise|wins?|optimal"
-    r"|diverg\w*|unstable|slower|faster|marginal\w*|identical)\b(?![^:;]{0,40}?(?:->|\u2192))",
+    r"|diverg\w*|unstable|slower|faster|marginal\w*|identical)\b(?![^:;(]{0,40}?(?:->|\u2192))",
     re.IGNORECASE,
 )
 _TAG = re.compile(r"^\s*(?:exp\s*\d+\s*[:.)-]\s*)?(?:\[[^\]]{1,20}\]\s*)*", re.IGNORECASE)
@@ -1380,6 +1392,7 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
         .replace("→", " -> ")
         .replace("=>", " -> ")
         .replace("\u2019", "'")
+        .replace("\u2013", "-")
         .replace("β₁", "beta1")
         .replace("β₂", "beta2")
         .replace("β", "beta")
@@ -1442,7 +1455,8 @@ def _normalise_token(token: str) -> str:
     if token[0].isdigit() or token[0] == ".":
         value = _parse_number(token)
         if value is not None:
-            return _format_number(value)
+            # "2x" stays a multiple: "2x the softcap" doubles it, where "softcap 2" would set it
+            return _format_number(value) + ("x" if token.endswith("x") else "")
     return token
 
 
@@ -1491,6 +1505,8 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
             owner = _nearest_knob(knob_at, index, before=4, after=3, numeric_only=True)
             if owner is None:
                 loose.add(value)
+            elif token.endswith("x") and owner not in _MULTIPLE_VALUED and value:
+                factors.setdefault(owner, value)  # "lr 1.5x", "2x the logit softcap"
             else:
                 numbers.setdefault(owner, set()).add(value)
         elif token in _UP or token in _DOWN:
@@ -1546,6 +1562,9 @@ def analyze(text: str, names: frozenset[str] = frozenset()) -> Features:
     )  # fmt: skip
 
 
+_MULTIPLE = re.compile(r"(?<=\d)x\b")
+# Knobs whose value is itself written as a multiple: "MLP 4x" is an expansion ratio of 4, not a factor.
+_MULTIPLE_VALUED = frozenset({"mlp_ratio"})
 _FACTOR_WORDS = {
     "halve": 0.5, "halved": 0.5, "halving": 0.5, "double": 2.0, "doubled": 2.0, "doubling": 2.0,
     "triple": 3.0, "tripled": 3.0, "quadruple": 4.0,
