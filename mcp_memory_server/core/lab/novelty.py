@@ -268,7 +268,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\bramp\s+(?:the\s+)?muon(?:'s)?\s+momentum\b", " momentum_warmup "),
     (r"\bcontext\s+of\s+(?=\d)", " seq_len "),
     (
-        r"\b(?:last|final)\s+(?:rms[\s-]*)?norm\s+(?:ahead\s+of|before)\s+(?:the\s+)?(?:output\s+head|lm[\s_]head|unembedding)\b",
+        r"\b(?:last|final)\s+(?:rms[\s-]*)?norm(?=\s+(?:ahead\s+of|before)\s+(?:the\s+)?(?:output\s+head|lm[\s_]head|unembedding)\b)",
         " final_norm ",
     ),
     (r"\bmodel[\s_]dim\s*=?\s*depth\s*\*\s*(\d+)", r" aspect_ratio \1 "),
