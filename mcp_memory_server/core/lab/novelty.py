@@ -243,7 +243,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     (r"\btargets?\s*=?\s*0?\.\d+\s*\*\s*one[\s-]*hot\s*\+\s*(0?\.\d+)\s*/\s*v\b", r" label_smoothing \1 "),
     (
-        r"\b(?:mix|blend)(?:es|ing)?\s+(?:each|every)\s+one[\s-]*hot\s+(?:[\w-]+\s+){0,2}targets?\s+with\s+(?:a\s+)?uniform\b",
+        r"\b(?:mix|blend)(?:es|ing)?\s+(?:each|every)\s+(?:one|1)[\s-]*hot\s+(?:[\w-]+\s+){0,2}targets?\s+with\s+(?:a\s+)?uniform\b",
         " label_smoothing ",
     ),
     (
@@ -263,6 +263,17 @@ _RULES: list[tuple[str, str]] = [
     (r"\b1\s+k\s+and\s+1\s+v\s+projections?\s+shared\b", " kv_heads 1 "),
     (r"\binterpolate\s+each\s+position's\s+embedding\s+with\s+(?:its\s+)?(?:predecessor|previous)", " token_shift "),
     (r"\btoken[\s-]*shift\b", " token_shift "),
+    (
+        r"\b(?:compute|run|feed)\s+(?:the\s+)?attention\s+and\s+(?:the\s+)?(?:mlp|feed[\s-]*forward)(?:\s+(?:branches|blocks|sublayers))?\s+"
+        r"(?:(?:from|on|off|with)\s+)?the\s+same\s+(?:normed\s+|normali[sz]ed\s+)?input\b"
+        r"(?:\s+(?:side[\s-]+by[\s-]+side|in\s+parallel))?(?:\s+and\s+(?:add|sum)\s+(?:both|their|the\s+two)(?:\s+outputs?)?"
+        r"\s+(?:in)?to\s+the\s+residual(?:\s+stream)?(?:\s+(?:at\s+once|in\s+a\s+single\s+update))?)?",
+        " parallel_blocks ",
+    ),
+    (
+        r"\binto\s+the\s+(?:unembedding|lm[\s_]head|output\s+head)\s+without\s+normali[sz]ing(?:\s+it)?\b",
+        " no final_norm ",
+    ),
     (r"\bbatch[\s-]*size\s+(?:warm[\s-]*up|ramp|schedule|curriculum)\b", " batch_warmup "),
     (r"\bwarm[\s-]*up[\s-]+stable[\s-]+decay\b|\bwsd\b|\btrapezoidal\b", " wsd_lr "),
     (r"\bramp\s+(?:the\s+)?muon(?:'s)?\s+momentum\b", " momentum_warmup "),
@@ -350,7 +361,7 @@ _RULES: list[tuple[str, str]] = [
         " swiglu ",
     ),
     (
-        r"\b(?:per[\s-]*layer\s+)?(?:token\s+)?(?:lookup\s+)?(?:tables|embeddings)\s+(?:whose\s+outputs\s+are\s+)?"
+        r"\b(?:per[\s-]*layer\s+)?(?:token\s+)?(?:lookup\s+)?(?:tables|embeddings)\s+(?:whose\s+(?:outputs|vectors)\s+(?:are|get)\s+)?"
         r"(?:get\s+)?(?:mixed|added|gated)\s+into\s+(?:the\s+)?(?:attention\s+)?(?:values|v)\b",
         " value_embeddings ",
     ),
@@ -605,6 +616,9 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(partial_rope\s+\d+)\s+(?:of|out\s+of)\s+(?:the\s+)?(\d+)(?:\s+head)?\s+dim(?:ension)?s\b", r" \1 \2 "),
     (r"\bexclusive\s+self[\s-]*attention\b|\bxsa\b", " xsa "),
     (r"\bbigram\s*hash\s*embedding\w*|\bbigramhashembedding\b", " bigram_hash "),
+    # SWA is sliding-window attention in some ledgers and weight averaging in others: read before the
+    # averaging rule below, so the "swa" it writes is never taken for a window
+    (r"\bswa\b(?!\s+(?:over|during|for|of|from|every|steps?|start|weights?|averag))", " sliding window "),
     (
         r"\bswa\b(?=\s+(?:over|during|for|of|from|every|steps?|start|weights?|averag))|\bstochastic\s+weight\s+averag\w*",
         " swa ",
@@ -780,8 +794,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(\d+)[\s-]*token\s+window\b", r" window_size \1 "),
     (r"\bwindow[\s_]*(?:size|length)\b", " window_size "),
     (
-        r"\bsliding[\s-]*windows?(?:\s+attention)?\b|\bwindowed\s+attention\b|\blocal\s+attention\b"
-        r"|\bswa\b(?!\s+(?:over|during|for|of|from|every|steps?|start|weights?|averag))",
+        r"\bsliding[\s-]*windows?(?:\s+attention)?\b|\bwindowed\s+attention\b|\blocal\s+attention\b",
         " sliding_window ",
     ),
     # a number given the window is its size: "sliding window 256", "sliding window attention with window 256"
