@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import platform
 import random
 import statistics
@@ -213,13 +214,58 @@ def latency(sizes: list[int], checks: int) -> list[dict[str, Any]]:
     return out
 
 
+# Descriptions an attack found slow to read (stop 30), each against the floor of a plain line of the same length.
+HOSTILE = {
+    "a run of 4,000 spaces": "x" + " " * 4000 + "x",
+    "4,000 no-break spaces and line breaks": "x" + "\u00a0\n" * 2000 + "x",
+    "400 'init' and 400 '99^99'": "init " * 400 + "99^99 " * 400,
+    "800 'from'": "from " * 800,
+    "500 'replace'": "replace " * 500,
+    "500 config names": " ".join(f"q5x{i}_z=1" for i in range(500)),
+    "800 arrows": "a -> " * 800,
+    "2,000 open parentheses": "(" * 2000,
+}
+
+
+def hostile_reading(repeat: int = 5) -> dict[str, Any]:
+    """Seconds to read each hostile description, and the ratio to a plain ledger line cut to the same length."""
+    from mcp_memory_server.core.lab.novelty import analyze, config_names
+
+    def seconds(text: str) -> float:
+        best = math.inf
+        for i in range(repeat):
+            probe = f"{text} {i}"  # a new text each time: analyze caches its readings
+            start = time.perf_counter()
+            analyze(probe)
+            config_names(probe)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    analyze("warm the rules up")
+    plain = ("raise MATRIX_LR from 0.04 to 0.05 and lower the warmdown ratio to 0.3, keeping depth 8; " * 60)[:4100]
+    floor = seconds(plain)
+    cases = {name: seconds(text) for name, text in HOSTILE.items()}
+    return {
+        "plain_line_ms": round(floor * 1000, 2),
+        "cases": {name: {"ms": round(t * 1000, 2), "ratio": round(t / floor, 2)} for name, t in cases.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000", help="ledger sizes for the latency runs")
     parser.add_argument("--checks", type=int, default=200, help="timed novelty checks per size")
     parser.add_argument("--calibrate", action="store_true", help="rerun the weight search and 2-fold CV")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--only-hostile", action="store_true", help="only time reading the hostile descriptions")
     args = parser.parse_args()
+    if args.only_hostile:
+        reading = hostile_reading()
+        print(json.dumps(reading, indent=2))
+        print(f"plain 4 KB line (read to its first 1 KB): {reading['plain_line_ms']:.2f} ms")
+        for name, case in reading["cases"].items():
+            print(f"{name:40} {case['ms']:8.2f} ms  {case['ratio']:6.2f}x the plain line")
+        return
     embedder = Embedder()
     embedder.wait()
     result: dict[str, Any] = {

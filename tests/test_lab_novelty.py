@@ -675,6 +675,35 @@ def test_numbers_past_a_float_and_megabyte_descriptions_are_checked_not_crashed(
     assert store.lab.check(f"depth {huge} cm").classification == "duplicate_run"
 
 
+def test_hostile_descriptions_are_read_in_a_bounded_way() -> None:
+    """What an attack found slow, made structurally bounded: a run of whitespace is one space (a regex backtracked
+    over it cubically), a power past 15 digits stays as written (99^99 grew 6 characters into 197 before every
+    rule), a line gives at most 16 config names, and only the first kilobyte of a line is read."""
+    assert analyze("x" + " " * 1000 + "lr 0.1").canonical == analyze("x lr 0.1").canonical
+    assert analyze("x" + "\u00a0\n\t" * 300 + "lr 0.1").canonical == analyze("x lr 0.1").canonical
+    assert "99^99" in analyze("99^99").canonical and analyze("2^19 tokens").canonical.startswith("524288")
+    assert len(config_names(" ".join(f"knob{i}_z={i}" for i in range(500)))) == 16
+    assert analyze("depth 8 " + "x" * 2000 + " lr 0.1").knobs == {"depth"}
+
+
+def test_a_ledger_learns_a_bounded_number_of_config_names(store: MemoryStore) -> None:
+    """Runs that each invent 16 names: the ledger stops learning at 512, the first in ledger order, so a check
+    reads each candidate knowing at most 512 names."""
+    _ledger(store, [(" ".join(f"r{r}k{i}_z={i}" for i in range(40)), "discard", 1.0) for r in range(40)])
+    store.lab.check("r0k1 z 2")
+    names = store.lab._index.config_names
+    assert len(names) == 512 and "r0k0_z" in names and not any(n.startswith("r39k") for n in names)
+
+
+def test_names_are_found_as_words_or_with_underscores_in_one_pass() -> None:
+    from mcp_memory_server.core.lab.novelty import names_any
+
+    names = frozenset({"safety_margin", "lookahead_curvature_gain"})
+    assert names_any("loosen the Safety Margin a little", names)
+    assert names_any("lookahead_curvature_gain 0.0->0.5", names)
+    assert not names_any("a marginal safety gain", names)
+
+
 def test_a_module_name_or_a_reported_quantity_is_no_config_name() -> None:
     """Only a name given a value is a setting, and not the metrics a run reports."""
     assert config_names("weight tying (lm_head.weight=wte.weight): val_bpb 1.02, final_loss=3.1") == frozenset()

@@ -74,6 +74,8 @@ __all__ = ["Lab"]
 MODES = ("explore", "exploit", "replicate")
 _CANDIDATE_CAP = 4096
 """Most runs a check scores in full (the closest by cosine); beyond it counts cover only these."""
+_LEDGER_NAMES = 512
+"""Most config names a ledger's reading learns from its runs (each line gives at most 16)."""
 _TAIL_LINES = 30
 _TAIL_CHARS = 4000
 _CLUSTER_HORIZON = {"embedding": 2000, "lexical": 500}
@@ -165,7 +167,23 @@ class _RunIndex:
                 self._store_vector(len(self.rows) - 1, row["vector"])
             if fetched:
                 self._max_seq = fetched[-1]["seq"]
-                self.config_names = self.config_names.union(*(config_names(row["description"]) for row in fetched))
+                self._add_names(config_names(row["description"]) for row in fetched)
+
+    def _add_names(self, found: Iterable[frozenset[str]]) -> None:
+        """Learn the config names of new runs, the first ``_LEDGER_NAMES`` in ledger order.
+
+        Every check reads the idea and its candidate runs knowing these names, so their number bounds its cost:
+        a ledger of runs that each invent hundreds of names must not make each check slower without end.
+        """
+        room = _LEDGER_NAMES - len(self.config_names)
+        if room <= 0:
+            return
+        known = set(self.config_names)
+        for names in found:
+            for name in sorted(names - known)[:room]:
+                known.add(name)
+                room -= 1
+        self.config_names = frozenset(known)
 
     def _store_vector(self, index: int, blob: bytes | None) -> None:
         import numpy as np

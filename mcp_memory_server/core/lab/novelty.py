@@ -28,6 +28,7 @@ hands; ``bench/bench_novelty.py`` reports every split, held-out ones included.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -54,7 +55,7 @@ __all__ = [
 
 Relation = Literal["duplicate", "variant", "unrelated"]
 
-READING = "reading-2026-12-04.18"
+READING = "reading-2026-12-04.19"
 """The version of :func:`analyze`'s reading. Stored run vectors are keyed by it (with the
 model id), so changing what a description is embedded as re-embeds every ledger's runs
 instead of comparing new probes against vectors of the old text. Change it with the reading."""
@@ -869,7 +870,7 @@ _RULES: list[tuple[str, str]] = [
     ),
     (r"\binit(?:ialization)?[\s_]*(?:std|scale)\b|\bstd\s+init(?:ialization)?\b", " init_std "),
     (r"\bzero[\s-]*init(?:iali[sz]e[ds]?|ialization)?\b", " zero_init "),
-    (r"\binit(?:iali[sz]e[ds]?)?\b([^.;]*?)\bto\s+zeros?\b", r" zero_init \1 "),
+    (r"\binit(?:iali[sz]e[ds]?)?\b([^.;]{0,80}?)\bto\s+zeros?\b", r" zero_init \1 "),
     (r"\bresidual[\s_]*scal(?:e|ing)\b", " residual_scale "),
     (
         r"\bu[\s-]*net(?:[\s-]*style)?\b|\blong[\s-]*(?:range\s+)?skips?(?:\s+connections?)?\b|\bskip[\s-]*connections?\b",
@@ -1099,12 +1100,12 @@ _OLD_VALUE_SPANS = [
     re.compile(r"\((?:\s*)(?:was|from|previously|default|baseline|base|now|currently|current)\b[^)]*\)"),
     re.compile(r"\(\s*[-+]?\.?\d[\d.e+-]*\s*(?:now|currently|at\s+present)\s*\)"),
     re.compile(r"\b(?:instead\s+of|rather\s+than|in\s+place\s+of)\b[^,;()]*"),
-    re.compile(r"\bfrom\s+[^,;()]+?\s+(?=to\b)"),
+    re.compile(r"\bfrom\s+[^,;()]{1,80}?\s+(?=to\b)"),
     # The token starts after a delimiter: "(?:[^\s,;()]+)" alone retried from every character of a
     # long token with no arrow, quadratic (40 s on 50,000 digits).
     re.compile(r"(?<![^\s,;()])[^\s,;()]+(?:\s+(?:tokens?|steps?|layers?|heads?|seqs?|sequences?|dims?))?\s*->\s*"),
-    re.compile(r"\breplac(?:e|ed|ing)\s+(?:(?!\bto\b)[^,;()])+?\s+(?:with|by)\b"),
-    re.compile(r"\bswap(?:ped|ping)?\s+(?:(?!\bto\b)[^,;()])+?\s+(?:for|with)\b"),
+    re.compile(r"\breplac(?:e|ed|ing)\s+(?:(?!\bto\b)[^,;()]){1,80}?\s+(?:with|by)\b"),
+    re.compile(r"\bswap(?:ped|ping)?\s+(?:(?!\bto\b)[^,;()]){1,80}?\s+(?:for|with)\b"),
     re.compile(
         r"\breplaces\s+(?:the\s+)?[^\s,;()]+(?:\s+(?:activation|mlp|norm|optimizer|schedule))?"
     ),  # "SwiGLU replaces ReLU^2"
@@ -1325,6 +1326,9 @@ def core(text: str) -> str:
     "MATRIX_LR 0.03→0.04"; "exp5: MLP 6x->8x (near miss, +0.003)" as "MLP 6x->8x". A
     description that is all commentary ("Hypothesis: smaller batch ...") is kept whole.
     """
+    # One space for every run of them: "\s*,?\s+" over a run of n spaces backtracks n^2 ways from
+    # each of n places, and a description is a line whatever its line breaks.
+    text = _SPACES.sub(" ", text)
     head = _TAG.sub("", text, count=1)
     cut = _COMMENTARY.search(head)
     verdict = _VERDICT.search(head)
@@ -1345,9 +1349,15 @@ def core(text: str) -> str:
     return head if len(head) >= 3 else text
 
 
-# A description is a line or a paragraph: past this many characters nothing is a change to compare,
-# and every rule is linear in the length it reads (a text field may be a megabyte).
-_READ_LIMIT = 4096
+# A description is a line or a paragraph: past this many characters nothing is a change to compare
+# (the longest of 2,213 real ledger lines and probes in bench/data is 1,014; the model reads ~1,000
+# characters, 256 tokens). Every rule is linear in the length it reads, about 10 ms a kilobyte for all
+# of them, and a check reads each candidate run once per process: a ledger of 4 KB lines made a
+# fresh process's check 40 ms a run (a text field may be a megabyte).
+_READ_LIMIT = 1024
+_SPACES = re.compile(r"\s+")
+_NAMES_PER_LINE = 16
+"""A line names a few knobs: past this many config names the rest are not recognised as knobs."""
 
 
 def config_names(text: str) -> frozenset[str]:
@@ -1356,14 +1366,27 @@ def config_names(text: str) -> frozenset[str]:
     A ledger's names are passed to :func:`analyze` for a new idea, so that "loosen the safety
     margin" names the knob a run logged as ``safety_margin 0.9->1.3``.
     """
-    lowered = text[:_READ_LIMIT].lower().replace("\u2192", " -> ")
-    return frozenset(name for name in _CONFIG_NAME.findall(lowered) if _unread(name))
+    lowered = _SPACES.sub(" ", text[:_READ_LIMIT].lower().replace("\u2192", " -> "))
+    found = dict.fromkeys(_CONFIG_NAME.findall(lowered))
+    return frozenset(itertools.islice((name for name in found if _unread(name)), _NAMES_PER_LINE))
 
 
 def names_any(text: str, names: frozenset[str]) -> bool:
-    """Whether the part of ``text`` that is read names any of ``names``, with underscores or as words."""
+    """Whether the part of ``text`` that is read names any of ``names``, with underscores or as words.
+
+    One pass over the words, whatever the number of names (a ledger may know hundreds): every run
+    of up to ``_NAME_PARTS`` words, joined by underscores, is looked up in the set.
+    """
+    words = _WORD.findall(text[:_READ_LIMIT].lower())
+    for size in range(1, _NAME_PARTS + 1):
+        if not names.isdisjoint("_".join(words[i : i + size]) for i in range(len(words) - size + 1)):
+            return True
     lowered = text[:_READ_LIMIT].lower()
-    return any(name in lowered or name.replace("_", " ") in lowered for name in names)
+    return any(name.count("_") >= _NAME_PARTS and name in lowered for name in names)
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_NAME_PARTS = 6
 
 
 @lru_cache(maxsize=4096)
@@ -1392,6 +1415,12 @@ _ONE_MINUS = re.compile(
 def _one_minus(m: re.Match[str]) -> str:
     name, value = (m.group(1), m.group(2)) if m.group(1) is not None else ("", m.group(3))
     return f"{name} {_format_number(1 - float(value))}".strip()
+
+
+def _power(m: re.Match[str]) -> str:
+    """ "2^19" is 524288; a power past 15 digits is no setting and stays as written ("99^99" would be 197)."""
+    value = int(m.group(1)) ** int(m.group(2))
+    return str(value) if value < 10**15 else m.group(0)
 
 
 def _ratio(m: re.Match[str]) -> str:
@@ -1428,7 +1457,7 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     lowered = re.sub(r"\b(?:one|two|three|four|a\s+couple|[1-4])\s+(more|fewer|extra|additional)\b", r"\1", lowered)
     lowered = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], lowered)
     lowered = re.sub(r"(?<=[a-z)])\s*\^\s*2\b", " squared", lowered)
-    lowered = _POWER.sub(lambda m: str(int(m.group(1)) ** int(m.group(2))), lowered)
+    lowered = _POWER.sub(_power, lowered)
     lowered = re.sub(r"(\d),(\d{3})\b", r"\1\2", lowered)
     lowered = re.sub(r"(\d)\s*(?:percent|pct)\b", r"\1%", lowered)
     # Lengths and times in the unit a ledger uses most: "90 cm" is the 0.9 (m) a run logged, "250 ms" 0.25 (s).
