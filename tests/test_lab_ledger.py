@@ -398,6 +398,36 @@ def test_logged_runs_export_in_autoresearch_format(store: MemoryStore) -> None:
     )
 
 
+def test_what_export_tsv_writes_import_tsv_reads_back(store: MemoryStore, tmp_path: Path) -> None:
+    """A run without a commit and an extra metric another run lacks (an attack found both refused or invented):
+    the export leaves those cells empty, and importing it into another ledger gives the same runs and the same text."""
+    store.lab.log("baseline", "keep", {"val_bpb": 0.99}, commit="c1")
+    store.lab.log("lr 0.04", "keep", {"val_bpb": 0.98, "acc": 0.5}, commit="c2")
+    store.lab.log("no commit", "discard", {"val_bpb": 1.01})
+    text = store.lab.export_tsv(extra_metrics=True)
+    assert text.splitlines()[1:] == [
+        "c1\t0.990000\t0.0\t\tkeep\tbaseline",
+        "c2\t0.980000\t0.0\t0.5\tkeep\tlr 0.04",
+        "\t1.010000\t0.0\t\tdiscard\tno commit",
+    ]
+    with MemoryStore.open(tmp_path / "other") as other:
+        runs = [other.lab.get(run_id) for run_id in other.lab.import_tsv(text).run_ids]
+        assert [run.commit for run in runs] == ["c1", "c2", None]
+        assert "acc" not in runs[0].metrics and runs[1].metrics["acc"] == 0.5
+        assert other.lab.export_tsv(extra_metrics=True) == text
+
+
+def test_a_commit_with_spaces_or_a_metric_without_a_name_is_refused(store: MemoryStore) -> None:
+    """results.tsv cannot hold them: what log accepts, export must write and import read back."""
+    with pytest.raises(InvalidInput, match="commit='b b' must be an id without spaces"):
+        store.lab.log("depth 9", "discard", {"val_bpb": 1.0}, commit="b b")
+    with pytest.raises(InvalidInput, match="metric with an empty name"):
+        store.lab.log("depth 9", "discard", {"": 1.0})
+    with pytest.raises(InvalidInput, match="metric with an empty name"):
+        store.events.record("note", text="x", metrics={" ": 1.0})
+    assert store.lab.export_tsv().count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("text", "messages"),
     [

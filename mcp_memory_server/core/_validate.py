@@ -140,7 +140,8 @@ def metrics(value: Mapping[str, Any] | None, *, config: Config, field: str = "me
         raise LimitExceeded(f"{field} has {len(value)} entries, over the limit of {config.max_labels}")
     out: dict[str, float] = {}
     for key, item in value.items():
-        short(key, field=f"{field} key", max_chars=128)
+        if not short(key, field=f"{field} key", max_chars=128).strip():
+            raise InvalidInput(f'{field} has a metric with an empty name; name every metric (e.g. "val_bpb")')
         if not finite_number(item):
             raise InvalidInput(f"{field}[{key!r}] must be a finite number, got {item!r}")
         out[key] = item

@@ -508,8 +508,8 @@ class Lab:
         if status not in STATUSES:
             raise InvalidInput(f"status={status!r} is not valid; use keep, discard or crash")
         description = check.text(description, field="description", config=config, allow_empty=False)
-        commit = self._short(commit, "commit")
-        parent_commit = self._short(parent_commit, "parent_commit")
+        commit = self._commit(commit, "commit")
+        parent_commit = self._commit(parent_commit, "parent_commit")
         branch = self._short(branch, "branch")
         family = self._short(family, "family")
         hypothesis = check.text(hypothesis, field="hypothesis", config=config) if hypothesis is not None else None
@@ -747,6 +747,13 @@ class Lab:
         if value is None or value == "":
             return None
         return check.short(value, field=field, max_chars=256).strip() or None
+
+    def _commit(self, value: str | None, field: str) -> str | None:
+        """A commit id as results.tsv holds it: one word, so that what export-tsv writes import-tsv reads back."""
+        commit = self._short(value, field)
+        if commit is not None and any(c.isspace() for c in commit):
+            raise InvalidInput(f"{field}={commit!r} must be an id without spaces (a git hash, a tag or a branch name)")
+        return commit
 
     def _mode(self, mode: str) -> Mode:
         if mode not in MODES:
@@ -1108,7 +1115,7 @@ class Lab:
                 if comparison.new_champion:
                     best = {"run_id": run_id, "value": value}
                 if row.status == "keep":
-                    values_by_commit[row.commit] = {"run_id": run_id, "value": value}
+                    values_by_commit[row.commit or ""] = {"run_id": run_id, "value": value}
                     parent = row.commit
             self._insert(conn, batch)
         if self._embedder.state == "ready":

@@ -25,7 +25,8 @@ _MAX_REPORTED = 20
 @dataclass(frozen=True, slots=True)
 class TsvRow:
     line: int
-    commit: str
+    commit: str | None
+    """None where the cell is empty: a run logged without a commit, as export-tsv writes it."""
     status: str
     description: str
     metrics: dict[str, float]
@@ -77,8 +78,8 @@ def parse_results_tsv(text: str, *, metric: str) -> tuple[list[str], list[TsvRow
         status = fields[position["status"]].strip().lower()
         description = fields[position["description"]].strip()
         bad = False
-        if not commit or any(c.isspace() for c in commit):
-            problems.append(f"line {number}: commit {commit!r} must be a non-empty id without spaces")
+        if any(c.isspace() for c in commit):
+            problems.append(f"line {number}: commit {commit!r} must be an id without spaces")
             bad = True
         if status not in STATUSES:
             problems.append(
@@ -110,7 +111,7 @@ def parse_results_tsv(text: str, *, metric: str) -> tuple[list[str], list[TsvRow
             problems.append(f"line {number}: a kept run needs {metric} (the primary metric)")
             bad = True
         if not bad:
-            rows.append(TsvRow(number, commit, status, description, metrics, cells))
+            rows.append(TsvRow(number, commit or None, status, description, metrics, cells))
     if problems:
         shown = "\n".join(problems[:_MAX_REPORTED])
         more = f"\n… and {len(problems) - _MAX_REPORTED} more" if len(problems) > _MAX_REPORTED else ""
@@ -122,7 +123,11 @@ def parse_results_tsv(text: str, *, metric: str) -> tuple[list[str], list[TsvRow
 
 def _cell(name: str, value: float | None, primary: str) -> str:
     if value is None:
-        return "0.000000" if name == primary else "0.0"
+        # autoresearch's own columns hold 0 for what a crash never measured; an extra metric a run
+        # lacks is left empty (import reads an empty cell as no value, never as 0)
+        if name == primary:
+            return "0.000000"
+        return "0.0" if name == "memory_gb" else ""
     if name == primary:
         return f"{value:.6f}"
     if name == "memory_gb":
