@@ -917,6 +917,8 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
         ("exp7 weight decay off", "set WEIGHT_DECAY to 0"),
         ("increased WARMDOWN_RATIO to 0.7 -> val_bpb 0.9921 (keep)", "warmdown ratio 0.7"),
         ("attn dropout 0.1", "dropout with p=0.1 on the attention probabilities"),
+        ("colsample_bytree=0.5", "sample half of the columns for each tree"),
+        ("resid dropout 0.1", "zero a random tenth of each sublayer's output activations before the residual add"),
         ("x0_lambdas init 0.1 -> 0.2", "start the learned input-embedding skip coefficients at 0.2"),
     ],
 )

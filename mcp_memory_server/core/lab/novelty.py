@@ -665,11 +665,11 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(\d+)\s+(?:histogram\s+)?(?:bins|buckets)(?:\s+per\s+feature)?\b", r" max_bin \1 "),
     (r"\bmax[\s_]bins?\b", " max_bin "),
     (
-        r"\b(\d+(?:\.\d+)?\s*%)\s+of\s+(?:the\s+)?rows\b(?:\s+(?:per|for\s+each|in\s+each)\s+tree)?",
+        r"\b(\d+(?:\.\d+)?\s*%|0?\.\d+)\s+of\s+(?:the\s+)?rows\b(?:\s+(?:per|for\s+each|in\s+each)\s+tree)?",
         r" subsample \1 ",
     ),
     (
-        r"\b(\d+(?:\.\d+)?\s*%)\s+of\s+(?:the\s+)?(?:columns|features)\b(?:\s+(?:per|for\s+each|in\s+each)\s+tree)?",
+        r"\b(\d+(?:\.\d+)?\s*%|0?\.\d+)\s+of\s+(?:the\s+)?(?:columns|features)\b(?:\s+(?:per|for\s+each|in\s+each)\s+tree)?",
         r" colsample_bytree \1 ",
     ),
     (r"\bcolsample[\s_]bytree\b", " colsample_bytree "),
@@ -1229,6 +1229,8 @@ _FRACTION = re.compile(
     r"(?<!\bby )\b(?:one|a|the\s+(?:last|final|first))\s+(half|third|quarter|fifth|tenth)\b"
     r"(?=\s*$|\s*[,.;:)]|\s+(?:of|and|or|for|in|on|at|to|with|then|as|is|but|over|during|through)\b)"
 )
+# ... and "half of the columns", "a random tenth of each sublayer's activations": a share of something
+_FRACTION_OF = re.compile(r"(?<![\w-])(half|third|quarter|fifth|tenth)(?=\s+of\s+(?:the|each|every|all)\b)")
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b")
 _INDEXED = re.compile(r"\b([a-z_][a-z0-9_]*)\[(\d{1,3})\]")
 _RATIO = re.compile(
@@ -1453,6 +1455,7 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     lowered = _RATIO.sub(_ratio, lowered)
     lowered = lowered.replace("_", " ").replace("=", " ")
     lowered = _FRACTION.sub(lambda m: _FRACTIONS[m.group(1)], lowered)
+    lowered = _FRACTION_OF.sub(lambda m: _FRACTIONS[m.group(1)], lowered)
     # A count of steps taken is no value set: "one more pass" (5 -> 6), "two fewer layers".
     lowered = re.sub(r"\b(?:one|two|three|four|a\s+couple|[1-4])\s+(more|fewer|extra|additional)\b", r"\1", lowered)
     lowered = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], lowered)
