@@ -723,6 +723,10 @@ def test_a_knob_named_only_in_a_runs_commentary_is_still_extra(store: MemoryStor
     assert result.top_matches[0].relation == "variant"
 
 
+def test_a_ledger_learns_indexed_and_private_names_as_the_reading_spells_them() -> None:
+    assert config_names("increase LINE_SCORES[4] from 1000 to 1500, _ROOT_CAP 12->20") == {"line_scores_4", "root_cap"}
+
+
 def test_an_index_and_a_leading_underscore_belong_to_the_name() -> None:
     """ "LINE_SCORES[2] 5 -> 8" sets line_scores_2 to 8; "_DELTA_WEIGHT" is the config name delta_weight."""
     up, down = analyze("increase LINE_SCORES[2] from 5 to 8"), analyze("decrease LINE_SCORES[2] from 5 to 2")
@@ -918,6 +922,8 @@ def test_another_option_of_the_same_slot_is_not_a_duplicate(store: MemoryStore) 
         ("increased WARMDOWN_RATIO to 0.7 -> val_bpb 0.9921 (keep)", "warmdown ratio 0.7"),
         ("attn dropout 0.1", "dropout with p=0.1 on the attention probabilities"),
         ("colsample_bytree=0.5", "sample half of the columns for each tree"),
+        ("MATRIX_LR 0.02 -> 0.025", "raise matrix lr by a quarter from its 0.02 base"),
+        ("LR 0.04 -> 0.004", "lower the lr by 10x"),
         ("resid dropout 0.1", "zero a random tenth of each sublayer's output activations before the residual add"),
         ("x0_lambdas init 0.1 -> 0.2", "start the learned input-embedding skip coefficients at 0.2"),
     ],

@@ -1099,6 +1099,10 @@ _NUMBER = re.compile(r"^((?:\d+(?:\.\d+)?|\.\d+)(?:e[+-]?\d+)?)\s*(%|k|m|x)?$")
 _OLD_VALUE_SPANS = [
     re.compile(r"\((?:\s*)(?:was|from|previously|default|baseline|base|now|currently|current)\b[^)]*\)"),
     re.compile(r"\(\s*[-+]?\.?\d[\d.e+-]*\s*(?:now|currently|at\s+present)\s*\)"),
+    # "from its initial value of 1000", "from its 0.02 base": the value a factor applies to
+    re.compile(
+        r"\bfrom\s+(?:its|the)\s+(?:(?:initial|current|default|base)\s+)?(?:value\s+(?:of\s+)?)?[-+]?\.?\d[\d.e+-]*(?:\s+base)?\b"
+    ),
     re.compile(r"\b(?:instead\s+of|rather\s+than|in\s+place\s+of)\b[^,;()]*"),
     re.compile(r"\bfrom\s+[^,;()]{1,80}?\s+(?=to\b)"),
     # The token starts after a delimiter: "(?:[^\s,;()]+)" alone retried from every character of a
@@ -1369,6 +1373,8 @@ def config_names(text: str) -> frozenset[str]:
     margin" names the knob a run logged as ``safety_margin 0.9->1.3``.
     """
     lowered = _SPACES.sub(" ", text[:_READ_LIMIT].lower().replace("\u2192", " -> "))
+    # named as _canonical names them: "LINE_SCORES[2]" is line_scores_2, "_CANDIDATE_CAP" candidate_cap
+    lowered = re.sub(r"(?<!\w)_+(?=[a-z])", "", _INDEXED.sub(r"\1_\2", lowered))
     found = dict.fromkeys(_CONFIG_NAME.findall(lowered))
     return frozenset(itertools.islice((name for name in found if _unread(name)), _NAMES_PER_LINE))
 
@@ -1408,6 +1414,26 @@ def _unread(name: str) -> bool:
 _REPORTS = frozenset({"val", "loss", "bpb", "acc", "accuracy", "auc", "mfu", "mem", "memory", "time", "tok", "tokens"})
 
 
+_SHARES = {"half": 0.5, "a half": 0.5, "a third": 1 / 3, "a quarter": 0.25, "a fifth": 0.2, "a tenth": 0.1}
+_BY_SHARE = re.compile(
+    r"\b(raise|increase|scale\s+up|up|grow|bump|boost|cut|reduce|lower|decrease|down|shrink|drop|scale\s+down)\b"
+    r"([^.;,()]{0,40}?)\bby\s+(\d+(?:\.\d+)?\s*[%x]|half|a\s+(?:half|third|quarter|fifth|tenth))(?![\w.%])"
+)
+_RAISING = frozenset({"raise", "increase", "scale up", "up", "grow", "bump", "boost"})
+
+
+def _by_share(m: re.Match[str]) -> str:
+    verb, between, share = m.group(1), m.group(2), re.sub(r"\s+", " ", m.group(3))
+    raising = re.sub(r"\s+", " ", verb) in _RAISING
+    if share.endswith("x"):  # "cut the lr by 10x" divides it
+        times = float(share.rstrip("x "))
+        factor = times if raising else 1 / times if times else 0.0
+    else:
+        part = float(share.rstrip("% ")) / 100 if share.endswith("%") else _SHARES[share]
+        factor = 1 + part if raising else 1 - part
+    return f"{verb}{between}by {_format_number(factor)}x" if factor > 0 else m.group(0)
+
+
 _ONE_MINUS = re.compile(
     r"\b1\s*-\s*([a-z][a-z0-9_]*)\s*=\s*((?:\d+(?:\.\d+)?|\.\d+)e-\d{1,2}|0?\.\d+)\b"
     r"|(?<![\d.])\b1\s*-\s*((?:\d+(?:\.\d+)?|\.\d+)e-\d{1,2}|0?\.\d+)\b"
@@ -1445,6 +1471,8 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     lowered = _INDEXED.sub(r"\1_\2", lowered)
     # A factor written "x1.5" is "1.5x": read as a word, "x1" and ".5" would be two tokens.
     lowered = re.sub(r"(?<![\w.])[x\u00d7]\s*([1-9]\d*(?:\.\d+)?|0\.\d+)(?![\w.])", r"\1x", lowered)
+    # "raise matrix lr by a quarter", "scale it up by 50%": the factor the change applies ("by 1.25x").
+    lowered = _BY_SHARE.sub(_by_share, lowered)
     # "1 - decay = 1e-3" is a decay of 0.999, "beta2 = 1 - 1e-3" a beta2 of 0.999.
     lowered = _ONE_MINUS.sub(_one_minus, lowered)
     # ... and a private constant's leading underscore is no part of it: "_CANDIDATE_CAP 12->8".
