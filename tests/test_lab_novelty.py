@@ -457,6 +457,7 @@ def test_more_hands_add_new_repositories_with_labelled_probes(name: str, split: 
         ("MoE MLP: 4 experts, top-1 routing", "a learned router sends every token through exactly one of four experts"),
         ("tie lm_head.weight = wte.weight", "score the vocabulary with the transpose of the input token table"),
         ("muon momentum 0.95 -> 0.9", "Reduce the Muon momentum target to 0.90; keep its warmup from 0.85."),
+        ("warmup 500 -> 1000 steps", "warmup 500 -> 1000 steps, keeping peak lr at 6e-4 and batch at 256"),
         ("add z-loss (1e-4)", "penalize the squared log of the softmax normalizer with coefficient 1e-4"),
         (
             "ALiBi instead of RoPE",

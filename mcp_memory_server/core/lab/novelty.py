@@ -1320,7 +1320,9 @@ _KEPT = re.compile(
 # What a line keeps before its change, or after it: "keep DEPTH at 8 but ASPECT_RATIO 64 -> 80",
 # "reduce the Muon momentum to 0.90; keep its warmup from 0.85".
 _KEEP_BUT = re.compile(
-    r"^\s*keep(?:ing)?\s+[^,;]{1,40}?\s*(?:,\s*)?\bbut\s+|\s*;\s*keep(?:ing)?\s+(?:its|the)\s+[^,;]{1,40}$",
+    r"^\s*keep(?:ing)?\s+[^,;]{1,40}?\s*(?:,\s*)?\bbut\s+|\s*;\s*keep(?:ing)?\s+(?:its|the)\s+[^,;]{1,40}$"
+    # ", keeping peak lr at 6e-4 and batch at 256": settings held where they were, each "at" a value
+    r"|\s*,\s*keeping\s+[^,;]{1,40}?\bat\s+[-+]?\.?\d[\d.e+-]*(?:\s*(?:and|,)\s*[^,;]{1,30}?\bat\s+[-+]?\.?\d[\d.e+-]*)*\s*$",
     re.IGNORECASE,
 )
 
