@@ -218,9 +218,9 @@ def baselines(sources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # the same way while stop 28's rules were chosen and first run after; ``hard2_held`` is only reported.
 PAIRS = tuple(
     ROOT / "bench" / "data" / f"novelty_pairs_{name}.json"
-    for name in ("hard", "hard2", "mech_dev", "mech_held", "lm3_dev")
+    for name in ("hard", "hard2", "mech_dev", "mech_held", "lm3_dev", "lm4_held")
 )
-PAIR_SPLITS = ("hard_dev", "hard_held", "hard2_held", "mech_dev", "mech_held", "lm3_dev")
+PAIR_SPLITS = ("hard_dev", "hard_held", "hard2_held", "mech_dev", "mech_held", "lm3_dev", "lm4_held")
 
 
 def pair_rows() -> dict[str, list[dict[str, Any]]]:
