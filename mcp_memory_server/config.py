@@ -137,7 +137,10 @@ class Config:
     max_request_items: int = _setting(
         65_536, "most JSON values (elements and members) in one JSON-RPC message, checked before parsing"
     )
-    max_body_seconds: int = _setting(30, "longest wait for the rest of an HTTP request body, in seconds (then 408)")
+    max_body_seconds: int = _setting(
+        30,
+        "longest wait for an HTTP request's headers (then the connection is closed) and for the rest of its body (then 408), in seconds",
+    )
     embed_model: str | None = _setting(None, "sentence-transformers model name or path for search")
     embed_threads: int = _setting(
         1, "threads for embedding (ONNX Runtime or torch) and numpy's BLAS; 1 keeps single queries fast under load"

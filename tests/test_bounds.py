@@ -250,6 +250,27 @@ def test_a_body_that_trickles_in_gets_408_after_the_deadline(web: HttpServer) ->
     assert time.monotonic() - started < 30
 
 
+def test_a_connection_that_never_finishes_its_headers_is_closed_after_the_deadline(web: HttpServer) -> None:
+    """uvicorn times nothing before a request is parsed: 50 connections with half-sent headers are closed by the
+    1 s deadline (an attack held one descriptor each until the server died), and the server still answers."""
+    started = time.monotonic()
+    sockets = [socket.create_connection(("127.0.0.1", web.port), timeout=30) for _ in range(50)]
+    try:
+        for sock in sockets:
+            sock.sendall(f"POST {post_path(web)} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())
+        for sock in sockets:
+            ready, _, _ = select.select([sock], [], [], 20)
+            assert ready, "the server kept a connection whose headers never came"
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(4096) == b""  # closed, without an answer
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert time.monotonic() - started < 20
+    status, _ = post(web, json.dumps(INITIALIZE).encode())
+    assert web.process.poll() is None and (web.transport != "http" or status == 200)
+
+
 # -- resources and manifests ---------------------------------------------------------------------------
 
 

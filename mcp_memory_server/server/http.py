@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import hmac
 import ipaddress
+import math
 import socket
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -290,4 +292,82 @@ def serve_http(server: MCPServer, config: Config, transport: str, host: str, por
                 print(f"mcp-memory-server: serving MCP ({name}) at {endpoint_url(transport, host, port)} "
                       f"(store: {store}); Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
 
-    _Announcing(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")).run()
+    _spare_descriptors()
+    protocol = _headers_in_time(config.max_body_seconds)
+    _Announcing(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", http=protocol)).run()
+
+
+def _headers_in_time(seconds: float) -> type:
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request line and headers are not in after ``seconds``.
+
+    uvicorn times nothing before a request is complete (its keep-alive timer starts after the first answer,
+    and every byte resets it), and the body deadline above runs only once the headers are parsed: a client
+    opening connections and never finishing their headers held one descriptor each until the process ran
+    out, and the server died (an attack, stop 30).
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadersInTime(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._headers_due = self.loop.call_later(seconds, self._headers_late)
+
+        def _headers_late(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():  # no request has begun on it
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._headers_due.cancel()
+            super().connection_lost(exc)
+
+    return HeadersInTime
+
+
+class _OncePerMinute:
+    """A log filter passing a message holding ``marker`` at most once a minute, and every other message.
+
+    asyncio logs a failed ``accept()`` once for each connection waiting in the backlog (2,048), every
+    second, until descriptors are free again: 57,000 lines in 25 s under the attack.
+    """
+
+    def __init__(self, marker: str) -> None:
+        self._marker = marker
+        self._last = -math.inf
+
+    def filter(self, record: Any) -> bool:
+        if self._marker not in str(record.msg):
+            return True
+        now = time.monotonic()
+        if now - self._last < 60:
+            return False
+        self._last = now
+        return True
+
+
+def _spare_descriptors() -> None:
+    """Room to answer many connections, and a logger that still works when descriptors run out.
+
+    asyncio survives an ``accept()`` that fails with EMFILE: it logs it and pauses accepting. The SDK's log
+    handler imports ``rich.traceback`` the first time it prints one, and that import failed the same way,
+    escaping the event loop. Importing it now, logging asyncio's messages plainly, and raising the soft
+    descriptor limit to the hard one (as servers commonly do) keep the loop alive.
+    """
+    import contextlib
+    import logging
+    import resource
+
+    with contextlib.suppress(ImportError):
+        import rich.traceback  # noqa: F401
+    # ... and asyncio's own messages go to a plain handler, which opens no file to print one
+    # (rich's handler imports more of itself lazily, such as its emoji table)
+    plain = logging.StreamHandler()
+    plain.setFormatter(logging.Formatter("mcp-memory-server: %(name)s: %(message)s"))
+    plain.addFilter(_OncePerMinute("out of system resource"))
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.addHandler(plain)
+    asyncio_log.propagate = False
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
