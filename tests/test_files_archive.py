@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -197,6 +198,34 @@ def test_an_archive_with_a_traversal_path_is_refused(
             target.files.import_(tmp_path / "e")
         assert target.files.counts()["file_versions"] == 0
     assert not (tmp_path / "escape.md").exists()
+
+
+@pytest.mark.parametrize("where", ["versions.jsonl", "transcript.jsonl", "manifest.json"])
+def test_an_archive_record_nested_too_deeply_is_refused_cleanly(
+    source: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None], where: str
+) -> None:
+    """20,000 nested brackets in any record: InvalidInput naming the record, not a RecursionError (an attack)."""
+    source.files.export("default", tmp_path / "e")
+    (tmp_path / "e" / where).write_text("[" * 20000 + "]" * 20000 + "\n")
+    with MemoryStore.open(tmp_path / "target", database_url=fresh_database_url()) as target:
+        with pytest.raises(InvalidInput, match=rf"{re.escape(where)}.*nests JSON too deeply"):
+            target.files.import_(tmp_path / "e")
+        assert target.files.counts()["file_versions"] == 0
+
+
+def test_an_archived_version_that_leaves_no_room_for_a_next_is_refused(
+    source: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
+    """Version 2^63 - 1 imported would make the file unwritable and undeletable: refused, nothing imported."""
+    source.files.export("default", tmp_path / "e")
+    versions = tmp_path / "e" / "versions.jsonl"
+    lines = versions.read_text().splitlines()
+    last = json.loads(lines[-1]) | {"version": 2**63 - 1, "follows_dropped": True}
+    versions.write_text("\n".join([*lines[:-1], json.dumps(last)]) + "\n")
+    with MemoryStore.open(tmp_path / "target", database_url=fresh_database_url()) as target:
+        with pytest.raises(InvalidInput, match="leaves no room for a next one"):
+            target.files.import_(tmp_path / "e")
+        assert target.files.counts()["file_versions"] == 0
 
 
 def test_a_file_that_is_not_an_archive_is_refused(tmp_path: Path) -> None:

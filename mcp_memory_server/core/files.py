@@ -931,6 +931,12 @@ class Files(FlyteFileNames):
         for key in ("version", "bytes"):
             if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 0:
                 raise InvalidInput(f"{where}: {key} {out[key]!r} is not a non-negative integer")
+        # The next write numbers its version one past the last: past 2^63 - 2 the file could never be written
+        # or deleted again (the store's integers are 64-bit).
+        if out["version"] >= _MAX_VERSION:
+            raise InvalidInput(
+                f"{where}: version {out['version']} leaves no room for a next one (at most {_MAX_VERSION - 1})"
+            )
         return out
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -1206,11 +1212,16 @@ def _jsonl(records: Iterable[Any]) -> bytes:
     return "".join(jsonlib.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 
 
+_MAX_VERSION = 2**63 - 1
+
+
 def _load_json(data: bytes, name: str) -> Any:
     try:
         return jsonlib.loads(data)
     except ValueError as exc:
         raise InvalidInput(f"{name} is not valid JSON ({exc})") from None
+    except RecursionError:  # "[" * 20000: the decoder recurses once per level
+        raise InvalidInput(f"{name} nests JSON too deeply to be a memory-file archive record") from None
 
 
 def _encode_path_cursor(path: str) -> str:
