@@ -324,9 +324,14 @@ def test_a_sixth_hand_adds_held_out_pairs_in_ten_other_domains() -> None:
 
 @pytest.mark.parametrize(
     ("name", "split", "size"),
-    [("mech_dev", "mech_dev", 240), ("mech_held", "mech_held", 200), ("lm3_dev", "lm3_dev", 200)],
+    [
+        ("mech_dev", "mech_dev", 240),
+        ("mech_held", "mech_held", 200),
+        ("lm3_dev", "lm3_dev", 200),
+        ("lm4_held", "lm4_held", 200),
+    ],
 )
-def test_the_lm_pretraining_pair_sets_of_three_more_hands_are_labelled(name: str, split: str, size: int) -> None:
+def test_the_lm_pretraining_pair_sets_of_four_more_hands_are_labelled(name: str, split: str, size: int) -> None:
     """Run/idea pairs about small-LM pretraining, each set by another helper: mechanisms, abbreviations, units,
     restatements (all duplicates), values (variants) and hard negatives (variant or novel), one split each."""
     pairs = json.loads(LEDGERS.with_name(f"novelty_pairs_{name}.json").read_text(encoding="utf-8"))["pairs"]
