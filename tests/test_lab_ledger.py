@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -398,7 +398,9 @@ def test_logged_runs_export_in_autoresearch_format(store: MemoryStore) -> None:
     )
 
 
-def test_what_export_tsv_writes_import_tsv_reads_back(store: MemoryStore, tmp_path: Path) -> None:
+def test_what_export_tsv_writes_import_tsv_reads_back(
+    store: MemoryStore, tmp_path: Path, fresh_database_url: Callable[[], str | None]
+) -> None:
     """A run without a commit and an extra metric another run lacks (an attack found both refused or invented):
     the export leaves those cells empty, and importing it into another ledger gives the same runs and the same text."""
     store.lab.log("baseline", "keep", {"val_bpb": 0.99}, commit="c1")
@@ -410,7 +412,7 @@ def test_what_export_tsv_writes_import_tsv_reads_back(store: MemoryStore, tmp_pa
         "c2\t0.980000\t0.0\t0.5\tkeep\tlr 0.04",
         "\t1.010000\t0.0\t\tdiscard\tno commit",
     ]
-    with MemoryStore.open(tmp_path / "other") as other:
+    with MemoryStore.open(tmp_path / "other", database_url=fresh_database_url()) as other:
         runs = [other.lab.get(run_id) for run_id in other.lab.import_tsv(text).run_ids]
         assert [run.commit for run in runs] == ["c1", "c2", None]
         assert "acc" not in runs[0].metrics and runs[1].metrics["acc"] == 0.5
