@@ -133,6 +133,22 @@ def test_a_request_nested_200_deep_over_stdio_gets_a_json_rpc_error_with_its_id(
     stdio_raw.still_serves(7)
 
 
+REPEATED_NAME = (
+    b'{"jsonrpc":"2.0","id":31,"method":"tools/call","params":{"name":"memory_stats","name":"memory_record",'
+    b'"arguments":{"kind":"x","text":"y"}}}'
+)
+
+
+def test_a_key_named_twice_in_one_object_is_refused_over_stdio(stdio_raw: RawStdio) -> None:
+    """{"name": "memory_stats", "name": "memory_record"} ran the second tool (an attack): a proxy reading the
+    first would allow one tool and see another run. Refused, for its id, and the line after is served."""
+    stdio_raw.send(REPEATED_NAME)
+    assert_rejected(stdio_raw.receive(), -32600, 31, "names the key 'name' twice")
+    stdio_raw.send(tool_call(32, '{"kind":"x","kind":"y","text":"z"}'))
+    assert_rejected(stdio_raw.receive(), -32600, 32, "names the key 'kind' twice")
+    stdio_raw.still_serves(33)
+
+
 def test_a_message_of_too_many_values_over_stdio_is_refused_before_parsing(tmp_path: Path) -> None:
     """Within the byte limit but over max_request_items values: -32600 naming that limit, then served on."""
     server = RawStdio(tmp_path / "store", "--max-request-items", "1000")
@@ -207,6 +223,12 @@ def test_a_deeply_nested_http_body_gets_400_with_a_json_rpc_error(web: HttpServe
     assert_rejected(json.loads(body), -32600, 42, "max_request_depth")
     if web.transport == "http":
         assert post(web, json.dumps(INITIALIZE).encode())[0] == 200
+
+
+def test_a_key_named_twice_in_one_object_is_refused_over_http(web: HttpServer) -> None:
+    status, body = post(web, REPEATED_NAME)
+    assert status == 400
+    assert_rejected(json.loads(body), -32600, 31, "names the key 'name' twice")
 
 
 def test_an_http_body_of_too_many_values_gets_400_naming_the_limit(web: HttpServer) -> None:

@@ -102,6 +102,40 @@ def check_message(data: bytes, limits: MessageLimits) -> Rejection | None:
             "split it into several calls",
             request_id(data),
         )
+    if b'"' in data:
+        return _repeated_key(data)
+    return None
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _RepeatedKey(key)
+        seen[key] = value
+    return seen
+
+
+def _repeated_key(data: bytes) -> Rejection | None:
+    """Refuses an object that names a key twice: JSON parsers keep the last, proxies and logs often the first.
+
+    ``{"name": "memory_stats", "name": "artifact_save"}`` ran artifact_save (an attack, stop 30), so a
+    policy in front of the server that reads the first key would allow one tool and see another run. The
+    bounds above hold, so parsing it once more here is cheap; what fails to parse is the SDK's to report.
+    """
+    try:
+        json.loads(data, object_pairs_hook=_once)
+    except _RepeatedKey as exc:
+        return Rejection(
+            INVALID_REQUEST, f"request names the key {exc.args[0]!r} twice in one object; send each key once",
+            request_id(data),
+        )  # fmt: skip
+    except (ValueError, RecursionError):
+        return None
     return None
 
 
