@@ -145,6 +145,7 @@ async def test_memory_tools_record_recall_and_forget(client: Client) -> None:
     [
         ("artifact_save", {"kind": "k"}, "give exactly one of text, json, base64, path"),
         ("artifact_save", {"text": "a", "base64": "YQ==", "kind": "k"}, "got text, base64"),
+        ("artifact_save", {"json": None, "kind": "k"}, "a null value counts as not given"),
         ("artifact_save", {"base64": "not base64!!", "kind": "k"}, "not valid base64"),
         ("artifact_save", {"text": 5, "kind": "k"}, "text"),
         ("artifact_save", {"text": "x", "kind": "k", "labels": {"a": {"b": 1}}}, "labels"),

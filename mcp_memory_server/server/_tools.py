@@ -302,7 +302,13 @@ def exactly_one(**sources: object) -> str:
     given = [name for name, value in sources.items() if value is not None]
     if len(given) != 1:
         names = ", ".join(sources)
-        raise ToolError(f"give exactly one of {names} (got {', '.join(given) or 'none'})")
+        # a JSON null reads as an argument left out; "json": null means the JSON value null only in the library
+        unset = (
+            '; a null value counts as not given (to store the JSON value null, send text "null")'
+            if not given and "json" in sources
+            else ""
+        )
+        raise ToolError(f"give exactly one of {names} (got {', '.join(given) or 'none'}){unset}")
     return given[0]
 
 
