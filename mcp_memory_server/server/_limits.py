@@ -135,7 +135,7 @@ def _repeated_key(data: bytes) -> Rejection | None:
             request_id(data),
         )  # fmt: skip
     except (ValueError, RecursionError):
-        return None
+        pass  # malformed JSON is the SDK's parser's to answer
     return None
 
 

@@ -352,7 +352,6 @@ def _spare_descriptors() -> None:
     escaping the event loop. Importing it now, logging asyncio's messages plainly, and raising the soft
     descriptor limit to the hard one (as servers commonly do) keep the loop alive.
     """
-    import contextlib
     import logging
     import resource
 

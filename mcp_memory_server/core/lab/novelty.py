@@ -1375,8 +1375,7 @@ def config_names(text: str) -> frozenset[str]:
     margin" names the knob a run logged as ``safety_margin 0.9->1.3``.
     """
     lowered = _SPACES.sub(" ", text[:_READ_LIMIT].lower().replace("\u2192", " -> "))
-    # named as _canonical names them: "LINE_SCORES[2]" is line_scores_2, "_CANDIDATE_CAP" candidate_cap
-    lowered = re.sub(r"(?<!\w)_+(?=[a-z])", "", _INDEXED.sub(r"\1_\2", lowered))
+    lowered = _spell_names(lowered)
     found = dict.fromkeys(_CONFIG_NAME.findall(lowered))
     return frozenset(itertools.islice((name for name in found if _unread(name)), _NAMES_PER_LINE))
 
@@ -1458,6 +1457,18 @@ def _ratio(m: re.Match[str]) -> str:
     return f"{lead} {_format_number(int(top) / int(bottom))}"
 
 
+_PRIVATE = re.compile(r"(?<!\w)_+(?=[a-z])")
+
+
+def _spell_names(lowered: str) -> str:
+    """Names as the reading and the ledger's name list both spell them.
+
+    An index belongs to the name it follows ("LINE_SCORES[2] from 5 to 8" sets line_scores_2, not 2), and a
+    private constant's leading underscore is no part of it ("_CANDIDATE_CAP 12->8" is candidate_cap).
+    """
+    return _PRIVATE.sub("", _INDEXED.sub(r"\1_\2", lowered))
+
+
 def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
     lowered = (
         text.lower()
@@ -1469,16 +1480,13 @@ def _canonical(text: str, known: frozenset[str] = frozenset()) -> str:
         .replace("β₂", "beta2")
         .replace("β", "beta")
     )
-    # An index belongs to the name it follows: "LINE_SCORES[2] from 5 to 8" sets line_scores_2, not 2.
-    lowered = _INDEXED.sub(r"\1_\2", lowered)
+    lowered = _spell_names(lowered)
     # A factor written "x1.5" is "1.5x": read as a word, "x1" and ".5" would be two tokens.
     lowered = re.sub(r"(?<![\w.])[x\u00d7]\s*([1-9]\d*(?:\.\d+)?|0\.\d+)(?![\w.])", r"\1x", lowered)
     # "raise matrix lr by a quarter", "scale it up by 50%": the factor the change applies ("by 1.25x").
     lowered = _BY_SHARE.sub(_by_share, lowered)
     # "1 - decay = 1e-3" is a decay of 0.999, "beta2 = 1 - 1e-3" a beta2 of 0.999.
     lowered = _ONE_MINUS.sub(_one_minus, lowered)
-    # ... and a private constant's leading underscore is no part of it: "_CANDIDATE_CAP 12->8".
-    lowered = re.sub(r"(?<!\w)_+(?=[a-z])", "", lowered)
     names = config_names(lowered) | known
     # Config names ("WARMDOWN_RATIO=0.3") read as words, like the prose that names the same knobs.
     # A value given as a fraction is that fraction: "WARMUP_RATIO = 1/50" is 0.02 (a "16/64" span is no value).
